@@ -1,0 +1,150 @@
+//! In-process event bus: sequencing, retention and fan-out in this process.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::{BusConfig, too_many_topics};
+use crate::error::Error;
+use crate::events::bus::EventBus;
+use crate::events::hub::{Hub, Subscription};
+use crate::events::metrics::EventMetrics;
+use crate::events::model::{Event, Payload, Topic, TopicFilter, TopicInfo};
+use crate::events::replay;
+use crate::id::{ProjectId, now_millis};
+
+#[derive(Default)]
+struct TopicLog {
+    last_seq: u64,
+    events: VecDeque<Arc<Event>>,
+}
+
+#[derive(Default)]
+struct ProjectLog {
+    head_seq: u64,
+    topics: HashMap<Topic, TopicLog>,
+}
+
+pub struct MemoryBus {
+    hub: Arc<Hub>,
+    // One lock orders sequencing, retention and dispatch, so subscribers see
+    // events in seq order and a subscribe sees a consistent snapshot.
+    logs: Mutex<HashMap<ProjectId, ProjectLog>>,
+    config: BusConfig,
+}
+
+impl MemoryBus {
+    pub fn new(config: BusConfig, metrics: Arc<EventMetrics>) -> MemoryBus {
+        MemoryBus {
+            hub: Hub::new(config.hub, metrics),
+            logs: Mutex::new(HashMap::new()),
+            config,
+        }
+    }
+
+    fn logs(&self) -> std::sync::MutexGuard<'_, HashMap<ProjectId, ProjectLog>> {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl EventBus for MemoryBus {
+    async fn publish(&self, project: &ProjectId, topic: &Topic, data: Payload) -> Result<u64, Error> {
+        let mut logs = self.logs();
+        let log = logs.entry(project.clone()).or_default();
+        if !log.topics.contains_key(topic) && log.topics.len() >= self.config.max_topics_per_project {
+            return Err(too_many_topics(self.config.max_topics_per_project));
+        }
+        log.head_seq += 1;
+        let seq = log.head_seq;
+        let topic_log = log.topics.entry(topic.clone()).or_default();
+        let event = Arc::new(Event::new(seq, topic_log.last_seq, topic.clone(), data, now_millis()));
+        topic_log.last_seq = seq;
+        topic_log.events.push_back(event.clone());
+        while topic_log.events.len() > self.config.retain_per_topic.max(1) {
+            topic_log.events.pop_front();
+        }
+        self.hub.dispatch(project, &event);
+        Ok(seq)
+    }
+
+    async fn subscribe(
+        &self,
+        project: &ProjectId,
+        filter: &TopicFilter,
+        after: Option<u64>,
+    ) -> Result<Subscription, Error> {
+        let logs = self.logs();
+        let registration = self.hub.register(project, filter)?;
+        let Some(after) = after else {
+            return Ok(Subscription::new(registration, Vec::new(), 0, self.hub.metrics().clone()));
+        };
+        let (head, histories) = match logs.get(project) {
+            None => (0, Vec::new()),
+            Some(log) => (
+                log.head_seq,
+                log.topics
+                    .iter()
+                    .filter(|(topic, _)| filter.matches(topic))
+                    .map(|(topic, t)| (topic.clone(), t.events.iter().cloned().collect()))
+                    .collect(),
+            ),
+        };
+        let plan = replay::plan(after, head, histories);
+        Ok(Subscription::new(
+            registration,
+            plan.deliveries,
+            plan.after,
+            self.hub.metrics().clone(),
+        ))
+    }
+
+    async fn topics(&self, project: &ProjectId) -> Result<Vec<TopicInfo>, Error> {
+        let mut known: HashMap<Topic, (u64, u64)> = HashMap::new();
+        if let Some(log) = self.logs().get(project) {
+            for (topic, t) in &log.topics {
+                known.insert(topic.clone(), (t.last_seq, t.events.len() as u64));
+            }
+        }
+        for topic in self.hub.subscribed_topics(project) {
+            known.entry(topic).or_insert((0, 0));
+        }
+        let mut infos: Vec<TopicInfo> = known
+            .into_iter()
+            .map(|(topic, (last_seq, retained))| TopicInfo {
+                subscribers: self.hub.subscriber_count(project, &topic),
+                topic,
+                last_seq,
+                retained,
+            })
+            .collect();
+        infos.sort_by(|a, b| a.topic.cmp(&b.topic));
+        Ok(infos)
+    }
+
+    async fn check(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn shut_down(&self) {
+        self.hub.shut_down();
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::events::testing::{self, BusFuture};
+
+    #[tokio::test]
+    async fn memory_bus_passes_conformance() {
+        let factory = |config: BusConfig| -> BusFuture {
+            Box::pin(async move {
+                Arc::new(MemoryBus::new(config, Arc::new(EventMetrics::unregistered())))
+                    as Arc<dyn EventBus>
+            })
+        };
+        testing::run(&factory).await;
+    }
+}

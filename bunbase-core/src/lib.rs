@@ -1,0 +1,15 @@
+//! BunBase core: every piece of domain logic, behind traits.
+//!
+//! Each domain module has the same four rooms: `model` (types), `service`
+//! (the API shells and embedders call), a storage/transport trait, and
+//! `adapters/`. Shells (HTTP, gRPC, RESP) are thin layers over this crate.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod id;
+pub mod metrics;
+
+pub use error::{Error, ErrorCode, Result};
+pub use id::ProjectId;
