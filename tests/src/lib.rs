@@ -1,1 +1,3 @@
-//! Shared helpers for the cross-crate tests and benchmark programs.
+//! Shared helpers for the cross-crate tests and the benchmark programs.
+
+pub mod servers;
