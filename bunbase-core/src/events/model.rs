@@ -234,12 +234,12 @@ impl Event {
     }
 
     /// The event's JSON form (computed once, shared by every subscriber):
-    /// `{"seq":…,"prev_seq":…,"topic":"…","published_at":…,"data":…}`.
+    /// `{"type":"event","seq":…,"prev_seq":…,"topic":"…","published_at":…,"data":…}`.
     pub fn wire_json(&self) -> &Arc<str> {
         self.wire.get_or_init(|| {
             let topic = serde_json::to_string(self.topic.as_str()).unwrap_or_default();
             Arc::from(format!(
-                r#"{{"seq":{},"prev_seq":{},"topic":{topic},"published_at":{},"data":{}}}"#,
+                r#"{{"type":"event","seq":{},"prev_seq":{},"topic":{topic},"published_at":{},"data":{}}}"#,
                 self.seq,
                 self.prev_seq,
                 self.published_at,

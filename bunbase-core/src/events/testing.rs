@@ -180,8 +180,8 @@ async fn resume_replays_then_goes_live(f: &dyn BusFactory) {
         seqs.push(publish(&*bus, &p, "feed", n).await);
     }
     let mut sub = bus.subscribe(&p, &filter("feed"), Some(seqs[1])).await.unwrap();
-    for n in 2..5 {
-        assert_eq!(next_event(&mut sub).await, (seqs[n], "feed".into(), n as u64));
+    for (n, seq) in seqs.iter().enumerate().skip(2) {
+        assert_eq!(next_event(&mut sub).await, (*seq, "feed".into(), n as u64));
     }
     let live = publish(&*bus, &p, "feed", 5).await;
     assert_eq!(next_event(&mut sub).await, (live, "feed".into(), 5));

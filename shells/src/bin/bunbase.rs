@@ -1,1 +1,123 @@
-fn main(){}
+//! `bunbase`: every BunBase service in one process on one port, each under
+//! its gateway prefix, on embedded defaults under `--data-dir`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use bunbase_core::auth::StaticTokens;
+use bunbase_core::id::random_hex;
+use bunbase_core::metrics::Registry;
+use bunbase_shells::buncast::{self, BuncastState, EventsArgs};
+use bunbase_shells::cli::{self, ServerArgs};
+use bunbase_shells::kit::{self, Shutdown};
+use clap::Parser;
+
+/// BunBase all-in-one: the whole platform in one process.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "BUNBASE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Where embedded data lives (created if missing).
+    #[arg(long, env = "BUNBASE_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Service tokens, PROJECT:RIGHTS:TOKEN separated by commas (rights: r, w, a).
+    /// Without any, a development token for project `demo` is created in the data directory.
+    #[arg(long, env = "BUNBASE_TOKENS", hide_env_values = true)]
+    tokens: Option<String>,
+    /// File with service tokens, one PROJECT:RIGHTS:TOKEN per line; must be chmod 600.
+    #[arg(long, env = "BUNBASE_TOKENS_FILE")]
+    tokens_file: Option<PathBuf>,
+    #[command(flatten)]
+    events: EventsArgs,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+const DEV_TOKENS_FILE: &str = "dev-tokens";
+
+/// Loads (or creates, mode 600) the development token file.
+fn dev_tokens(data_dir: &Path) -> anyhow::Result<(StaticTokens, String, PathBuf)> {
+    let path = data_dir.join(DEV_TOKENS_FILE);
+    if !path.exists() {
+        let line = format!("demo:rwa:bb_dev_{}\n", random_hex(32));
+        write_private(&path, &line)?;
+    }
+    let spec = bunbase_core::config::read_secret_file(&path)?;
+    let tokens = StaticTokens::parse(spec.expose())?;
+    let token = spec
+        .expose()
+        .lines()
+        .find_map(|l| l.splitn(3, ':').nth(2))
+        .unwrap_or_default()
+        .to_string();
+    Ok((tokens, token, path))
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    cli::init_tracing();
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
+
+    let configured = cli::load_tokens("BUNBASE_TOKENS", args.tokens.clone(), args.tokens_file.as_ref())?;
+    let (tokens, dev_note) = match configured {
+        Some(tokens) => (tokens, None),
+        None => {
+            let (tokens, token, path) = dev_tokens(&args.data_dir)?;
+            (tokens, Some((token, path)))
+        }
+    };
+    let verifier: Arc<StaticTokens> = Arc::new(tokens);
+
+    let registry = Registry::new();
+    let shutdown = Shutdown::new();
+    kit::shutdown_on_signals(&shutdown);
+
+    let events = args.events.build(&registry).await.context("starting Buncast")?;
+    let services = vec![buncast::service(BuncastState {
+        events,
+        verifier: verifier.clone(),
+        keepalive: args.events.keepalive(),
+        shutdown: shutdown.clone(),
+    })];
+
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    println!("BunBase all-in-one listening on http://{address}");
+    println!("  data directory  {}", args.data_dir.display());
+    println!("  /events         Buncast pub/sub ({})", args.events.describe());
+    println!("  /health         health of every service");
+    println!("  /metrics        Prometheus metrics of every service");
+    if let Some((token, path)) = dev_note {
+        println!();
+        println!("  No tokens configured: development token for project `demo` (stored in {}):", path.display());
+        println!("  {token}");
+        println!("  Try: curl -X POST -H 'Authorization: Bearer {token}' \\");
+        println!("         -d '{{\"data\":{{\"hello\":\"world\"}}}}' http://{address}/events/v1/projects/demo/topics/greetings");
+    }
+    kit::serve(listener, services, &registry, args.server.config(), shutdown).await?;
+    println!("BunBase stopped");
+    Ok(())
+}

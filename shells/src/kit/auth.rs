@@ -1,0 +1,113 @@
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use bunbase_core::Error;
+use bunbase_core::auth::{Principal, TokenVerifier};
+
+use super::ApiError;
+
+/// Application state that can verify credentials.
+pub trait AuthState: Send + Sync {
+    fn verifier(&self) -> &Arc<dyn TokenVerifier>;
+}
+
+/// The authenticated caller. The credential is `Authorization: Bearer <token>`
+/// or, for clients that cannot set headers (browser EventSource and
+/// WebSocket), the `access_token` query parameter.
+pub struct Auth(pub Principal);
+
+impl<S: AuthState> FromRequestParts<S> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)?.ok_or_else(|| {
+            Error::Unauthenticated(
+                "missing credential: send Authorization: Bearer <token>".into(),
+            )
+        })?;
+        let principal = state.verifier().verify(&token).await?;
+        Ok(Auth(principal))
+    }
+}
+
+fn bearer_token(parts: &Parts) -> Result<Option<String>, Error> {
+    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+        let value = value
+            .to_str()
+            .map_err(|_| Error::Unauthenticated("malformed Authorization header".into()))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Error::Unauthenticated("Authorization header must be 'Bearer <token>'".into())
+            })?;
+        return Ok(Some(token.to_string()));
+    }
+    let query = parts.uri.query().unwrap_or("");
+    for pair in query.split('&') {
+        if let Some(raw) = pair.strip_prefix("access_token=") {
+            let token = percent_decode(raw);
+            if !token.is_empty() {
+                return Ok(Some(token));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Minimal percent-decoding for a query value (`+` is a space).
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, auth: Option<&str>) -> Parts {
+        let mut req = axum::http::Request::builder().uri(uri);
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        req.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn reads_header_then_query() {
+        assert_eq!(bearer_token(&parts("/", Some("Bearer abc"))).unwrap().as_deref(), Some("abc"));
+        assert_eq!(bearer_token(&parts("/?access_token=a%2Bb", None)).unwrap().as_deref(), Some("a+b"));
+        assert_eq!(bearer_token(&parts("/?x=1", None)).unwrap(), None);
+        assert!(bearer_token(&parts("/", Some("Basic abc"))).is_err());
+        assert!(bearer_token(&parts("/", Some("Bearer "))).is_err());
+    }
+
+    #[test]
+    fn decodes_percent_escapes() {
+        assert_eq!(percent_decode("a%20b+c%zz%4"), "a b c%zz%4");
+    }
+}

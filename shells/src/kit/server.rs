@@ -1,0 +1,132 @@
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, header};
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use super::health::{self, HealthCheck};
+use super::http_metrics::{self, HttpMetrics};
+use super::json_errors::json_errors;
+use super::shutdown::Shutdown;
+use super::ApiError;
+use bunbase_core::Error;
+
+/// One service mounted on a server: its routes (already under its gateway
+/// prefix), the dependencies `/health` asks about, and what to do when
+/// shutdown starts (end open streams so connections can finish).
+pub struct Service {
+    pub name: String,
+    pub router: Router,
+    pub health: Vec<Arc<dyn HealthCheck>>,
+    pub on_shutdown: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+/// Limits every server applies.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerConfig {
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// Longest time to produce response headers (streams run longer).
+    pub request_timeout: Duration,
+    /// Longest wait for in-flight requests and streams at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Builds the full application router: the services' routes plus `/health`,
+/// `/metrics` and every cross-cutting layer. [`serve`] runs it; tests can
+/// call it in process.
+pub fn app(services: &[Service], registry: &Registry, config: &ServerConfig) -> Result<Router, Error> {
+    let metrics = HttpMetrics::new(registry)?;
+    let checks: Arc<Vec<Arc<dyn HealthCheck>>> =
+        Arc::new(services.iter().flat_map(|s| s.health.iter().cloned()).collect());
+    let metrics_registry = registry.clone();
+    let mut router = Router::new()
+        .route(
+            "/health",
+            get(move || {
+                let checks = checks.clone();
+                async move { health::report(&checks).await }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let text = bunbase_core::metrics::render(&metrics_registry);
+                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text) }
+            }),
+        );
+    for service in services {
+        router = router.merge(service.router.clone());
+    }
+    Ok(router
+        .fallback(|| async { ApiError(Error::NotFound("no such route".into())).into_response() })
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(metrics, http_metrics::track))
+        .layer(TraceLayer::new_for_http()))
+}
+
+/// Serves `services` on `listener` until `shutdown` triggers, then stops
+/// accepting, ends open streams, lets in-flight requests finish (at most
+/// `shutdown_grace`) and returns.
+pub async fn serve(
+    listener: TcpListener,
+    services: Vec<Service>,
+    registry: &Registry,
+    config: ServerConfig,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    let app = app(&services, registry, &config).map_err(io::Error::other)?;
+    let hooks: Vec<_> = services.iter().filter_map(|s| s.on_shutdown.clone()).collect();
+    let token = shutdown.token.clone();
+    let graceful = async move {
+        token.cancelled().await;
+        for hook in hooks {
+            hook();
+        }
+    };
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(graceful);
+    let deadline = {
+        let token = shutdown.token.clone();
+        async move {
+            token.cancelled().await;
+            tokio::time::sleep(config.shutdown_grace).await;
+        }
+    };
+    tokio::select! {
+        result = server => result?,
+        _ = deadline => tracing::warn!(
+            grace = ?config.shutdown_grace,
+            "requests still running after the shutdown grace period; exiting anyway"
+        ),
+    }
+    if !shutdown.drain(config.shutdown_grace).await {
+        tracing::warn!("background connections still open after the grace period");
+    }
+    Ok(())
+}
