@@ -1,0 +1,19 @@
+//! Typed client for BunBase services.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), bunbase_core::Error> {
+//! use futures_util::StreamExt;
+//! let client = bunbase_client::Client::new("http://127.0.0.1:8080")?.with_token("bb_dev_…");
+//! let events = client.events();
+//! let mut stream = events.subscribe("demo", "orders.*");
+//! events.publish("demo", "orders.created", &serde_json::json!({"id": 1})).await?;
+//! while let Some(item) = stream.next().await { println!("{:?}", item?); }
+//! # Ok(()) }
+//! ```
+
+mod events;
+mod http;
+pub mod sse;
+
+pub use events::{EventStream, EventsClient, StreamItem};
+pub use http::Client;

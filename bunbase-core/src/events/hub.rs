@@ -304,6 +304,10 @@ pub struct Subscription {
     /// Live events at or below this seq were already replayed (or are older
     /// than the resume point) and are skipped.
     skip_through: u64,
+    /// The resume point this subscription started from: after the backlog,
+    /// every event with a greater seq is delivered. A client that reconnects
+    /// before seeing any event resumes from here.
+    position: u64,
     state: Arc<SlotState>,
     _guard: SlotGuard,
     finished: bool,
@@ -312,7 +316,8 @@ pub struct Subscription {
 
 impl Subscription {
     /// Attaches replayed `backlog` to a registration. `after` is the resume
-    /// point the subscriber gave (0 for none).
+    /// point in effect: what the subscriber gave, or for a live-only
+    /// subscription the project's head when it registered.
     pub fn new(
         registration: Registration,
         backlog: Vec<Delivery>,
@@ -331,11 +336,17 @@ impl Subscription {
             backlog: backlog.into(),
             rx: registration.rx,
             skip_through: replayed_through.max(after),
+            position: after,
             state: registration.state,
             _guard: registration.guard,
             finished: false,
             metrics,
         }
+    }
+
+    /// The resume point this subscription started from (see the field).
+    pub fn position(&self) -> u64 {
+        self.position
     }
 
     fn count(&self, item: Delivery) -> Poll<Option<Delivery>> {

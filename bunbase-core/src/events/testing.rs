@@ -48,6 +48,7 @@ pub async fn run(factory: &dyn BusFactory) {
     check!(patterns_match_segments);
     check!(projects_are_isolated);
     check!(resume_replays_then_goes_live);
+    check!(live_subscriptions_start_at_the_head);
     check!(resume_with_pattern_merges_topics);
     check!(evicted_history_is_reported_as_gap);
     check!(unknown_resume_point_is_reported);
@@ -191,6 +192,23 @@ async fn resume_replays_then_goes_live(f: &dyn BusFactory) {
     assert_quiet(&mut at_head).await;
     let mut all = bus.subscribe(&p, &filter("feed"), Some(0)).await.unwrap();
     assert_eq!(next_event(&mut all).await.0, seqs[0]);
+}
+
+async fn live_subscriptions_start_at_the_head(f: &dyn BusFactory) {
+    let bus = f.make(BusConfig::default()).await;
+    let p = project();
+    let fresh = bus.subscribe(&p, &filter("t"), None).await.unwrap();
+    assert_eq!(fresh.position(), 0);
+    publish(&*bus, &p, "t", 1).await;
+    let head = publish(&*bus, &p, "other", 2).await;
+    let mut sub = bus.subscribe(&p, &filter("t"), None).await.unwrap();
+    assert_eq!(sub.position(), head, "position is the project's head");
+    assert_quiet(&mut sub).await;
+    // Resuming from that position later misses nothing published since.
+    let next = publish(&*bus, &p, "t", 3).await;
+    drop(sub);
+    let mut resumed = bus.subscribe(&p, &filter("t"), Some(head)).await.unwrap();
+    assert_eq!(next_event(&mut resumed).await.0, next);
 }
 
 async fn resume_with_pattern_merges_topics(f: &dyn BusFactory) {

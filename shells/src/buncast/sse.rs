@@ -86,11 +86,16 @@ impl SseStream {
         let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
         interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
         SseStream {
-            subscription,
             keepalive: interval,
-            // Sent at once, so the client knows the subscription is live, and
-            // sets the EventSource reconnect delay.
-            opening: Some(Bytes::from_static(b"retry: 1000\n: subscribed\n\n")),
+            // Sent at once: the client knows the subscription is live, gets
+            // the reconnect delay, and its last event id becomes the
+            // subscription's position, so a reconnect before any event
+            // still resumes without loss.
+            opening: Some(Bytes::from(format!(
+                "retry: 1000\nid: {}\n: subscribed\n\n",
+                subscription.position()
+            ))),
+            subscription,
             done: false,
         }
     }

@@ -71,6 +71,10 @@ async fn run(
     project: ProjectId,
 ) {
     let (mut sink, mut incoming) = socket.split();
+    let opening = format!(r#"{{"type":"subscribed","position":{}}}"#, subscription.position());
+    if sink.send(Message::Text(opening.into())).await.is_err() {
+        return;
+    }
     loop {
         tokio::select! {
             delivery = subscription.next() => {

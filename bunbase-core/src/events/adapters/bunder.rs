@@ -199,10 +199,13 @@ impl EventBus for BunderBus {
         // Register first: an event is then either in history or in the queue.
         let registration = self.hub.register(project, filter)?;
         let metrics = self.hub.metrics().clone();
-        let Some(after) = after else {
-            return Ok(Subscription::new(registration, Vec::new(), 0, metrics));
-        };
         let mut conn = self.conn().await?;
+        let Some(after) = after else {
+            // Live only: start at the head as read *after* registering; events
+            // at or below it that reach the queue are before this position.
+            let head: Option<u64> = conn.get(self.key(project, "seq")).await.map_err(unavailable)?;
+            return Ok(Subscription::new(registration, Vec::new(), head.unwrap_or(0), metrics));
+        };
         let (head, topics): (Option<u64>, HashMap<String, u64>) = redis::pipe()
             .get(self.key(project, "seq"))
             .hgetall(self.key(project, "topics"))

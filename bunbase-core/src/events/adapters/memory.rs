@@ -77,8 +77,10 @@ impl EventBus for MemoryBus {
     ) -> Result<Subscription, Error> {
         let logs = self.logs();
         let registration = self.hub.register(project, filter)?;
+        let head_seq = logs.get(project).map_or(0, |log| log.head_seq);
         let Some(after) = after else {
-            return Ok(Subscription::new(registration, Vec::new(), 0, self.hub.metrics().clone()));
+            // Live only: the subscription starts at the current head.
+            return Ok(Subscription::new(registration, Vec::new(), head_seq, self.hub.metrics().clone()));
         };
         let (head, histories) = match logs.get(project) {
             None => (0, Vec::new()),

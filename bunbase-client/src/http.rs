@@ -1,0 +1,111 @@
+use bunbase_core::{Error, ErrorCode};
+use reqwest::{RequestBuilder, Response, StatusCode};
+
+use crate::events::EventsClient;
+
+/// A connection to a BunBase server (the all-in-one, the gateway, or one
+/// service directly — the URLs are the same).
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) token: Option<String>,
+}
+
+impl Client {
+    /// `url` is the server's base, e.g. `http://127.0.0.1:8080`.
+    pub fn new(url: impl Into<String>) -> Result<Client, Error> {
+        let base = url.into().trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(Error::invalid(format!(
+                "server URL must start with http:// or https://, got {base:?}"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("bunbase-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::internal(format!("HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            base,
+            token: None,
+        })
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request.
+    pub fn with_token(mut self, token: impl Into<String>) -> Client {
+        self.token = Some(token.into());
+        self
+    }
+
+    pub fn events(&self) -> EventsClient {
+        EventsClient::new(self.clone())
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub(crate) fn authorized(&self, request: RequestBuilder) -> RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+}
+
+/// Percent-encodes one path segment.
+pub(crate) fn segment(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'*') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub(crate) fn transport(e: reqwest::Error) -> Error {
+    Error::Unavailable(format!("request failed: {e}"))
+}
+
+/// Turns a non-success response into the server's error (its stable code
+/// and message), or a generic one if the body is not in the platform shape.
+pub(crate) async fn check(response: Response) -> Result<Response, Error> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(std::time::Duration::from_secs);
+    let body = response.text().await.unwrap_or_default();
+    let parsed: Option<(ErrorCode, String)> = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            let code = ErrorCode::parse(v["error"]["code"].as_str()?)?;
+            Some((code, v["error"]["message"].as_str().unwrap_or_default().to_string()))
+        });
+    let (code, message) = parsed.unwrap_or_else(|| {
+        let code = match status {
+            StatusCode::NOT_FOUND => ErrorCode::NotFound,
+            StatusCode::UNAUTHORIZED => ErrorCode::Unauthenticated,
+            StatusCode::FORBIDDEN => ErrorCode::PermissionDenied,
+            s if s.is_server_error() => ErrorCode::Unavailable,
+            _ => ErrorCode::InvalidInput,
+        };
+        (code, format!("HTTP {status}"))
+    });
+    Err(match code {
+        ErrorCode::RateLimited => Error::RateLimited {
+            message,
+            retry_after,
+        },
+        _ => Error::from_code(code, message),
+    })
+}
