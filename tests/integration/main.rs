@@ -1,3 +1,6 @@
 //! Cross-crate tests, compiled into one binary (link time matters).
 
+mod buncast_http;
+mod buncast_ws;
 mod events_conformance;
+mod support;

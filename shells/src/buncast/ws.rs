@@ -125,15 +125,17 @@ fn match_closed(delivery: &Delivery) -> Option<CloseReason> {
     }
 }
 
+/// A client frame. (Not an internally tagged enum: serde buffers those,
+/// which `RawValue` payloads can't go through.)
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum ClientFrame {
-    Publish {
-        topic: String,
-        data: Box<RawValue>,
-        #[serde(rename = "ref")]
-        reference: Option<Box<RawValue>>,
-    },
+#[serde(deny_unknown_fields)]
+struct ClientFrame {
+    #[serde(rename = "type")]
+    kind: String,
+    topic: Option<String>,
+    data: Option<Box<RawValue>>,
+    #[serde(rename = "ref")]
+    reference: Option<Box<RawValue>>,
 }
 
 async fn handle_client_frame(
@@ -146,17 +148,23 @@ async fn handle_client_frame(
         Ok(frame) => frame,
         Err(e) => return Some(error_reply(None, "invalid_input", &format!("invalid frame: {e}"))),
     };
-    match frame {
-        ClientFrame::Publish { topic, data, reference } => {
-            let reference = reference.as_deref();
-            match state.events.publish(who, project, &topic, data.get()).await {
-                Ok(seq) => Some(match reference {
-                    Some(r) => format!(r#"{{"type":"published","seq":{seq},"ref":{}}}"#, r.get()),
-                    None => format!(r#"{{"type":"published","seq":{seq}}}"#),
-                }),
-                Err(e) => Some(error_reply(reference, e.code().as_str(), &e.public_message())),
-            }
-        }
+    let reference = frame.reference.as_deref();
+    if frame.kind != "publish" {
+        return Some(error_reply(
+            reference,
+            "invalid_input",
+            &format!("unknown frame type {:?}; the only one is \"publish\"", frame.kind),
+        ));
+    }
+    let (Some(topic), Some(data)) = (frame.topic, frame.data) else {
+        return Some(error_reply(reference, "invalid_input", "a publish frame needs \"topic\" and \"data\""));
+    };
+    match state.events.publish(who, project, &topic, data.get()).await {
+        Ok(seq) => Some(match reference {
+            Some(r) => format!(r#"{{"type":"published","seq":{seq},"ref":{}}}"#, r.get()),
+            None => format!(r#"{{"type":"published","seq":{seq}}}"#),
+        }),
+        Err(e) => Some(error_reply(reference, e.code().as_str(), &e.public_message())),
     }
 }
 

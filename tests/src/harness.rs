@@ -1,0 +1,148 @@
+//! In-process servers for tests and benchmarks: the real shell kit and the
+//! real Buncast routes on a loopback port.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bunbase_core::auth::StaticTokens;
+use bunbase_core::events::adapters::BusConfig;
+use bunbase_core::events::adapters::bunder::BunderBus;
+use bunbase_core::events::adapters::memory::MemoryBus;
+use bunbase_core::events::{EventBus, EventLimits, EventMetrics, Events};
+use bunbase_core::metrics::Registry;
+use bunbase_shells::buncast::{self, BuncastState};
+use bunbase_shells::kit::{self, ServerConfig, Shutdown};
+
+/// Full rights in project `alpha`.
+pub const ALPHA: &str = "alpha-token-000000000000000001";
+/// Read-only in project `alpha`.
+pub const ALPHA_READER: &str = "alpha-reader-0000000000000002";
+/// Full rights in project `beta`.
+pub const BETA: &str = "beta-token-0000000000000000003";
+
+pub fn tokens() -> StaticTokens {
+    StaticTokens::parse(&format!("alpha:rwa:{ALPHA},alpha:r:{ALPHA_READER},beta:rwa:{BETA}"))
+        .unwrap_or_else(|e| panic!("test tokens: {e}"))
+}
+
+/// Which bus a test server uses.
+#[derive(Clone)]
+pub enum Bus {
+    Memory,
+    /// A Redis-protocol server URL and key prefix.
+    Redis(String, String),
+}
+
+#[derive(Clone)]
+pub struct Options {
+    pub bus: Bus,
+    pub bus_config: BusConfig,
+    pub limits: EventLimits,
+    pub server: ServerConfig,
+    pub keepalive: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            bus: Bus::Memory,
+            bus_config: BusConfig::default(),
+            limits: EventLimits::default(),
+            server: ServerConfig {
+                body_limit: 256 * 1024,
+                ..ServerConfig::default()
+            },
+            keepalive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// A Buncast server running on the current tokio runtime.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub events: Events,
+    pub shutdown: Shutdown,
+    pub registry: Registry,
+    pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Starts Buncast with `options` on 127.0.0.1:0 in the current runtime.
+pub async fn start(options: Options) -> RunningServer {
+    let registry = Registry::new();
+    let metrics = Arc::new(EventMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")));
+    let bus: Arc<dyn EventBus> = match &options.bus {
+        Bus::Memory => Arc::new(MemoryBus::new(options.bus_config, metrics.clone())),
+        Bus::Redis(url, prefix) => Arc::new(
+            BunderBus::connect(url, prefix, options.bus_config, metrics.clone())
+                .await
+                .unwrap_or_else(|e| panic!("bus: {e}")),
+        ),
+    };
+    let events = Events::new(bus, options.limits, metrics);
+    let shutdown = Shutdown::new();
+    let state = BuncastState {
+        events: events.clone(),
+        verifier: Arc::new(tokens()),
+        keepalive: options.keepalive,
+        shutdown: shutdown.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let handle = {
+        let registry = registry.clone();
+        let shutdown = shutdown.clone();
+        let server = options.server;
+        tokio::spawn(async move {
+            kit::serve(listener, vec![buncast::service(state)], &registry, server, shutdown).await
+        })
+    };
+    RunningServer {
+        addr,
+        events,
+        shutdown,
+        registry,
+        handle,
+    }
+}
+
+/// One default server shared by every test of this process, on a runtime of
+/// its own (each `#[tokio::test]` has a runtime that ends with the test).
+pub fn shared() -> &'static SharedServer {
+    static SHARED: OnceLock<SharedServer> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("shared-buncast".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap_or_else(|e| panic!("runtime: {e}"));
+                runtime.block_on(async move {
+                    let server = start(Options::default()).await;
+                    let _ = tx.send(SharedServer {
+                        url: server.url(),
+                        events: server.events.clone(),
+                    });
+                    let _ = server.handle.await;
+                });
+            })
+            .unwrap_or_else(|e| panic!("thread: {e}"));
+        rx.recv().unwrap_or_else(|e| panic!("shared server did not start: {e}"))
+    })
+}
+
+pub struct SharedServer {
+    pub url: String,
+    pub events: Events,
+}
