@@ -2,5 +2,7 @@
 
 mod buncast_http;
 mod buncast_ws;
+mod client;
 mod events_conformance;
+mod shutdown;
 mod support;

@@ -41,6 +41,8 @@ pub struct Options {
     pub limits: EventLimits,
     pub server: ServerConfig,
     pub keepalive: Duration,
+    /// Where to listen; a free port when `None`.
+    pub listen: Option<SocketAddr>,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
                 ..ServerConfig::default()
             },
             keepalive: Duration::from_secs(15),
+            listen: None,
         }
     }
 }
@@ -93,7 +96,8 @@ pub async fn start(options: Options) -> RunningServer {
         keepalive: options.keepalive,
         shutdown: shutdown.clone(),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let address = options.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let listener = tokio::net::TcpListener::bind(address)
         .await
         .unwrap_or_else(|e| panic!("bind: {e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
