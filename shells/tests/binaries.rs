@@ -1,0 +1,239 @@
+//! The compiled binaries, run as an operator would: flags, env, secrets,
+//! start-up messages, and shutdown on SIGTERM.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BUNBASE: &str = env!("CARGO_BIN_EXE_bunbase");
+const BUNCAST: &str = env!("CARGO_BIN_EXE_buncast");
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "bunbase-bin-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts `bunbase` on a free port; returns the child, its URL and its
+/// printed lines so far.
+async fn start_bunbase(data_dir: &std::path::Path) -> (Child, String, Vec<String>) {
+    let mut child = Command::new(BUNBASE)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("BUNBASE_TOKENS")
+        .env_remove("BUNBASE_TOKENS_FILE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut seen = Vec::new();
+    let url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("bunbase printed its address")
+            .unwrap()
+            .expect("bunbase exited early");
+        seen.push(line.clone());
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.trim().to_string();
+        }
+    };
+    // Read the rest of the banner (it ends with the curl hint or the metrics line).
+    while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await {
+        seen.push(line);
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url, seen)
+}
+
+fn sigterm(child: &Child) {
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn bunbase_runs_the_platform_and_stops_on_sigterm() {
+    let data = temp_dir("run");
+    let (mut child, url, banner) = start_bunbase(&data).await;
+    let text = banner.join("\n");
+    assert!(text.contains("/events"), "{text}");
+    assert!(text.contains("/health"), "{text}");
+
+    // A development token was created, private, and printed.
+    let token_file = data.join("dev-tokens");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let spec = std::fs::read_to_string(&token_file).unwrap();
+    let token = spec.trim().splitn(3, ':').nth(2).unwrap().to_string();
+    assert!(text.contains(&token), "the token is printed");
+
+    let http = reqwest::Client::new();
+    let health = http.get(format!("{url}/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let published = http
+        .post(format!("{url}/events/v1/projects/demo/topics/greetings"))
+        .bearer_auth(&token)
+        .body(r#"{"data":{"hello":"world"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), 201);
+    let metrics = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("buncast_events_published_total 1"));
+    assert!(metrics.contains("http_requests_total"));
+
+    // An open stream is closed with a reason when the process is told to stop.
+    let mut stream = http
+        .get(format!("{url}/events/v1/projects/demo/topics/greetings/subscribe"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let opening = stream.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&opening).contains("id: 1"));
+    sigterm(&child);
+    let mut rest = String::new();
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_secs(10), stream.chunk()).await {
+        rest.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(rest.contains("event: closed") && rest.contains("shutdown"), "{rest}");
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+
+    // A restart keeps the same development token.
+    let (mut again, url, _) = start_bunbase(&data).await;
+    let answer = http
+        .get(format!("{url}/events/v1/projects/demo/topics"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    sigterm(&again);
+    let _ = again.wait().await;
+    std::fs::remove_dir_all(&data).ok();
+}
+
+async fn run_to_exit(mut command: Command) -> (bool, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(20),
+        command.stdout(Stdio::piped()).stderr(Stdio::piped()).output(),
+    )
+    .await
+    .expect("exits in time")
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn buncast() -> Command {
+    let mut command = Command::new(BUNCAST);
+    command
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("BUNCAST_TOKENS")
+        .env_remove("BUNCAST_TOKENS_FILE");
+    command
+}
+
+#[tokio::test]
+async fn buncast_refuses_to_start_without_credentials() {
+    let (ok, text) = run_to_exit(buncast()).await;
+    assert!(!ok);
+    assert!(text.contains("BUNCAST_TOKENS"), "{text}");
+}
+
+#[tokio::test]
+async fn buncast_refuses_readable_secret_files_and_bad_tokens() {
+    let dir = temp_dir("secrets");
+    let file = dir.join("tokens");
+    std::fs::write(&file, "demo:rw:0123456789abcdef0123\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let mut command = buncast();
+    command.env("BUNCAST_TOKENS_FILE", &file);
+    let (ok, text) = run_to_exit(command).await;
+    assert!(!ok);
+    assert!(text.contains("chmod 600"), "{text}");
+
+    let mut command = buncast();
+    command.env("BUNCAST_TOKENS", "demo:rw:short");
+    let (ok, text) = run_to_exit(command).await;
+    assert!(!ok);
+    assert!(text.contains("at least 16"), "{text}");
+
+    let mut command = buncast();
+    command.env("BUNCAST_TOKENS", "demo:rw:0123456789abcdef0123").args(["--events-bus", "bunder"]);
+    let (ok, text) = run_to_exit(command).await;
+    assert!(!ok);
+    assert!(text.contains("BUNCAST_REDIS_URL"), "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn flags_win_over_environment() {
+    // The env asks for a bus that would fail; the flag overrides it.
+    let mut command = buncast();
+    command
+        .env("BUNCAST_TOKENS", "demo:rw:0123456789abcdef0123")
+        .env("BUNCAST_BUS", "bunder")
+        .args(["--events-bus", "memory", "--events-retain", "0"]);
+    let (ok, text) = run_to_exit(command).await;
+    assert!(!ok);
+    // It got past the bus choice (memory, from the flag) to the retain check.
+    assert!(text.contains("--events-retain"), "{text}");
+}
+
+#[tokio::test]
+async fn help_lists_every_option_with_its_environment_name() {
+    for (binary, names) in [
+        (
+            BUNCAST,
+            &[
+                "BUNCAST_LISTEN",
+                "BUNCAST_TOKENS_FILE",
+                "BUNCAST_BUS",
+                "BUNCAST_REDIS_URL",
+                "BUNCAST_RETAIN",
+                "BUNCAST_QUEUE",
+                "BUNCAST_MAX_PAYLOAD",
+                "BUNBASE_BODY_LIMIT",
+                "BUNBASE_REQUEST_TIMEOUT_SECS",
+            ][..],
+        ),
+        (BUNBASE, &["BUNBASE_LISTEN", "BUNBASE_DATA_DIR", "BUNBASE_TOKENS_FILE", "BUNCAST_BUS"][..]),
+    ] {
+        let mut command = Command::new(binary);
+        command.arg("--help");
+        let (ok, text) = run_to_exit(command).await;
+        assert!(ok);
+        for name in names {
+            assert!(text.contains(name), "{binary} --help lacks {name}");
+        }
+    }
+}
