@@ -1,5 +1,4 @@
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
@@ -109,8 +109,13 @@ pub async fn serve(
             hook();
         }
     };
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(graceful);
+    // Events are small writes that must leave at once: no Nagle delay.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    let server = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(graceful);
     let deadline = {
         let token = shutdown.token.clone();
         async move {
