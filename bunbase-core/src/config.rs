@@ -70,9 +70,7 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, Error> {
 /// Parses a size such as `64KiB`, `1MiB`, `512` (bytes).
 pub fn parse_size(raw: &str) -> Result<usize, Error> {
     let raw = raw.trim();
-    let split = raw
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(raw.len());
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
     let (num, unit) = raw.split_at(split);
     let num: usize = num
         .parse()

@@ -11,7 +11,10 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
 use crate::error::Error;
 
 /// Registers `metric` in `registry` and hands it back.
-pub fn register<C: Collector + Clone + 'static>(registry: &Registry, metric: C) -> Result<C, Error> {
+pub fn register<C: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: C,
+) -> Result<C, Error> {
     registry
         .register(Box::new(metric.clone()))
         .map_err(|e| Error::internal(format!("metric registration failed: {e}")))?;

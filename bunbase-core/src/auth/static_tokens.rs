@@ -136,7 +136,12 @@ mod tests {
         let b = tokens.verify("bbbbbbbbbbbbbbbb2").await.unwrap();
         assert_eq!(b.project.as_str(), "beta");
         assert!(!b.rights.write);
-        for bad in ["", "aaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaaa12", "bbbbbbbbbbbbbbbb1"] {
+        for bad in [
+            "",
+            "aaaaaaaaaaaaaaaa",
+            "aaaaaaaaaaaaaaaa12",
+            "bbbbbbbbbbbbbbbb1",
+        ] {
             assert_eq!(
                 tokens.verify(bad).await.unwrap_err().code(),
                 crate::ErrorCode::Unauthenticated

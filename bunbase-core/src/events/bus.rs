@@ -18,7 +18,12 @@ use crate::id::ProjectId;
 /// - nothing crosses projects.
 #[async_trait]
 pub trait EventBus: Send + Sync + 'static {
-    async fn publish(&self, project: &ProjectId, topic: &Topic, data: Payload) -> Result<u64, Error>;
+    async fn publish(
+        &self,
+        project: &ProjectId,
+        topic: &Topic,
+        data: Payload,
+    ) -> Result<u64, Error>;
 
     async fn subscribe(
         &self,

@@ -154,7 +154,9 @@ impl Hub {
             }
             let slots = projects.entry(project.clone()).or_default();
             match filter {
-                TopicFilter::Exact(topic) => slots.exact.entry(topic.clone()).or_default().push(slot),
+                TopicFilter::Exact(topic) => {
+                    slots.exact.entry(topic.clone()).or_default().push(slot)
+                }
                 TopicFilter::Pattern(_) => slots.patterns.push(slot),
             }
             self.metrics.subscribers.inc();
@@ -181,7 +183,10 @@ impl Hub {
                 return;
             };
             let exact = slots.exact.get(&event.topic).into_iter().flatten();
-            let patterns = slots.patterns.iter().filter(|s| s.filter.matches(&event.topic));
+            let patterns = slots
+                .patterns
+                .iter()
+                .filter(|s| s.filter.matches(&event.topic));
             for slot in exact.chain(patterns) {
                 if slot.state.closed.load(Ordering::Acquire) {
                     continue;
@@ -214,7 +219,11 @@ impl Hub {
             return 0;
         };
         let exact = slots.exact.get(topic).map_or(0, |v| v.len());
-        let patterns = slots.patterns.iter().filter(|s| s.filter.matches(topic)).count();
+        let patterns = slots
+            .patterns
+            .iter()
+            .filter(|s| s.filter.matches(topic))
+            .count();
         (exact + patterns) as u64
     }
 
@@ -235,7 +244,10 @@ impl Hub {
             for slot in all {
                 slot.state.close(reason);
                 self.metrics.subscribers.dec();
-                self.metrics.dropped.with_label_values(&[reason.as_str()]).inc();
+                self.metrics
+                    .dropped
+                    .with_label_values(&[reason.as_str()])
+                    .inc();
             }
         }
     }
@@ -261,7 +273,10 @@ impl Hub {
             self.metrics.subscribers.dec();
             if dropped {
                 let reason = slot.state.reason();
-                self.metrics.dropped.with_label_values(&[reason.as_str()]).inc();
+                self.metrics
+                    .dropped
+                    .with_label_values(&[reason.as_str()])
+                    .inc();
             }
         }
         if slots.is_empty() {

@@ -22,5 +22,7 @@ pub mod testing;
 pub use bus::EventBus;
 pub use hub::Subscription;
 pub use metrics::EventMetrics;
-pub use model::{CloseReason, Delivery, Event, Gap, GapReason, Payload, Topic, TopicFilter, TopicInfo};
+pub use model::{
+    CloseReason, Delivery, Event, Gap, GapReason, Payload, Topic, TopicFilter, TopicInfo,
+};
 pub use service::{EventLimits, Events};

@@ -370,7 +370,9 @@ mod tests {
         }
         let long = "a".repeat(MAX_TOPIC_LEN + 1);
         let deep = vec!["a"; MAX_TOPIC_SEGMENTS + 1].join(".");
-        for bad in ["", ".", "a.", ".a", "a..b", "a b", "a/b", "a*", "é", &long, &deep] {
+        for bad in [
+            "", ".", "a.", ".a", "a..b", "a b", "a/b", "a*", "é", &long, &deep,
+        ] {
             assert!(Topic::new(bad).is_err(), "{bad:?}");
         }
     }
@@ -395,7 +397,10 @@ mod tests {
 
     #[test]
     fn payloads_are_json_and_bounded() {
-        assert_eq!(Payload::from_json(" {\"a\": 1} ", 100).unwrap().as_json(), "{\"a\":1}");
+        assert_eq!(
+            Payload::from_json(" {\"a\": 1} ", 100).unwrap().as_json(),
+            "{\"a\":1}"
+        );
         assert!(Payload::from_json("{oops", 100).is_err());
         let err = Payload::from_json("\"0123456789\"", 5).unwrap_err();
         assert_eq!(err.code(), crate::ErrorCode::PayloadTooLarge);
@@ -403,7 +408,13 @@ mod tests {
 
     #[test]
     fn wire_form_round_trips() {
-        let e = Event::new(7, 3, Topic::new("a.b").unwrap(), Payload::from_value(&serde_json::json!({"x":[1,"y"]})), 99);
+        let e = Event::new(
+            7,
+            3,
+            Topic::new("a.b").unwrap(),
+            Payload::from_value(&serde_json::json!({"x":[1,"y"]})),
+            99,
+        );
         let back = Event::from_wire(e.wire_json()).unwrap();
         assert_eq!(back, e);
     }

@@ -97,7 +97,11 @@ impl Events {
         self.bus.subscribe(project, &filter, after).await
     }
 
-    pub async fn topics(&self, who: &Principal, project: &ProjectId) -> Result<Vec<TopicInfo>, Error> {
+    pub async fn topics(
+        &self,
+        who: &Principal,
+        project: &ProjectId,
+    ) -> Result<Vec<TopicInfo>, Error> {
         who.authorize(project, Access::Read)?;
         self.bus.topics(project).await
     }

@@ -114,9 +114,14 @@ async fn sequence_numbers_increase_across_topics(f: &dyn BusFactory) {
     let b = publish(&*bus, &p, "b", 2).await;
     let c = publish(&*bus, &p, "a", 3).await;
     assert!(a >= 1 && a < b && b < c, "seqs {a} {b} {c} must increase");
-    // Another project has its own sequence.
+    // Another project has its own sequence: p's publishes don't move it.
     let q = project();
-    assert_eq!(publish(&*bus, &q, "a", 1).await, 1);
+    let q1 = publish(&*bus, &q, "a", 1).await;
+    for n in 0..5 {
+        publish(&*bus, &p, "a", n).await;
+    }
+    let q2 = publish(&*bus, &q, "a", 2).await;
+    assert_eq!(q2, q1 + 1, "q's sequence is its own");
 }
 
 async fn subscribers_receive_in_order(f: &dyn BusFactory) {
@@ -160,17 +165,19 @@ async fn projects_are_isolated(f: &dyn BusFactory) {
     let (a, b) = (project(), project());
     let mut b_sub = bus.subscribe(&b, &filter(">"), Some(0)).await.unwrap();
     publish(&*bus, &a, "shared", 1).await;
-    publish(&*bus, &a, "shared", 2).await;
+    let a_last = publish(&*bus, &a, "shared", 2).await;
     assert_quiet(&mut b_sub).await;
     let mut b_late = bus.subscribe(&b, &filter("shared"), Some(0)).await.unwrap();
     assert_quiet(&mut b_late).await;
-    assert!(bus.topics(&b).await.unwrap().is_empty() || {
-        let t = bus.topics(&b).await.unwrap();
-        t.iter().all(|i| i.last_seq == 0)
-    });
+    assert!(
+        bus.topics(&b).await.unwrap().is_empty() || {
+            let t = bus.topics(&b).await.unwrap();
+            t.iter().all(|i| i.last_seq == 0)
+        }
+    );
     let a_topics = bus.topics(&a).await.unwrap();
     assert_eq!(a_topics.len(), 1);
-    assert_eq!(a_topics[0].last_seq, 2);
+    assert_eq!(a_topics[0].last_seq, a_last);
 }
 
 async fn resume_replays_then_goes_live(f: &dyn BusFactory) {
@@ -180,7 +187,10 @@ async fn resume_replays_then_goes_live(f: &dyn BusFactory) {
     for n in 0..5 {
         seqs.push(publish(&*bus, &p, "feed", n).await);
     }
-    let mut sub = bus.subscribe(&p, &filter("feed"), Some(seqs[1])).await.unwrap();
+    let mut sub = bus
+        .subscribe(&p, &filter("feed"), Some(seqs[1]))
+        .await
+        .unwrap();
     for (n, seq) in seqs.iter().enumerate().skip(2) {
         assert_eq!(next_event(&mut sub).await, (*seq, "feed".into(), n as u64));
     }
@@ -188,7 +198,10 @@ async fn resume_replays_then_goes_live(f: &dyn BusFactory) {
     assert_eq!(next_event(&mut sub).await, (live, "feed".into(), 5));
     assert_quiet(&mut sub).await;
     // Resuming at the head replays nothing; from 0 replays everything.
-    let mut at_head = bus.subscribe(&p, &filter("feed"), Some(live)).await.unwrap();
+    let mut at_head = bus
+        .subscribe(&p, &filter("feed"), Some(live))
+        .await
+        .unwrap();
     assert_quiet(&mut at_head).await;
     let mut all = bus.subscribe(&p, &filter("feed"), Some(0)).await.unwrap();
     assert_eq!(next_event(&mut all).await.0, seqs[0]);
@@ -198,8 +211,11 @@ async fn live_subscriptions_start_at_the_head(f: &dyn BusFactory) {
     let bus = f.make(BusConfig::default()).await;
     let p = project();
     let fresh = bus.subscribe(&p, &filter("t"), None).await.unwrap();
-    assert_eq!(fresh.position(), 0);
-    publish(&*bus, &p, "t", 1).await;
+    let first = publish(&*bus, &p, "t", 1).await;
+    assert!(
+        fresh.position() < first,
+        "a fresh project's position precedes its first event"
+    );
     let head = publish(&*bus, &p, "other", 2).await;
     let mut sub = bus.subscribe(&p, &filter("t"), None).await.unwrap();
     assert_eq!(sub.position(), head, "position is the project's head");
@@ -221,7 +237,10 @@ async fn resume_with_pattern_merges_topics(f: &dyn BusFactory) {
         expected.push(publish(&*bus, &p, t, n).await);
     }
     publish(&*bus, &p, "other", 99).await;
-    let mut sub = bus.subscribe(&p, &filter("chat.*"), Some(start)).await.unwrap();
+    let mut sub = bus
+        .subscribe(&p, &filter("chat.*"), Some(start))
+        .await
+        .unwrap();
     for seq in expected {
         assert_eq!(next_event(&mut sub).await.0, seq);
     }
@@ -240,7 +259,10 @@ async fn evicted_history_is_reported_as_gap(f: &dyn BusFactory) {
     for n in 0..6 {
         seqs.push(publish(&*bus, &p, "log", n).await);
     }
-    let mut sub = bus.subscribe(&p, &filter("log"), Some(seqs[0])).await.unwrap();
+    let mut sub = bus
+        .subscribe(&p, &filter("log"), Some(seqs[0]))
+        .await
+        .unwrap();
     match next(&mut sub).await {
         Delivery::Gap(gap) => {
             assert_eq!(gap.reason, GapReason::Evicted);
@@ -254,7 +276,10 @@ async fn evicted_history_is_reported_as_gap(f: &dyn BusFactory) {
         assert_eq!(next_event(&mut sub).await.0, *seq);
     }
     // Resuming inside the retained window has no gap.
-    let mut ok = bus.subscribe(&p, &filter("log"), Some(seqs[2])).await.unwrap();
+    let mut ok = bus
+        .subscribe(&p, &filter("log"), Some(seqs[2]))
+        .await
+        .unwrap();
     assert_eq!(next_event(&mut ok).await.0, seqs[3]);
 }
 
@@ -262,7 +287,10 @@ async fn unknown_resume_point_is_reported(f: &dyn BusFactory) {
     let bus = f.make(BusConfig::default()).await;
     let p = project();
     let s = publish(&*bus, &p, "t", 1).await;
-    let mut sub = bus.subscribe(&p, &filter("t"), Some(s + 1000)).await.unwrap();
+    let mut sub = bus
+        .subscribe(&p, &filter("t"), Some(s + 1000))
+        .await
+        .unwrap();
     match next(&mut sub).await {
         Delivery::Gap(gap) => assert_eq!(gap.reason, GapReason::UnknownPosition),
         other => panic!("expected a gap, got {other:?}"),
@@ -299,7 +327,10 @@ async fn slow_subscriber_is_closed_not_skipped(f: &dyn BusFactory) {
     }
     assert!(slow.next().await.is_none());
     // It can resume from the last event it saw and miss nothing.
-    let mut resumed = bus.subscribe(&p, &filter("hot"), Some(seqs[3])).await.unwrap();
+    let mut resumed = bus
+        .subscribe(&p, &filter("hot"), Some(seqs[3]))
+        .await
+        .unwrap();
     for seq in &seqs[4..] {
         assert_eq!(next_event(&mut resumed).await.0, *seq);
     }

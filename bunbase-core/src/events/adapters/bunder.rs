@@ -31,7 +31,7 @@ use crate::events::bus::EventBus;
 use crate::events::hub::{Hub, Subscription};
 use crate::events::metrics::EventMetrics;
 use crate::events::model::{CloseReason, Event, Payload, Topic, TopicFilter, TopicInfo};
-use crate::events::replay;
+use crate::events::replay::{self, Span};
 use crate::id::{ProjectId, now_millis};
 
 /// Optimistic publish attempts before giving up (contention from other instances).
@@ -59,12 +59,15 @@ impl BunderBus {
         metrics: Arc<EventMetrics>,
     ) -> Result<BunderBus, Error> {
         if prefix.is_empty() || prefix.contains(char::is_whitespace) {
-            return Err(Error::invalid("event key prefix must be non-empty, without spaces"));
+            return Err(Error::invalid(
+                "event key prefix must be non-empty, without spaces",
+            ));
         }
         let pool = deadpool_redis::Config::from_url(url)
             .create_pool(Some(Runtime::Tokio1))
             .map_err(|e| Error::invalid(format!("invalid Redis URL: {e}")))?;
-        let client = redis::Client::open(url).map_err(|e| Error::invalid(format!("invalid Redis URL: {e}")))?;
+        let client = redis::Client::open(url)
+            .map_err(|e| Error::invalid(format!("invalid Redis URL: {e}")))?;
         let hub = Hub::new(config.hub, metrics);
         let bus = BunderBus {
             pool,
@@ -135,7 +138,13 @@ impl BunderBus {
             return Err(too_many_topics(self.config.max_topics_per_project));
         }
         let seq = head.unwrap_or(0) + 1;
-        let event = Event::new(seq, prev.unwrap_or(0), topic.clone(), data.clone(), now_millis());
+        let event = Event::new(
+            seq,
+            prev.unwrap_or(0),
+            topic.clone(),
+            data.clone(),
+            now_millis(),
+        );
         let wire = event.wire_json().as_ref();
         let log_key = self.log_key(project, topic);
         let retain = self.config.retain_per_topic.max(1) as isize;
@@ -170,7 +179,12 @@ fn unavailable(e: impl std::fmt::Display) -> Error {
 
 #[async_trait]
 impl EventBus for BunderBus {
-    async fn publish(&self, project: &ProjectId, topic: &Topic, data: Payload) -> Result<u64, Error> {
+    async fn publish(
+        &self,
+        project: &ProjectId,
+        topic: &Topic,
+        data: Payload,
+    ) -> Result<u64, Error> {
         let lock = self.publish_lock(project);
         let _serial = lock.lock().await;
         let mut conn = self.conn().await?;
@@ -180,7 +194,10 @@ impl EventBus for BunderBus {
             }
             // Another instance published first: back off a little and retry.
             let jitter = rand::random::<u64>() % 200;
-            tokio::time::sleep(Duration::from_micros(50 * u64::from(attempt.min(20)) + jitter)).await;
+            tokio::time::sleep(Duration::from_micros(
+                50 * u64::from(attempt.min(20)) + jitter,
+            ))
+            .await;
         }
         Err(Error::Unavailable(
             "too much contention publishing to this project; retry".into(),
@@ -194,7 +211,9 @@ impl EventBus for BunderBus {
         after: Option<u64>,
     ) -> Result<Subscription, Error> {
         if !self.connected.load(Ordering::Acquire) {
-            return Err(Error::unavailable("event bus is reconnecting to its server"));
+            return Err(Error::unavailable(
+                "event bus is reconnecting to its server",
+            ));
         }
         // Register first: an event is then either in history or in the queue.
         let registration = self.hub.register(project, filter)?;
@@ -203,8 +222,16 @@ impl EventBus for BunderBus {
         let Some(after) = after else {
             // Live only: start at the head as read *after* registering; events
             // at or below it that reach the queue are before this position.
-            let head: Option<u64> = conn.get(self.key(project, "seq")).await.map_err(unavailable)?;
-            return Ok(Subscription::new(registration, Vec::new(), head.unwrap_or(0), metrics));
+            let head: Option<u64> = conn
+                .get(self.key(project, "seq"))
+                .await
+                .map_err(unavailable)?;
+            return Ok(Subscription::new(
+                registration,
+                Vec::new(),
+                head.unwrap_or(0),
+                metrics,
+            ));
         };
         let (head, topics): (Option<u64>, HashMap<String, u64>) = redis::pipe()
             .get(self.key(project, "seq"))
@@ -235,8 +262,21 @@ impl EventBus for BunderBus {
                 .map_err(|e| Error::internal(format!("corrupt event history for {topic}: {e}")))?;
             histories.push((topic, events));
         }
-        let plan = replay::plan(after, head.unwrap_or(0), histories);
-        Ok(Subscription::new(registration, plan.deliveries, plan.after, metrics))
+        // History was read after the head; anything newer than the head
+        // comes through the live queue (the plan leaves it out), so a
+        // topic read late can't push the resume point past an event of a
+        // topic read early.
+        let span = Span {
+            floor: 0,
+            head: head.unwrap_or(0),
+        };
+        let plan = replay::plan(after, span, histories);
+        Ok(Subscription::new(
+            registration,
+            plan.deliveries,
+            plan.after,
+            metrics,
+        ))
     }
 
     async fn topics(&self, project: &ProjectId) -> Result<Vec<TopicInfo>, Error> {
@@ -279,7 +319,10 @@ impl EventBus for BunderBus {
 
     async fn check(&self) -> Result<(), Error> {
         let mut conn = self.conn().await?;
-        let _: String = redis::cmd("PING").query_async(&mut conn).await.map_err(unavailable)?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -319,7 +362,9 @@ impl Reader {
                 if self.stop.is_cancelled() {
                     return;
                 }
-                tracing::warn!("event bus lost its pub/sub connection; closing subscribers with resync");
+                tracing::warn!(
+                    "event bus lost its pub/sub connection; closing subscribers with resync"
+                );
                 self.hub.close_all(CloseReason::Resync);
             }
             tokio::select! {
@@ -363,7 +408,9 @@ impl Reader {
                 .and_then(Event::from_wire);
             match parsed {
                 Ok(event) => self.hub.dispatch(&project, &Arc::new(event)),
-                Err(e) => tracing::warn!(error = %e, %project, "ignoring malformed event on the bus"),
+                Err(e) => {
+                    tracing::warn!(error = %e, %project, "ignoring malformed event on the bus")
+                }
             }
         }
     }

@@ -11,8 +11,8 @@ use crate::events::bus::EventBus;
 use crate::events::hub::{Hub, Subscription};
 use crate::events::metrics::EventMetrics;
 use crate::events::model::{Event, Payload, Topic, TopicFilter, TopicInfo};
-use crate::events::replay;
-use crate::id::{ProjectId, now_millis};
+use crate::events::replay::{self, Span};
+use crate::id::{ProjectId, now_micros, now_millis};
 
 #[derive(Default)]
 struct TopicLog {
@@ -20,14 +20,22 @@ struct TopicLog {
     events: VecDeque<Arc<Event>>,
 }
 
-#[derive(Default)]
 struct ProjectLog {
     head_seq: u64,
     topics: HashMap<Topic, TopicLog>,
 }
 
+/// Everything lives in this process and is gone when it exits.
+///
+/// Sequence numbers start from the microsecond clock at creation rather than
+/// 1, so a client resuming with a position from before a restart is below
+/// this bus's first number and gets an `unknown_position` gap instead of a
+/// silently wrong replay (as long as the previous run averaged fewer than a
+/// million events a second).
 pub struct MemoryBus {
     hub: Arc<Hub>,
+    /// The last number issued before this bus existed.
+    base_seq: u64,
     // One lock orders sequencing, retention and dispatch, so subscribers see
     // events in seq order and a subscribe sees a consistent snapshot.
     logs: Mutex<HashMap<ProjectId, ProjectLog>>,
@@ -38,6 +46,7 @@ impl MemoryBus {
     pub fn new(config: BusConfig, metrics: Arc<EventMetrics>) -> MemoryBus {
         MemoryBus {
             hub: Hub::new(config.hub, metrics),
+            base_seq: now_micros(),
             logs: Mutex::new(HashMap::new()),
             config,
         }
@@ -50,16 +59,31 @@ impl MemoryBus {
 
 #[async_trait]
 impl EventBus for MemoryBus {
-    async fn publish(&self, project: &ProjectId, topic: &Topic, data: Payload) -> Result<u64, Error> {
+    async fn publish(
+        &self,
+        project: &ProjectId,
+        topic: &Topic,
+        data: Payload,
+    ) -> Result<u64, Error> {
         let mut logs = self.logs();
-        let log = logs.entry(project.clone()).or_default();
-        if !log.topics.contains_key(topic) && log.topics.len() >= self.config.max_topics_per_project {
+        let log = logs.entry(project.clone()).or_insert_with(|| ProjectLog {
+            head_seq: self.base_seq,
+            topics: HashMap::new(),
+        });
+        if !log.topics.contains_key(topic) && log.topics.len() >= self.config.max_topics_per_project
+        {
             return Err(too_many_topics(self.config.max_topics_per_project));
         }
         log.head_seq += 1;
         let seq = log.head_seq;
         let topic_log = log.topics.entry(topic.clone()).or_default();
-        let event = Arc::new(Event::new(seq, topic_log.last_seq, topic.clone(), data, now_millis()));
+        let event = Arc::new(Event::new(
+            seq,
+            topic_log.last_seq,
+            topic.clone(),
+            data,
+            now_millis(),
+        ));
         topic_log.last_seq = seq;
         topic_log.events.push_back(event.clone());
         while topic_log.events.len() > self.config.retain_per_topic.max(1) {
@@ -77,13 +101,18 @@ impl EventBus for MemoryBus {
     ) -> Result<Subscription, Error> {
         let logs = self.logs();
         let registration = self.hub.register(project, filter)?;
-        let head_seq = logs.get(project).map_or(0, |log| log.head_seq);
+        let head_seq = logs.get(project).map_or(self.base_seq, |log| log.head_seq);
         let Some(after) = after else {
             // Live only: the subscription starts at the current head.
-            return Ok(Subscription::new(registration, Vec::new(), head_seq, self.hub.metrics().clone()));
+            return Ok(Subscription::new(
+                registration,
+                Vec::new(),
+                head_seq,
+                self.hub.metrics().clone(),
+            ));
         };
         let (head, histories) = match logs.get(project) {
-            None => (0, Vec::new()),
+            None => (self.base_seq, Vec::new()),
             Some(log) => (
                 log.head_seq,
                 log.topics
@@ -93,7 +122,11 @@ impl EventBus for MemoryBus {
                     .collect(),
             ),
         };
-        let plan = replay::plan(after, head, histories);
+        let span = Span {
+            floor: self.base_seq,
+            head,
+        };
+        let plan = replay::plan(after, span, histories);
         Ok(Subscription::new(
             registration,
             plan.deliveries,
@@ -143,10 +176,51 @@ mod tests {
     async fn memory_bus_passes_conformance() {
         let factory = |config: BusConfig| -> BusFuture {
             Box::pin(async move {
-                Arc::new(MemoryBus::new(config, Arc::new(EventMetrics::unregistered())))
-                    as Arc<dyn EventBus>
+                Arc::new(MemoryBus::new(
+                    config,
+                    Arc::new(EventMetrics::unregistered()),
+                )) as Arc<dyn EventBus>
             })
         };
         testing::run(&factory).await;
+    }
+
+    #[tokio::test]
+    async fn positions_from_before_a_restart_are_reported() {
+        use futures_util::StreamExt;
+        let make = || MemoryBus::new(BusConfig::default(), Arc::new(EventMetrics::unregistered()));
+        let project = ProjectId::new("p").unwrap();
+        let topic = Topic::new("t").unwrap();
+        let data = || Payload::from_value(&serde_json::json!(1));
+        let before = make();
+        let mut seen = 0;
+        for _ in 0..3 {
+            seen = before.publish(&project, &topic, data()).await.unwrap();
+        }
+        drop(before);
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        let after = make(); // "restarted"
+        let mut fresh = Vec::new();
+        for _ in 0..5 {
+            fresh.push(after.publish(&project, &topic, data()).await.unwrap());
+        }
+        assert!(fresh[0] > seen, "numbers keep increasing across restarts");
+        let filter = TopicFilter::Exact(topic);
+        let mut sub = after
+            .subscribe(&project, &filter, Some(seen))
+            .await
+            .unwrap();
+        match sub.next().await {
+            Some(crate::events::Delivery::Gap(gap)) => {
+                assert_eq!(gap.reason, crate::events::GapReason::UnknownPosition)
+            }
+            other => panic!("expected a gap, got {other:?}"),
+        }
+        for seq in fresh {
+            match sub.next().await {
+                Some(crate::events::Delivery::Event(e)) => assert_eq!(e.seq, seq),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }
