@@ -16,10 +16,14 @@ async fn main() -> anyhow::Result<()> {
 
     // Replay from the start, then follow live; the stream reconnects and
     // resumes by itself if the connection drops.
-    let mut stream = events.subscribe_after(&project, "chat.>", Some(0));
+    let mut stream = events.subscribe_after(&project, "chat.>", Some(0)).await?;
     for n in 0..3 {
         let seq = events
-            .publish(&project, "chat.lobby", &serde_json::json!({ "text": format!("hello #{n}") }))
+            .publish(
+                &project,
+                "chat.lobby",
+                &serde_json::json!({ "text": format!("hello #{n}") }),
+            )
             .await?;
         println!("published #{seq}");
     }
@@ -37,7 +41,10 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     for topic in events.topics(&project).await? {
-        println!("{}: last #{} ({} subscribers)", topic.topic, topic.last_seq, topic.subscribers);
+        println!(
+            "{}: last #{} ({} subscribers)",
+            topic.topic, topic.last_seq, topic.subscribers
+        );
     }
     Ok(())
 }

@@ -37,7 +37,12 @@ async fn main() -> anyhow::Result<()> {
     }
     for _ in 0..2 {
         if let Some(Delivery::Event(event)) = orders.next().await {
-            println!("received #{} {} {}", event.seq, event.topic, event.data.as_json());
+            println!(
+                "received #{} {} {}",
+                event.seq,
+                event.topic,
+                event.data.as_json()
+            );
         }
     }
 
@@ -49,7 +54,14 @@ async fn main() -> anyhow::Result<()> {
 
     // Another project's data is out of reach.
     let other = ProjectId::new("someone-else")?;
-    let denied = events.publish(&me, &other, "orders.created", "{}").await.unwrap_err();
-    println!("publishing to another project: {} ({})", denied.code(), denied);
+    let denied = events
+        .publish(&me, &other, "orders.created", "{}")
+        .await
+        .unwrap_err();
+    println!(
+        "publishing to another project: {} ({})",
+        denied.code(),
+        denied
+    );
     Ok(())
 }

@@ -43,13 +43,29 @@ impl EventsClient {
     }
 
     /// Publishes `data` to `topic`; returns the event's sequence number.
-    pub async fn publish<T: Serialize + ?Sized>(&self, project: &str, topic: &str, data: &T) -> Result<u64, Error> {
+    pub async fn publish<T: Serialize + ?Sized>(
+        &self,
+        project: &str,
+        topic: &str,
+        data: &T,
+    ) -> Result<u64, Error> {
         #[derive(Serialize)]
         struct Body<'a, T: ?Sized> {
             data: &'a T,
         }
-        let request = self.client.http.post(self.topic_url(project, topic)).json(&Body { data });
-        let response = check(self.client.authorized(request).send().await.map_err(transport)?).await?;
+        let request = self
+            .client
+            .http
+            .post(self.topic_url(project, topic))
+            .json(&Body { data });
+        let response = check(
+            self.client
+                .authorized(request)
+                .send()
+                .await
+                .map_err(transport)?,
+        )
+        .await?;
         let body: serde_json::Value = response.json().await.map_err(transport)?;
         body["seq"]
             .as_u64()
@@ -61,7 +77,14 @@ impl EventsClient {
         let url = self
             .client
             .url(&format!("/events/v1/projects/{}/topics", segment(project)));
-        let response = check(self.client.authorized(self.client.http.get(url)).send().await.map_err(transport)?).await?;
+        let response = check(
+            self.client
+                .authorized(self.client.http.get(url))
+                .send()
+                .await
+                .map_err(transport)?,
+        )
+        .await?;
         #[derive(serde::Deserialize)]
         struct Body {
             topics: Vec<TopicInfo>,
@@ -70,38 +93,51 @@ impl EventsClient {
         Ok(body.topics)
     }
 
-    /// Subscribes to a topic or pattern from now on.
-    pub fn subscribe(&self, project: &str, filter: &str) -> EventStream {
-        self.subscribe_after(project, filter, None)
+    /// Subscribes to a topic or pattern from now on. Returns once the server
+    /// has confirmed the subscription: every event published after that is
+    /// delivered.
+    pub async fn subscribe(&self, project: &str, filter: &str) -> Result<EventStream, Error> {
+        self.subscribe_after(project, filter, None).await
     }
 
-    /// Subscribes, first replaying events after `after` (a sequence number).
+    /// Subscribes, first replaying events after `after` (a sequence number;
+    /// `Some(0)` replays everything the server retains).
     ///
-    /// The stream reconnects by itself (with backoff) when the connection
-    /// drops or the server ends it (lagging, restart), resuming after the
-    /// last event it yielded, so nothing is missed while the server still
-    /// retains it (else a [`StreamItem::Gap`] says what was lost). It ends
-    /// with an `Err` only for errors retrying can't fix: bad credentials,
-    /// another project, an invalid topic.
-    pub fn subscribe_after(&self, project: &str, filter: &str, after: Option<u64>) -> EventStream {
-        let state = StreamState {
+    /// Errors from the first connection are returned here. After that the
+    /// stream reconnects by itself (with backoff) when the connection drops
+    /// or the server ends it (lagging, restart), resuming after the last
+    /// event it yielded, so nothing is missed while the server still retains
+    /// it (else a [`StreamItem::Gap`] says what was lost). It ends with an
+    /// `Err` only for errors retrying can't fix: revoked credentials, an
+    /// invalid topic.
+    pub async fn subscribe_after(
+        &self,
+        project: &str,
+        filter: &str,
+        after: Option<u64>,
+    ) -> Result<EventStream, Error> {
+        let url = format!("{}/subscribe", self.topic_url(project, filter));
+        let body = connect(&self.client, &url, after).await?;
+        let mut state = StreamState {
             client: self.client.clone(),
-            url: format!("{}/subscribe", self.topic_url(project, filter)),
+            url,
             position: after,
-            body: None,
+            body: Some(body),
             parser: SseParser::new(),
             pending: VecDeque::new(),
             backoff: INITIAL_BACKOFF,
             reconnecting: false,
             done: false,
         };
-        EventStream {
+        state.await_opening().await?;
+        Ok(EventStream {
             inner: Box::pin(futures_util::stream::unfold(state, StreamState::next)),
-        }
+        })
     }
 }
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+const OPENING_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 type Body = Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
@@ -159,6 +195,28 @@ impl StreamState {
         }
     }
 
+    /// Reads until the opening frame has given the subscription's position
+    /// (events arriving with it are kept for the stream).
+    async fn await_opening(&mut self) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + OPENING_TIMEOUT;
+        while self.parser.last_event_id().is_none() {
+            let Some(body) = self.body.as_mut() else {
+                return Err(Error::unavailable("subscription closed before it opened"));
+            };
+            match tokio::time::timeout_at(deadline, body.next()).await {
+                Ok(Some(Ok(chunk))) => self.absorb(&chunk),
+                Ok(Some(Err(e))) => return Err(transport(e)),
+                Ok(None) => return Err(Error::unavailable("subscription closed before it opened")),
+                Err(_) => {
+                    return Err(Error::unavailable(
+                        "server did not confirm the subscription in time",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn absorb(&mut self, chunk: &[u8]) {
         for frame in self.parser.feed(chunk) {
             match frame.event.as_str() {
@@ -166,7 +224,8 @@ impl StreamState {
                     Ok(event) => {
                         self.backoff = INITIAL_BACKOFF;
                         self.position = Some(event.seq);
-                        self.pending.push_back(Ok(StreamItem::Event(Arc::new(event))));
+                        self.pending
+                            .push_back(Ok(StreamItem::Event(Arc::new(event))));
                     }
                     Err(e) => tracing::warn!(error = %e, "ignoring malformed event"),
                 },
@@ -177,7 +236,9 @@ impl StreamState {
                 "closed" => {
                     let reason = serde_json::from_str::<serde_json::Value>(&frame.data)
                         .ok()
-                        .and_then(|v| serde_json::from_value::<CloseReason>(v["reason"].clone()).ok());
+                        .and_then(|v| {
+                            serde_json::from_value::<CloseReason>(v["reason"].clone()).ok()
+                        });
                     tracing::debug!(?reason, "server ended the subscription; resuming");
                     self.body = None;
                 }
@@ -185,7 +246,10 @@ impl StreamState {
             }
         }
         // An id-only frame (the opening one) moves the resume point too.
-        if let Some(id) = self.parser.last_event_id().and_then(|id| id.parse::<u64>().ok())
+        if let Some(id) = self
+            .parser
+            .last_event_id()
+            .and_then(|id| id.parse::<u64>().ok())
             && self.position.is_none_or(|p| id > p)
         {
             self.position = Some(id);
@@ -207,7 +271,10 @@ async fn connect(client: &Client, url: &str, position: Option<u64>) -> Result<Bo
 fn is_permanent(e: &Error) -> bool {
     matches!(
         e.code(),
-        ErrorCode::Unauthenticated | ErrorCode::PermissionDenied | ErrorCode::InvalidInput | ErrorCode::NotFound
+        ErrorCode::Unauthenticated
+            | ErrorCode::PermissionDenied
+            | ErrorCode::InvalidInput
+            | ErrorCode::NotFound
     )
 }
 

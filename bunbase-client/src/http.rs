@@ -89,7 +89,13 @@ pub(crate) async fn check(response: Response) -> Result<Response, Error> {
         .ok()
         .and_then(|v| {
             let code = ErrorCode::parse(v["error"]["code"].as_str()?)?;
-            Some((code, v["error"]["message"].as_str().unwrap_or_default().to_string()))
+            Some((
+                code,
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ))
         });
     let (code, message) = parsed.unwrap_or_else(|| {
         let code = match status {

@@ -5,7 +5,7 @@
 //! use futures_util::StreamExt;
 //! let client = bunbase_client::Client::new("http://127.0.0.1:8080")?.with_token("bb_dev_…");
 //! let events = client.events();
-//! let mut stream = events.subscribe("demo", "orders.*");
+//! let mut stream = events.subscribe("demo", "orders.*").await?;
 //! events.publish("demo", "orders.created", &serde_json::json!({"id": 1})).await?;
 //! while let Some(item) = stream.next().await { println!("{:?}", item?); }
 //! # Ok(()) }

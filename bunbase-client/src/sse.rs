@@ -101,7 +101,11 @@ impl SseParser {
         }
         self.has_data = false;
         Some(SseEvent {
-            event: if event.is_empty() { "message".into() } else { event },
+            event: if event.is_empty() {
+                "message".into()
+            } else {
+                event
+            },
             data: std::mem::take(&mut self.data),
             id,
         })
@@ -122,8 +126,16 @@ mod tests {
             assert_eq!(
                 got,
                 vec![
-                    SseEvent { event: "message".into(), data: "{\"a\":1}".into(), id: Some("1".into()) },
-                    SseEvent { event: "gap".into(), data: "x\ny".into(), id: None },
+                    SseEvent {
+                        event: "message".into(),
+                        data: "{\"a\":1}".into(),
+                        id: Some("1".into())
+                    },
+                    SseEvent {
+                        event: "gap".into(),
+                        data: "x\ny".into(),
+                        id: None
+                    },
                 ],
                 "split at {split}"
             );

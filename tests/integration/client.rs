@@ -1,14 +1,12 @@
 //! bunbase-client against real servers: typed calls, error codes, and the
 //! subscription stream that reconnects and resumes by itself.
 
-use std::time::Duration;
-
 use bunbase_client::{Client, StreamItem};
 use bunbase_core::ErrorCode;
+use bunbase_core::ProjectId;
 use bunbase_core::auth::{Principal, PrincipalKind, Rights};
 use bunbase_core::events::adapters::BusConfig;
 use bunbase_core::events::hub::HubConfig;
-use bunbase_core::ProjectId;
 use bunbase_tests::harness::{self, ALPHA, BETA, Bus, Options};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -28,10 +26,19 @@ async fn publish_list_and_subscribe() {
     let client = Client::new(&server.url).unwrap().with_token(ALPHA);
     let events = client.events();
     let topic = unique("client");
-    let first = events.publish("alpha", &format!("{topic}.a"), &json!({"n": 1})).await.unwrap();
-    let mut stream = events.subscribe_after("alpha", &format!("{topic}.*"), Some(first - 1));
+    let first = events
+        .publish("alpha", &format!("{topic}.a"), &json!({"n": 1}))
+        .await
+        .unwrap();
+    let mut stream = events
+        .subscribe_after("alpha", &format!("{topic}.*"), Some(first - 1))
+        .await
+        .unwrap();
     assert_eq!(next_seq(&mut stream).await, first);
-    let second = events.publish("alpha", &format!("{topic}.b"), "text").await.unwrap();
+    let second = events
+        .publish("alpha", &format!("{topic}.b"), "text")
+        .await
+        .unwrap();
     match tokio::time::timeout(WAIT, stream.next()).await {
         Ok(Some(Ok(StreamItem::Event(event)))) => {
             assert_eq!(event.seq, second);
@@ -41,7 +48,10 @@ async fn publish_list_and_subscribe() {
         other => panic!("{other:?}"),
     }
     let topics = events.topics("alpha").await.unwrap();
-    let info = topics.iter().find(|t| t.topic.as_str() == format!("{topic}.a")).unwrap();
+    let info = topics
+        .iter()
+        .find(|t| t.topic.as_str() == format!("{topic}.a"))
+        .unwrap();
     assert_eq!(info.last_seq, first);
 }
 
@@ -50,21 +60,37 @@ async fn errors_keep_their_codes() {
     let server = harness::shared();
     let events = Client::new(&server.url).unwrap().with_token(ALPHA).events();
     let code = |r: Result<u64, bunbase_core::Error>| r.unwrap_err().code();
-    assert_eq!(code(events.publish("beta", "t", &1).await), ErrorCode::PermissionDenied);
-    assert_eq!(code(events.publish("alpha", "a..b", &1).await), ErrorCode::InvalidInput);
+    assert_eq!(
+        code(events.publish("beta", "t", &1).await),
+        ErrorCode::PermissionDenied
+    );
+    assert_eq!(
+        code(events.publish("alpha", "a..b", &1).await),
+        ErrorCode::InvalidInput
+    );
     let anonymous = Client::new(&server.url).unwrap().events();
-    assert_eq!(code(anonymous.publish("alpha", "t", &1).await), ErrorCode::Unauthenticated);
+    assert_eq!(
+        code(anonymous.publish("alpha", "t", &1).await),
+        ErrorCode::Unauthenticated
+    );
     let nowhere = Client::new("http://127.0.0.1:9").unwrap().events();
-    assert_eq!(code(nowhere.publish("alpha", "t", &1).await), ErrorCode::Unavailable);
+    assert_eq!(
+        code(nowhere.publish("alpha", "t", &1).await),
+        ErrorCode::Unavailable
+    );
     assert!(Client::new("ftp://x").is_err());
 
-    // A subscription that can never succeed ends with the error.
-    let mut stream = events.subscribe("beta", "t");
-    match tokio::time::timeout(WAIT, stream.next()).await {
-        Ok(Some(Err(e))) => assert_eq!(e.code(), ErrorCode::PermissionDenied),
-        other => panic!("{other:?}"),
-    }
-    assert!(stream.next().await.is_none());
+    // A subscription that can never succeed fails at once.
+    let denied = events.subscribe("beta", "t").await.err().unwrap();
+    assert_eq!(denied.code(), ErrorCode::PermissionDenied);
+    let invalid = events.subscribe("alpha", "a..b").await.err().unwrap();
+    assert_eq!(invalid.code(), ErrorCode::InvalidInput);
+
+    // Once subscribe returns, the next publish is delivered.
+    let topic = unique("eager");
+    let mut live = events.subscribe("alpha", &topic).await.unwrap();
+    let seq = events.publish("alpha", &topic, &"now").await.unwrap();
+    assert_eq!(next_seq(&mut live).await, seq);
 }
 
 #[tokio::test]
@@ -81,8 +107,14 @@ async fn stream_resumes_after_being_dropped_for_lagging() {
         ..Options::default()
     })
     .await;
-    let events = Client::new(server.url()).unwrap().with_token(ALPHA).events();
-    let mut stream = events.subscribe_after("alpha", "burst", Some(0));
+    let events = Client::new(server.url())
+        .unwrap()
+        .with_token(ALPHA)
+        .events();
+    let mut stream = events
+        .subscribe_after("alpha", "burst", Some(0))
+        .await
+        .unwrap();
     let project = ProjectId::new("alpha").unwrap();
     let principal = Principal {
         subject: "test".into(),
@@ -92,15 +124,27 @@ async fn stream_resumes_after_being_dropped_for_lagging() {
     };
     // Publish far more than the socket buffers and queue hold while the
     // stream is not read, so the server drops it as lagging.
-    let first = server.events.publish(&principal, &project, "burst", "0").await.unwrap();
+    let first = server
+        .events
+        .publish(&principal, &project, "burst", "0")
+        .await
+        .unwrap();
     assert_eq!(next_seq(&mut stream).await, first);
     let payload = format!("\"{}\"", "y".repeat(2000));
     let total = 12_000u64;
     for _ in 1..total {
-        server.events.publish(&principal, &project, "burst", &payload).await.unwrap();
+        server
+            .events
+            .publish(&principal, &project, "burst", &payload)
+            .await
+            .unwrap();
     }
     for expected in first + 1..first + total {
-        assert_eq!(next_seq(&mut stream).await, expected, "every event once, in order");
+        assert_eq!(
+            next_seq(&mut stream).await,
+            expected,
+            "every event once, in order"
+        );
     }
     let metrics = bunbase_core::metrics::render(&server.registry);
     assert!(
@@ -121,23 +165,9 @@ async fn stream_survives_a_server_restart() {
     let other = harness::start(options.clone()).await;
     let events = Client::new(first.url()).unwrap().with_token(BETA).events();
     let on_other = Client::new(other.url()).unwrap().with_token(BETA).events();
-    let mut stream = events.subscribe("beta", "orders");
-    // The stream connects lazily; an event proves it is live.
-    let mut seen = None;
-    for _ in 0..50 {
-        let seq = on_other.publish("beta", "orders", &0).await.unwrap();
-        if let Ok(Some(Ok(StreamItem::Event(e)))) = tokio::time::timeout(Duration::from_millis(200), stream.next()).await {
-            seen = Some(e.seq);
-            assert!(e.seq <= seq);
-            break;
-        }
-    }
-    let seen = seen.expect("stream became live");
-    // Drain whatever else was published while it connected.
-    let mut last = seen;
-    while let Ok(Some(Ok(StreamItem::Event(e)))) = tokio::time::timeout(Duration::from_millis(300), stream.next()).await {
-        last = e.seq;
-    }
+    let mut stream = events.subscribe("beta", "orders").await.unwrap();
+    let last = on_other.publish("beta", "orders", &0).await.unwrap();
+    assert_eq!(next_seq(&mut stream).await, last);
 
     first.shutdown.trigger();
     let _ = first.handle.await;
