@@ -52,7 +52,9 @@ async fn start_bunbase(data_dir: &std::path::Path) -> (Child, String, Vec<String
         }
     };
     // Read the rest of the banner (it ends with the curl hint or the metrics line).
-    while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await {
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await
+    {
         seen.push(line);
     }
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -61,7 +63,10 @@ async fn start_bunbase(data_dir: &std::path::Path) -> (Child, String, Vec<String
 
 fn sigterm(child: &Child) {
     let pid = child.id().expect("running").to_string();
-    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -96,27 +101,50 @@ async fn bunbase_runs_the_platform_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(published.status(), 201);
-    let metrics = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+    let seq = published.json::<serde_json::Value>().await.unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("buncast_events_published_total 1"));
     assert!(metrics.contains("http_requests_total"));
 
     // An open stream is closed with a reason when the process is told to stop.
     let mut stream = http
-        .get(format!("{url}/events/v1/projects/demo/topics/greetings/subscribe"))
+        .get(format!(
+            "{url}/events/v1/projects/demo/topics/greetings/subscribe"
+        ))
         .bearer_auth(&token)
         .send()
         .await
         .unwrap();
     assert_eq!(stream.status(), 200);
     let opening = stream.chunk().await.unwrap().unwrap();
-    assert!(String::from_utf8_lossy(&opening).contains("id: 1"));
+    assert!(
+        String::from_utf8_lossy(&opening).contains(&format!("id: {seq}")),
+        "position is the head"
+    );
     sigterm(&child);
     let mut rest = String::new();
-    while let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_secs(10), stream.chunk()).await {
+    while let Ok(Ok(Some(chunk))) =
+        tokio::time::timeout(Duration::from_secs(10), stream.chunk()).await
+    {
         rest.push_str(&String::from_utf8_lossy(&chunk));
     }
-    assert!(rest.contains("event: closed") && rest.contains("shutdown"), "{rest}");
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.unwrap().unwrap();
+    assert!(
+        rest.contains("event: closed") && rest.contains("shutdown"),
+        "{rest}"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "exit status {status:?}");
 
     // A restart keeps the same development token.
@@ -136,7 +164,10 @@ async fn bunbase_runs_the_platform_and_stops_on_sigterm() {
 async fn run_to_exit(mut command: Command) -> (bool, String) {
     let output = tokio::time::timeout(
         Duration::from_secs(20),
-        command.stdout(Stdio::piped()).stderr(Stdio::piped()).output(),
+        command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output(),
     )
     .await
     .expect("exits in time")
@@ -188,7 +219,9 @@ async fn buncast_refuses_readable_secret_files_and_bad_tokens() {
     assert!(text.contains("at least 16"), "{text}");
 
     let mut command = buncast();
-    command.env("BUNCAST_TOKENS", "demo:rw:0123456789abcdef0123").args(["--events-bus", "bunder"]);
+    command
+        .env("BUNCAST_TOKENS", "demo:rw:0123456789abcdef0123")
+        .args(["--events-bus", "bunder"]);
     let (ok, text) = run_to_exit(command).await;
     assert!(!ok);
     assert!(text.contains("BUNCAST_REDIS_URL"), "{text}");
@@ -226,7 +259,15 @@ async fn help_lists_every_option_with_its_environment_name() {
                 "BUNBASE_REQUEST_TIMEOUT_SECS",
             ][..],
         ),
-        (BUNBASE, &["BUNBASE_LISTEN", "BUNBASE_DATA_DIR", "BUNBASE_TOKENS_FILE", "BUNCAST_BUS"][..]),
+        (
+            BUNBASE,
+            &[
+                "BUNBASE_LISTEN",
+                "BUNBASE_DATA_DIR",
+                "BUNBASE_TOKENS_FILE",
+                "BUNCAST_BUS",
+            ][..],
+        ),
     ] {
         let mut command = Command::new(binary);
         command.arg("--help");

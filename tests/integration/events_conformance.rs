@@ -14,7 +14,10 @@ use bunbase_tests::servers;
 async fn memory_adapter() {
     let factory = |config: BusConfig| -> BusFuture {
         Box::pin(async move {
-            Arc::new(MemoryBus::new(config, Arc::new(EventMetrics::unregistered()))) as Arc<dyn EventBus>
+            Arc::new(MemoryBus::new(
+                config,
+                Arc::new(EventMetrics::unregistered()),
+            )) as Arc<dyn EventBus>
         })
     };
     testing::run(&factory).await;
@@ -28,9 +31,14 @@ async fn bunder_adapter_on_real_redis() {
         Box::pin(async move {
             // A fresh key prefix per bus keeps checks independent on one server.
             let prefix = format!("bbtest{}", random_hex(4));
-            let bus = BunderBus::connect(&url, &prefix, config, Arc::new(EventMetrics::unregistered()))
-                .await
-                .unwrap_or_else(|e| panic!("connect: {e}"));
+            let bus = BunderBus::connect(
+                &url,
+                &prefix,
+                config,
+                Arc::new(EventMetrics::unregistered()),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
             Arc::new(bus) as Arc<dyn EventBus>
         })
     };

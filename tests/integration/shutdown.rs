@@ -29,9 +29,11 @@ async fn read_response(stream: &mut TcpStream) -> String {
         buf.extend_from_slice(&chunk[..n]);
         let text = String::from_utf8_lossy(&buf);
         if let Some((head, body)) = text.split_once("\r\n\r\n")
-            && let Some(len) = head
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_string))
+            && let Some(len) = head.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(str::to_string)
+            })
             && body.len() >= len.trim().parse::<usize>().unwrap_or(usize::MAX)
         {
             break;
@@ -50,7 +52,10 @@ async fn in_flight_requests_finish_and_streams_close_cleanly() {
     let body = r#"{"data":{"finished":"after shutdown began"}}"#;
     let (first, rest) = body.split_at(10);
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    stream.write_all(request_head(body.len()).as_bytes()).await.unwrap();
+    stream
+        .write_all(request_head(body.len()).as_bytes())
+        .await
+        .unwrap();
     stream.write_all(first.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
 
@@ -68,8 +73,14 @@ async fn in_flight_requests_finish_and_streams_close_cleanly() {
     drop(stream);
 
     let stopped = tokio::time::timeout(Duration::from_secs(15), server.handle).await;
-    assert!(matches!(stopped, Ok(Ok(Ok(())))), "server stopped cleanly: {stopped:?}");
-    assert!(TcpStream::connect(server.addr).await.is_err(), "no longer accepting");
+    assert!(
+        matches!(stopped, Ok(Ok(Ok(())))),
+        "server stopped cleanly: {stopped:?}"
+    );
+    assert!(
+        TcpStream::connect(server.addr).await.is_err(),
+        "no longer accepting"
+    );
 }
 
 #[tokio::test]
@@ -83,7 +94,10 @@ async fn slow_requests_time_out_with_a_json_error() {
     })
     .await;
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    stream.write_all(request_head(100).as_bytes()).await.unwrap();
+    stream
+        .write_all(request_head(100).as_bytes())
+        .await
+        .unwrap();
     stream.write_all(b"{\"data\":").await.unwrap();
     let response = read_response(&mut stream).await;
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");

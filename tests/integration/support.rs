@@ -19,17 +19,32 @@ pub fn http() -> reqwest::Client {
 }
 
 /// Publishes over HTTP; returns the seq.
-pub async fn publish(base: &str, token: &str, project: &str, topic: &str, data: serde_json::Value) -> u64 {
+pub async fn publish(
+    base: &str,
+    token: &str,
+    project: &str,
+    topic: &str,
+    data: serde_json::Value,
+) -> u64 {
     let response = http()
-        .post(format!("{base}/events/v1/projects/{project}/topics/{topic}"))
+        .post(format!(
+            "{base}/events/v1/projects/{project}/topics/{topic}"
+        ))
         .bearer_auth(token)
         .json(&serde_json::json!({ "data": data }))
         .send()
         .await
         .unwrap_or_else(|e| panic!("publish: {e}"));
-    assert_eq!(response.status(), 201, "publish answered {}", response.status());
+    assert_eq!(
+        response.status(),
+        201,
+        "publish answered {}",
+        response.status()
+    );
     let body: serde_json::Value = response.json().await.unwrap_or_else(|e| panic!("{e}"));
-    body["seq"].as_u64().unwrap_or_else(|| panic!("no seq in {body}"))
+    body["seq"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no seq in {body}"))
 }
 
 /// Reads an SSE response frame by frame.
@@ -40,18 +55,32 @@ pub struct SseReader {
 }
 
 impl SseReader {
-    pub async fn open(base: &str, token: &str, project: &str, filter: &str, last_event_id: Option<u64>) -> SseReader {
+    pub async fn open(
+        base: &str,
+        token: &str,
+        project: &str,
+        filter: &str,
+        last_event_id: Option<u64>,
+    ) -> SseReader {
         let mut request = http()
-            .get(format!("{base}/events/v1/projects/{project}/topics/{filter}/subscribe"))
+            .get(format!(
+                "{base}/events/v1/projects/{project}/topics/{filter}/subscribe"
+            ))
             .bearer_auth(token);
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id.to_string());
         }
-        let response = request.send().await.unwrap_or_else(|e| panic!("subscribe: {e}"));
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("subscribe: {e}"));
         let status = response.status().as_u16();
         assert_eq!(status, 200, "subscribe answered {status}");
         assert_eq!(
-            response.headers().get("content-type").and_then(|v| v.to_str().ok()),
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
             Some("text/event-stream")
         );
         let mut reader = SseReader {
@@ -97,9 +126,14 @@ impl SseReader {
     pub async fn next_event(&mut self) -> (u64, serde_json::Value) {
         let frame = self.next().await.unwrap_or_else(|| panic!("stream ended"));
         assert_eq!(frame.event, "message", "expected an event, got {frame:?}");
-        let value: serde_json::Value = serde_json::from_str(&frame.data).unwrap_or_else(|e| panic!("{e}"));
+        let value: serde_json::Value =
+            serde_json::from_str(&frame.data).unwrap_or_else(|e| panic!("{e}"));
         let seq = value["seq"].as_u64().unwrap_or_else(|| panic!("no seq"));
-        assert_eq!(frame.id.as_deref(), Some(seq.to_string().as_str()), "id is the seq");
+        assert_eq!(
+            frame.id.as_deref(),
+            Some(seq.to_string().as_str()),
+            "id is the seq"
+        );
         (seq, value["data"].clone())
     }
 }

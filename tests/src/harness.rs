@@ -22,8 +22,10 @@ pub const ALPHA_READER: &str = "alpha-reader-0000000000000002";
 pub const BETA: &str = "beta-token-0000000000000000003";
 
 pub fn tokens() -> StaticTokens {
-    StaticTokens::parse(&format!("alpha:rwa:{ALPHA},alpha:r:{ALPHA_READER},beta:rwa:{BETA}"))
-        .unwrap_or_else(|e| panic!("test tokens: {e}"))
+    StaticTokens::parse(&format!(
+        "alpha:rwa:{ALPHA},alpha:r:{ALPHA_READER},beta:rwa:{BETA}"
+    ))
+    .unwrap_or_else(|e| panic!("test tokens: {e}"))
 }
 
 /// Which bus a test server uses.
@@ -96,7 +98,9 @@ pub async fn start(options: Options) -> RunningServer {
         keepalive: options.keepalive,
         shutdown: shutdown.clone(),
     };
-    let address = options.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let address = options
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .unwrap_or_else(|e| panic!("bind: {e}"));
@@ -106,7 +110,14 @@ pub async fn start(options: Options) -> RunningServer {
         let shutdown = shutdown.clone();
         let server = options.server;
         tokio::spawn(async move {
-            kit::serve(listener, vec![buncast::service(state)], &registry, server, shutdown).await
+            kit::serve(
+                listener,
+                vec![buncast::service(state)],
+                &registry,
+                server,
+                shutdown,
+            )
+            .await
         })
     };
     RunningServer {
@@ -142,7 +153,8 @@ pub fn shared() -> &'static SharedServer {
                 });
             })
             .unwrap_or_else(|e| panic!("thread: {e}"));
-        rx.recv().unwrap_or_else(|e| panic!("shared server did not start: {e}"))
+        rx.recv()
+            .unwrap_or_else(|e| panic!("shared server did not start: {e}"))
     })
 }
 

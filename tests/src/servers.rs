@@ -27,12 +27,14 @@ pub fn spawn_tied(program: &str, args: &[String]) {
         quoted.join(" "),
         std::process::id()
     );
-    Command::new("sh")
+    let mut watchdog = Command::new("sh")
         .arg("-c")
         .arg(script)
         .stdin(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+    // Reap the watchdog when it ends (with this process, or the server).
+    std::thread::spawn(move || watchdog.wait());
 }
 
 /// Waits until something accepts TCP connections on `port`.
@@ -64,8 +66,9 @@ pub fn redis_url() -> &'static str {
         if let Ok(url) = std::env::var("BUNBASE_TEST_REDIS_URL") {
             return url;
         }
-        let binary = find_binary("redis-server")
-            .unwrap_or_else(|| panic!("redis-server not found: install Debian's redis-server (see .ci/run)"));
+        let binary = find_binary("redis-server").unwrap_or_else(|| {
+            panic!("redis-server not found: install Debian's redis-server (see .ci/run)")
+        });
         let port = free_port();
         let args: Vec<String> = [
             "--port",
@@ -91,7 +94,15 @@ pub fn start_nats() -> String {
     let binary = find_binary("nats-server")
         .unwrap_or_else(|| panic!("nats-server not found: install Debian's nats-server"));
     let port = free_port();
-    spawn_tied(&binary, &["-a".into(), "127.0.0.1".into(), "-p".into(), port.to_string()]);
+    spawn_tied(
+        &binary,
+        &[
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+        ],
+    );
     wait_for_port(port, "nats-server");
     format!("nats://127.0.0.1:{port}")
 }

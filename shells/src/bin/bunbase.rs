@@ -79,7 +79,11 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
 
-    let configured = cli::load_tokens("BUNBASE_TOKENS", args.tokens.clone(), args.tokens_file.as_ref())?;
+    let configured = cli::load_tokens(
+        "BUNBASE_TOKENS",
+        args.tokens.clone(),
+        args.tokens_file.as_ref(),
+    )?;
     let (tokens, dev_note) = match configured {
         Some(tokens) => (tokens, None),
         None => {
@@ -93,7 +97,11 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     kit::shutdown_on_signals(&shutdown);
 
-    let events = args.events.build(&registry).await.context("starting Buncast")?;
+    let events = args
+        .events
+        .build(&registry)
+        .await
+        .context("starting Buncast")?;
     let services = vec![buncast::service(BuncastState {
         events,
         verifier: verifier.clone(),
@@ -107,17 +115,32 @@ async fn main() -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     println!("BunBase all-in-one listening on http://{address}");
     println!("  data directory  {}", args.data_dir.display());
-    println!("  /events         Buncast pub/sub ({})", args.events.describe());
+    println!(
+        "  /events         Buncast pub/sub ({})",
+        args.events.describe()
+    );
     println!("  /health         health of every service");
     println!("  /metrics        Prometheus metrics of every service");
     if let Some((token, path)) = dev_note {
         println!();
-        println!("  No tokens configured: development token for project `demo` (stored in {}):", path.display());
+        println!(
+            "  No tokens configured: development token for project `demo` (stored in {}):",
+            path.display()
+        );
         println!("  {token}");
         println!("  Try: curl -X POST -H 'Authorization: Bearer {token}' \\");
-        println!("         -d '{{\"data\":{{\"hello\":\"world\"}}}}' http://{address}/events/v1/projects/demo/topics/greetings");
+        println!(
+            "         -d '{{\"data\":{{\"hello\":\"world\"}}}}' http://{address}/events/v1/projects/demo/topics/greetings"
+        );
     }
-    kit::serve(listener, services, &registry, args.server.config(), shutdown).await?;
+    kit::serve(
+        listener,
+        services,
+        &registry,
+        args.server.config(),
+        shutdown,
+    )
+    .await?;
     println!("BunBase stopped");
     Ok(())
 }

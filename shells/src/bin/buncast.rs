@@ -33,10 +33,18 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     cli::init_tracing();
     let args = Args::parse();
-    let tokens = cli::load_tokens("BUNCAST_TOKENS", args.tokens.clone(), args.tokens_file.as_ref())?
-        .context("no credentials configured: set BUNCAST_TOKENS or BUNCAST_TOKENS_FILE")?;
+    let tokens = cli::load_tokens(
+        "BUNCAST_TOKENS",
+        args.tokens.clone(),
+        args.tokens_file.as_ref(),
+    )?
+    .context("no credentials configured: set BUNCAST_TOKENS or BUNCAST_TOKENS_FILE")?;
     let registry = Registry::new();
-    let events = args.events.build(&registry).await.context("starting the event bus")?;
+    let events = args
+        .events
+        .build(&registry)
+        .await
+        .context("starting the event bus")?;
     let shutdown = Shutdown::new();
     kit::shutdown_on_signals(&shutdown);
     let state = BuncastState {
@@ -53,7 +61,14 @@ async fn main() -> anyhow::Result<()> {
         bus = args.events.describe(),
         "buncast serving /events"
     );
-    kit::serve(listener, vec![buncast::service(state)], &registry, args.server.config(), shutdown).await?;
+    kit::serve(
+        listener,
+        vec![buncast::service(state)],
+        &registry,
+        args.server.config(),
+        shutdown,
+    )
+    .await?;
     tracing::info!("buncast stopped");
     Ok(())
 }

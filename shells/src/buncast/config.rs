@@ -2,6 +2,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bunbase_core::Error;
 use bunbase_core::config::resolve_secret;
 use bunbase_core::events::adapters::BusConfig;
 use bunbase_core::events::adapters::bunder::BunderBus;
@@ -9,7 +10,6 @@ use bunbase_core::events::adapters::memory::MemoryBus;
 use bunbase_core::events::hub::HubConfig;
 use bunbase_core::events::{EventBus, EventLimits, EventMetrics, Events};
 use bunbase_core::metrics::Registry;
-use bunbase_core::Error;
 
 use crate::cli::parse_size_arg;
 
@@ -26,16 +26,29 @@ pub enum BusKind {
 #[derive(clap::Args, Debug, Clone)]
 pub struct EventsArgs {
     /// Event transport.
-    #[arg(long = "events-bus", env = "BUNCAST_BUS", value_enum, default_value = "memory")]
+    #[arg(
+        long = "events-bus",
+        env = "BUNCAST_BUS",
+        value_enum,
+        default_value = "memory"
+    )]
     pub bus: BusKind,
     /// Redis-protocol server for the `bunder` bus: redis://[:password@]host:port[/db].
-    #[arg(long = "events-redis-url", env = "BUNCAST_REDIS_URL")]
+    #[arg(
+        long = "events-redis-url",
+        env = "BUNCAST_REDIS_URL",
+        hide_env_values = true
+    )]
     pub redis_url: Option<String>,
     /// File holding the Redis URL (it may carry a password); must be chmod 600.
     #[arg(long = "events-redis-url-file", env = "BUNCAST_REDIS_URL_FILE")]
     pub redis_url_file: Option<PathBuf>,
     /// Key prefix on the Redis-protocol server.
-    #[arg(long = "events-key-prefix", env = "BUNCAST_KEY_PREFIX", default_value = "buncast")]
+    #[arg(
+        long = "events-key-prefix",
+        env = "BUNCAST_KEY_PREFIX",
+        default_value = "buncast"
+    )]
     pub key_prefix: String,
     /// Events kept per topic for resuming subscribers.
     #[arg(long = "events-retain", env = "BUNCAST_RETAIN", default_value_t = 1000)]
@@ -47,13 +60,25 @@ pub struct EventsArgs {
     #[arg(long = "events-max-payload", env = "BUNCAST_MAX_PAYLOAD", default_value = "64KiB", value_parser = parse_size_arg)]
     pub max_payload: usize,
     /// Topics one project may have.
-    #[arg(long = "events-max-topics", env = "BUNCAST_MAX_TOPICS", default_value_t = 10_000)]
+    #[arg(
+        long = "events-max-topics",
+        env = "BUNCAST_MAX_TOPICS",
+        default_value_t = 10_000
+    )]
     pub max_topics: usize,
     /// Open subscriptions this server accepts.
-    #[arg(long = "events-max-subscribers", env = "BUNCAST_MAX_SUBSCRIBERS", default_value_t = 100_000)]
+    #[arg(
+        long = "events-max-subscribers",
+        env = "BUNCAST_MAX_SUBSCRIBERS",
+        default_value_t = 100_000
+    )]
     pub max_subscribers: usize,
     /// Seconds between keep-alive comments on idle SSE streams.
-    #[arg(long = "events-keepalive-secs", env = "BUNCAST_KEEPALIVE_SECS", default_value_t = 15)]
+    #[arg(
+        long = "events-keepalive-secs",
+        env = "BUNCAST_KEEPALIVE_SECS",
+        default_value_t = 15
+    )]
     pub keepalive_secs: u64,
 }
 
@@ -72,7 +97,9 @@ impl EventsArgs {
     /// Builds the events service, registering its metrics in `registry`.
     pub async fn build(&self, registry: &Registry) -> Result<Events, Error> {
         if self.retain == 0 || self.queue == 0 {
-            return Err(Error::invalid("--events-retain and --events-queue must be at least 1"));
+            return Err(Error::invalid(
+                "--events-retain and --events-queue must be at least 1",
+            ));
         }
         let metrics = Arc::new(EventMetrics::new(registry)?);
         let config = BusConfig {
@@ -92,9 +119,14 @@ impl EventsArgs {
                     self.redis_url_file.as_deref(),
                 )?
                 .ok_or_else(|| {
-                    Error::invalid("the bunder bus needs BUNCAST_REDIS_URL (or BUNCAST_REDIS_URL_FILE)")
+                    Error::invalid(
+                        "the bunder bus needs BUNCAST_REDIS_URL (or BUNCAST_REDIS_URL_FILE)",
+                    )
                 })?;
-                Arc::new(BunderBus::connect(url.expose(), &self.key_prefix, config, metrics.clone()).await?)
+                Arc::new(
+                    BunderBus::connect(url.expose(), &self.key_prefix, config, metrics.clone())
+                        .await?,
+                )
             }
         };
         Ok(Events::new(

@@ -46,7 +46,10 @@ pub fn router(state: BuncastState) -> Router {
     Router::new()
         .route(&format!("{PREFIX}/topics"), get(routes::list_topics))
         .route(&format!("{PREFIX}/topics/{{topic}}"), post(routes::publish))
-        .route(&format!("{PREFIX}/topics/{{topic}}/subscribe"), get(sse::subscribe))
+        .route(
+            &format!("{PREFIX}/topics/{{topic}}/subscribe"),
+            get(sse::subscribe),
+        )
         .route(&format!("{PREFIX}/topics/{{topic}}/ws"), get(ws::subscribe))
         .with_state(state)
 }

@@ -2,8 +2,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bunbase_core::ProjectId;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::json;
+use serde_json::value::RawValue;
 
 use super::BuncastState;
 use crate::kit::{ApiJson, ApiResult, Auth};
@@ -25,7 +25,10 @@ pub async fn publish(
         .events
         .publish(&who, &project, &topic, body.data.get())
         .await?;
-    Ok((StatusCode::CREATED, ApiJson(json!({ "seq": seq, "topic": topic }))))
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(json!({ "seq": seq, "topic": topic })),
+    ))
 }
 
 pub async fn list_topics(
@@ -48,7 +51,9 @@ pub fn resume_point(
         Some(value) => Some(
             value
                 .to_str()
-                .map_err(|_| bunbase_core::Error::invalid("Last-Event-ID must be a sequence number"))?
+                .map_err(|_| {
+                    bunbase_core::Error::invalid("Last-Event-ID must be a sequence number")
+                })?
                 .trim()
                 .to_string(),
         ),

@@ -35,11 +35,17 @@ pub async fn subscribe(
 ) -> ApiResult<Response> {
     let project = ProjectId::new(project)?;
     let after = resume_point(headers.get("last-event-id"), query.after.as_deref())?;
-    let subscription = state.events.subscribe(&who, &project, &topic, after).await?;
+    let subscription = state
+        .events
+        .subscribe(&who, &project, &topic, after)
+        .await?;
     let stream = SseStream::new(subscription, state.keepalive);
     let mut response = Response::new(Body::from_stream(stream));
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Tell nginx-style proxies not to buffer the stream.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
@@ -83,7 +89,8 @@ struct SseStream {
 
 impl SseStream {
     fn new(subscription: Subscription, keepalive: Duration) -> SseStream {
-        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+        let mut interval =
+            tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
         interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
         SseStream {
             keepalive: interval,

@@ -11,8 +11,8 @@ use bunbase_core::auth::Principal;
 use bunbase_core::events::{CloseReason, Delivery, Subscription};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::json;
+use serde_json::value::RawValue;
 
 use super::BuncastState;
 use super::routes::{SubscribeQuery, resume_point};
@@ -32,7 +32,10 @@ pub async fn subscribe(
     let project = ProjectId::new(project)?;
     let after = resume_point(None, query.after.as_deref())?;
     // Subscribe before upgrading, so errors are plain HTTP errors.
-    let subscription = state.events.subscribe(&who, &project, &topic, after).await?;
+    let subscription = state
+        .events
+        .subscribe(&who, &project, &topic, after)
+        .await?;
     let max = state.events.limits().max_payload_bytes * 2 + 1024;
     let tasks = state.shutdown.tasks.clone();
     Ok(upgrade
@@ -71,12 +74,26 @@ async fn run(
     project: ProjectId,
 ) {
     let (mut sink, mut incoming) = socket.split();
-    let opening = format!(r#"{{"type":"subscribed","position":{}}}"#, subscription.position());
+    let opening = format!(
+        r#"{{"type":"subscribed","position":{}}}"#,
+        subscription.position()
+    );
     if sink.send(Message::Text(opening.into())).await.is_err() {
         return;
     }
+    // Pings keep idle connections open through proxies with idle timeouts.
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + state.keepalive,
+        state.keepalive,
+    );
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
             delivery = subscription.next() => {
                 let Some(delivery) = delivery else { break };
                 let mut closing = match_closed(&delivery);
@@ -146,25 +163,42 @@ async fn handle_client_frame(
 ) -> Option<String> {
     let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(frame) => frame,
-        Err(e) => return Some(error_reply(None, "invalid_input", &format!("invalid frame: {e}"))),
+        Err(e) => {
+            return Some(error_reply(
+                None,
+                "invalid_input",
+                &format!("invalid frame: {e}"),
+            ));
+        }
     };
     let reference = frame.reference.as_deref();
     if frame.kind != "publish" {
         return Some(error_reply(
             reference,
             "invalid_input",
-            &format!("unknown frame type {:?}; the only one is \"publish\"", frame.kind),
+            &format!(
+                "unknown frame type {:?}; the only one is \"publish\"",
+                frame.kind
+            ),
         ));
     }
     let (Some(topic), Some(data)) = (frame.topic, frame.data) else {
-        return Some(error_reply(reference, "invalid_input", "a publish frame needs \"topic\" and \"data\""));
+        return Some(error_reply(
+            reference,
+            "invalid_input",
+            "a publish frame needs \"topic\" and \"data\"",
+        ));
     };
     match state.events.publish(who, project, &topic, data.get()).await {
         Ok(seq) => Some(match reference {
             Some(r) => format!(r#"{{"type":"published","seq":{seq},"ref":{}}}"#, r.get()),
             None => format!(r#"{{"type":"published","seq":{seq}}}"#),
         }),
-        Err(e) => Some(error_reply(reference, e.code().as_str(), &e.public_message())),
+        Err(e) => Some(error_reply(
+            reference,
+            e.code().as_str(),
+            &e.public_message(),
+        )),
     }
 }
 

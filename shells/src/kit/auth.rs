@@ -23,9 +23,7 @@ impl<S: AuthState> FromRequestParts<S> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?.ok_or_else(|| {
-            Error::Unauthenticated(
-                "missing credential: send Authorization: Bearer <token>".into(),
-            )
+            Error::Unauthenticated("missing credential: send Authorization: Bearer <token>".into())
         })?;
         let principal = state.verifier().verify(&token).await?;
         Ok(Auth(principal))
@@ -99,8 +97,18 @@ mod tests {
 
     #[test]
     fn reads_header_then_query() {
-        assert_eq!(bearer_token(&parts("/", Some("Bearer abc"))).unwrap().as_deref(), Some("abc"));
-        assert_eq!(bearer_token(&parts("/?access_token=a%2Bb", None)).unwrap().as_deref(), Some("a+b"));
+        assert_eq!(
+            bearer_token(&parts("/", Some("Bearer abc")))
+                .unwrap()
+                .as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            bearer_token(&parts("/?access_token=a%2Bb", None))
+                .unwrap()
+                .as_deref(),
+            Some("a+b")
+        );
         assert_eq!(bearer_token(&parts("/?x=1", None)).unwrap(), None);
         assert!(bearer_token(&parts("/", Some("Basic abc"))).is_err());
         assert!(bearer_token(&parts("/", Some("Bearer "))).is_err());

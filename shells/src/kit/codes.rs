@@ -38,16 +38,16 @@ pub fn code_for_status(status: StatusCode) -> ErrorCode {
 /// gRPC status codes (numbering from the gRPC spec, as `tonic::Code` uses).
 pub fn grpc_code(code: ErrorCode) -> i32 {
     match code {
-        ErrorCode::InvalidInput => 3,      // INVALID_ARGUMENT
-        ErrorCode::NotFound => 5,          // NOT_FOUND
-        ErrorCode::AlreadyExists => 6,     // ALREADY_EXISTS
-        ErrorCode::PermissionDenied => 7,  // PERMISSION_DENIED
-        ErrorCode::RateLimited => 8,       // RESOURCE_EXHAUSTED
-        ErrorCode::PayloadTooLarge => 8,   // RESOURCE_EXHAUSTED
-        ErrorCode::Conflict => 10,         // ABORTED
-        ErrorCode::Internal => 13,         // INTERNAL
-        ErrorCode::Unavailable => 14,      // UNAVAILABLE
-        ErrorCode::Unauthenticated => 16,  // UNAUTHENTICATED
+        ErrorCode::InvalidInput => 3,     // INVALID_ARGUMENT
+        ErrorCode::NotFound => 5,         // NOT_FOUND
+        ErrorCode::AlreadyExists => 6,    // ALREADY_EXISTS
+        ErrorCode::PermissionDenied => 7, // PERMISSION_DENIED
+        ErrorCode::RateLimited => 8,      // RESOURCE_EXHAUSTED
+        ErrorCode::PayloadTooLarge => 8,  // RESOURCE_EXHAUSTED
+        ErrorCode::Conflict => 10,        // ABORTED
+        ErrorCode::Internal => 13,        // INTERNAL
+        ErrorCode::Unavailable => 14,     // UNAVAILABLE
+        ErrorCode::Unauthenticated => 16, // UNAUTHENTICATED
     }
 }
 
@@ -59,7 +59,10 @@ pub fn resp_error(code: ErrorCode, message: &str) -> String {
         ErrorCode::Unavailable => "LOADING",
         _ => "ERR",
     };
-    let clean: String = message.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
+    let clean: String = message
+        .chars()
+        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+        .collect();
     format!("-{prefix} {clean}\r\n")
 }
 
@@ -77,7 +80,11 @@ mod tests {
             // Statuses that are unique to a code map back to it.
             if !matches!(code, ErrorCode::AlreadyExists | ErrorCode::Conflict) {
                 let back = code_for_status(status);
-                let expect = if code == ErrorCode::Unavailable { ErrorCode::Unavailable } else { code };
+                let expect = if code == ErrorCode::Unavailable {
+                    ErrorCode::Unavailable
+                } else {
+                    code
+                };
                 assert_eq!(back, expect, "{code}");
             }
         }

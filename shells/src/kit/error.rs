@@ -28,7 +28,10 @@ impl IntoResponse for ApiError {
         }
         let mut response = (
             http_status(code),
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             error_body(code, &self.0.public_message()),
         )
             .into_response();

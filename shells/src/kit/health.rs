@@ -16,7 +16,8 @@ pub trait HealthCheck: Send + Sync {
     async fn check(&self) -> Result<(), Error>;
 }
 
-type CheckFn = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>> + Send + Sync>;
+type CheckFn =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>> + Send + Sync>;
 
 struct FnCheck {
     name: String,
@@ -67,13 +68,20 @@ pub async fn report(checks: &[Arc<dyn HealthCheck>]) -> Response {
                 detail.insert(name, json!({ "status": "ok" }));
             }
             Err(message) => {
-                detail.insert(name.clone(), json!({ "status": "unavailable", "message": message }));
+                detail.insert(
+                    name.clone(),
+                    json!({ "status": "unavailable", "message": message }),
+                );
                 failing.push(name);
             }
         }
     }
     if failing.is_empty() {
-        (StatusCode::OK, axum::Json(json!({ "status": "ok", "checks": detail }))).into_response()
+        (
+            StatusCode::OK,
+            axum::Json(json!({ "status": "ok", "checks": detail })),
+        )
+            .into_response()
     } else {
         let body = json!({
             "status": "unavailable",

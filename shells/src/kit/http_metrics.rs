@@ -19,7 +19,10 @@ impl HttpMetrics {
     pub fn new(registry: &Registry) -> Result<Arc<HttpMetrics>, bunbase_core::Error> {
         let labels = ["method", "route", "status"];
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by method, route template and status."),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by method, route template and status.",
+            ),
             &labels,
         )
         .map_err(bunbase_core::Error::internal)?;
@@ -29,7 +32,8 @@ impl HttpMetrics {
                 "Time to produce response headers, by method, route template and status.",
             )
             .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
             ]),
             &labels,
         )

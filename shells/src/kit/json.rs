@@ -19,7 +19,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 Error::PayloadTooLarge("request body is larger than this server accepts".into())
             } else {
-                Error::invalid(format!("cannot read request body: {}", rejection.body_text()))
+                Error::invalid(format!(
+                    "cannot read request body: {}",
+                    rejection.body_text()
+                ))
             }
         })?;
         if bytes.is_empty() {

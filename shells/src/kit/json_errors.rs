@@ -36,11 +36,18 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
             .unwrap_or("request failed")
             .to_ascii_lowercase();
     }
-    message.truncate(MAX_MESSAGE);
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+    }
     let body = error_body(code_for_status(status), &message);
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts
-        .headers
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Response::from_parts(parts, Body::from(body))
 }

@@ -1,3 +1,4 @@
+use std::future::IntoFuture;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,11 +15,11 @@ use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use super::ApiError;
 use super::health::{self, HealthCheck};
 use super::http_metrics::{self, HttpMetrics};
 use super::json_errors::json_errors;
 use super::shutdown::Shutdown;
-use super::ApiError;
 use bunbase_core::Error;
 
 /// One service mounted on a server: its routes (already under its gateway
@@ -55,10 +56,18 @@ impl Default for ServerConfig {
 /// Builds the full application router: the services' routes plus `/health`,
 /// `/metrics` and every cross-cutting layer. [`serve`] runs it; tests can
 /// call it in process.
-pub fn app(services: &[Service], registry: &Registry, config: &ServerConfig) -> Result<Router, Error> {
+pub fn app(
+    services: &[Service],
+    registry: &Registry,
+    config: &ServerConfig,
+) -> Result<Router, Error> {
     let metrics = HttpMetrics::new(registry)?;
-    let checks: Arc<Vec<Arc<dyn HealthCheck>>> =
-        Arc::new(services.iter().flat_map(|s| s.health.iter().cloned()).collect());
+    let checks: Arc<Vec<Arc<dyn HealthCheck>>> = Arc::new(
+        services
+            .iter()
+            .flat_map(|s| s.health.iter().cloned())
+            .collect(),
+    );
     let metrics_registry = registry.clone();
     let mut router = Router::new()
         .route(
@@ -87,7 +96,13 @@ pub fn app(services: &[Service], registry: &Registry, config: &ServerConfig) -> 
         ))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(metrics, http_metrics::track))
-        .layer(TraceLayer::new_for_http()))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span)))
+}
+
+/// The request's log span: method and path only. Never the query string,
+/// which may carry an `access_token`.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
 }
 
 /// Serves `services` on `listener` until `shutdown` triggers, then stops
@@ -101,7 +116,10 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let app = app(&services, registry, &config).map_err(io::Error::other)?;
-    let hooks: Vec<_> = services.iter().filter_map(|s| s.on_shutdown.clone()).collect();
+    let hooks: Vec<_> = services
+        .iter()
+        .filter_map(|s| s.on_shutdown.clone())
+        .collect();
     let token = shutdown.token.clone();
     let graceful = async move {
         token.cancelled().await;
@@ -115,23 +133,39 @@ pub async fn serve(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
-    let server = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(graceful);
-    let deadline = {
+    let server = axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(graceful)
+        .into_future();
+    // One grace period, from the moment shutdown starts, covers both the
+    // HTTP connections and the upgraded (WebSocket) ones.
+    let grace_ends = {
         let token = shutdown.token.clone();
         async move {
             token.cancelled().await;
-            tokio::time::sleep(config.shutdown_grace).await;
+            tokio::time::Instant::now() + config.shutdown_grace
         }
     };
-    tokio::select! {
-        result = server => result?,
-        _ = deadline => tracing::warn!(
-            grace = ?config.shutdown_grace,
-            "requests still running after the shutdown grace period; exiting anyway"
-        ),
-    }
-    if !shutdown.drain(config.shutdown_grace).await {
-        tracing::warn!("background connections still open after the grace period");
+    tokio::pin!(grace_ends);
+    tokio::pin!(server);
+    let deadline = tokio::select! {
+        result = &mut server => {
+            result?;
+            // Shutdown began when the server stopped (it only stops then).
+            tokio::time::Instant::now() + config.shutdown_grace
+        }
+        deadline = &mut grace_ends => {
+            tokio::select! {
+                result = &mut server => result?,
+                _ = tokio::time::sleep_until(deadline) => tracing::warn!(
+                    grace = ?config.shutdown_grace,
+                    "requests still running after the shutdown grace period; exiting anyway"
+                ),
+            }
+            deadline
+        }
+    };
+    if !shutdown.drain(deadline).await {
+        tracing::warn!("WebSocket connections still open after the grace period");
     }
     Ok(())
 }

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -24,11 +22,13 @@ impl Shutdown {
         self.token.is_cancelled()
     }
 
-    /// Waits for tracked tasks, at most `grace`; returns false if some were
+    /// Waits for tracked tasks until `deadline`; returns false if some were
     /// still running.
-    pub async fn drain(&self, grace: Duration) -> bool {
+    pub async fn drain(&self, deadline: tokio::time::Instant) -> bool {
         self.tasks.close();
-        tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
+        tokio::time::timeout_at(deadline, self.tasks.wait())
+            .await
+            .is_ok()
     }
 }
 
@@ -39,15 +39,16 @@ pub fn shutdown_on_signals(shutdown: &Shutdown) {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    let _ = ctrl_c.await;
-                    shutdown.trigger();
-                    return;
-                }
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot listen for SIGTERM");
+                        let _ = ctrl_c.await;
+                        shutdown.trigger();
+                        return;
+                    }
+                };
             tokio::select! {
                 _ = ctrl_c => tracing::info!("SIGINT received, shutting down"),
                 _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),

@@ -99,7 +99,10 @@ impl Tally {
     /// A latency log for one subscriber.
     fn log(&self) -> Recorder {
         let log = Arc::new(std::sync::Mutex::new(Vec::new()));
-        self.latencies.lock().unwrap_or_else(|e| e.into_inner()).push(log.clone());
+        self.latencies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(log.clone());
         Recorder { log }
     }
 
@@ -149,7 +152,10 @@ async fn wait_for(tally: &Tally, target: u64) -> anyhow::Result<()> {
             bail!("a subscriber was disconnected");
         }
         if Instant::now() > deadline {
-            bail!("deliveries stalled at {} of {target}", tally.received.load(Ordering::Acquire));
+            bail!(
+                "deliveries stalled at {} of {target}",
+                tally.received.load(Ordering::Acquire)
+            );
         }
         let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
     }
@@ -162,7 +168,12 @@ fn finish(tally: &Tally, messages: u64, deliveries: u64, elapsed: Duration) -> O
         .flat_map(|log| std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner())))
         .collect();
     latencies.sort_unstable();
-    let at = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0);
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
     Outcome {
         messages,
         deliveries,
@@ -186,19 +197,35 @@ enum Transport {
     WebSocket,
 }
 
-async fn ws_connect(base: &str, path: &str) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>> {
-    let mut request = format!("{}{path}", base.replacen("http://", "ws://", 1)).into_client_request()?;
-    request.headers_mut().insert("authorization", format!("Bearer {ALPHA}").parse()?);
+async fn ws_connect(
+    base: &str,
+    path: &str,
+) -> anyhow::Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+> {
+    let mut request =
+        format!("{}{path}", base.replacen("http://", "ws://", 1)).into_client_request()?;
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {ALPHA}").parse()?);
     let (socket, _) = tokio_tungstenite::connect_async(request).await?;
     Ok(socket)
 }
 
-async fn buncast_subscriber(base: String, topic: String, transport: Transport, tally: Arc<Tally>, ready: Arc<AtomicU64>) -> anyhow::Result<()> {
+async fn buncast_subscriber(
+    base: String,
+    topic: String,
+    transport: Transport,
+    tally: Arc<Tally>,
+    ready: Arc<AtomicU64>,
+) -> anyhow::Result<()> {
     let recorder = tally.log();
     match transport {
         Transport::Sse => {
             let response = reqwest::Client::new()
-                .get(format!("{base}/events/v1/projects/alpha/topics/{topic}/subscribe"))
+                .get(format!(
+                    "{base}/events/v1/projects/alpha/topics/{topic}/subscribe"
+                ))
                 .bearer_auth(ALPHA)
                 .send()
                 .await?;
@@ -217,7 +244,9 @@ async fn buncast_subscriber(base: String, topic: String, transport: Transport, t
                 }
                 carry.extend_from_slice(&chunk);
                 // Only complete frames; keep the tail for the next chunk.
-                let Some(end) = carry.windows(2).rposition(|w| w == b"\n\n") else { continue };
+                let Some(end) = carry.windows(2).rposition(|w| w == b"\n\n") else {
+                    continue;
+                };
                 sent.clear();
                 send_times(&carry[..end], |t| sent.push(t));
                 if carry[..end].windows(13).any(|w| w == b"event: closed") {
@@ -230,7 +259,11 @@ async fn buncast_subscriber(base: String, topic: String, transport: Transport, t
             }
         }
         Transport::WebSocket => {
-            let mut socket = ws_connect(&base, &format!("/events/v1/projects/alpha/topics/{topic}/ws")).await?;
+            let mut socket = ws_connect(
+                &base,
+                &format!("/events/v1/projects/alpha/topics/{topic}/ws"),
+            )
+            .await?;
             let mut sent = Vec::new();
             while let Some(message) = socket.next().await {
                 match message? {
@@ -255,18 +288,33 @@ async fn buncast_subscriber(base: String, topic: String, transport: Transport, t
     Ok(())
 }
 
-async fn run_buncast(base: &str, subscribers: usize, transport: Transport, args: &Args, start: Instant) -> anyhow::Result<Outcome> {
+async fn run_buncast(
+    base: &str,
+    subscribers: usize,
+    transport: Transport,
+    args: &Args,
+    start: Instant,
+) -> anyhow::Result<Outcome> {
     let topic = format!("bench.{}", bunbase_core::id::random_hex(4));
     let tally = Tally::new(start);
     let ready = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..subscribers {
-        tasks.push(tokio::spawn(buncast_subscriber(base.to_string(), topic.clone(), transport, tally.clone(), ready.clone())));
+        tasks.push(tokio::spawn(buncast_subscriber(
+            base.to_string(),
+            topic.clone(),
+            transport,
+            tally.clone(),
+            ready.clone(),
+        )));
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while ready.load(Ordering::Acquire) < subscribers as u64 {
         if Instant::now() > deadline {
-            bail!("only {} of {subscribers} subscribers connected", ready.load(Ordering::Acquire));
+            bail!(
+                "only {} of {subscribers} subscribers connected",
+                ready.load(Ordering::Acquire)
+            );
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -280,7 +328,10 @@ async fn run_buncast(base: &str, subscribers: usize, transport: Transport, args:
     let mut published = 0;
     while published < messages {
         for _ in 0..args.window {
-            let frame = format!(r#"{{"type":"publish","topic":"{topic}","data":{}}}"#, payload(start));
+            let frame = format!(
+                r#"{{"type":"publish","topic":"{topic}","data":{}}}"#,
+                payload(start)
+            );
             sink.feed(Message::Text(frame.into())).await?;
         }
         sink.flush().await?;
@@ -292,12 +343,22 @@ async fn run_buncast(base: &str, subscribers: usize, transport: Transport, args:
         task.abort();
     }
     ack_task.abort();
-    Ok(finish(&tally, messages, messages * subscribers as u64, elapsed))
+    Ok(finish(
+        &tally,
+        messages,
+        messages * subscribers as u64,
+        elapsed,
+    ))
 }
 
 // ------------------------------------------------------------------- NATS --
 
-async fn run_nats(url: &str, subscribers: usize, args: &Args, start: Instant) -> anyhow::Result<Outcome> {
+async fn run_nats(
+    url: &str,
+    subscribers: usize,
+    args: &Args,
+    start: Instant,
+) -> anyhow::Result<Outcome> {
     let subject = format!("bench.{}", bunbase_core::id::random_hex(4));
     let tally = Tally::new(start);
     let mut tasks = Vec::new();
@@ -324,7 +385,9 @@ async fn run_nats(url: &str, subscribers: usize, args: &Args, start: Instant) ->
     let mut published = 0;
     while published < messages {
         for _ in 0..args.window {
-            publisher.publish(subject.clone(), payload(start).into()).await?;
+            publisher
+                .publish(subject.clone(), payload(start).into())
+                .await?;
         }
         publisher.flush().await?;
         published += args.window;
@@ -334,7 +397,12 @@ async fn run_nats(url: &str, subscribers: usize, args: &Args, start: Instant) ->
     for task in tasks {
         task.abort();
     }
-    Ok(finish(&tally, messages, messages * subscribers as u64, elapsed))
+    Ok(finish(
+        &tally,
+        messages,
+        messages * subscribers as u64,
+        elapsed,
+    ))
 }
 
 // ------------------------------------------------------------------- main --
@@ -367,7 +435,11 @@ fn main() -> anyhow::Result<()> {
         ..Options::default()
     }));
     let base = server.url();
-    let nats_url = if args.no_nats { None } else { Some(servers::start_nats()) };
+    let nats_url = if args.no_nats {
+        None
+    } else {
+        Some(servers::start_nats())
+    };
 
     let client_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
