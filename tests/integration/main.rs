@@ -4,5 +4,6 @@ mod buncast_http;
 mod buncast_ws;
 mod client;
 mod events_conformance;
+mod ops;
 mod shutdown;
 mod support;
