@@ -221,7 +221,10 @@ async fn request_scenarios() {
             .expect(200, &[r#""status":"ok""#, "buncast"]),
     ];
 
-    let client = http();
+    // No connection reuse: after a 413 the server closes the connection with
+    // the body unread, and a pooled connection could be picked up just as it
+    // closes.
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     let mut failures = Vec::new();
     for s in scenarios {
         let method = reqwest::Method::from_bytes(s.method.as_bytes()).unwrap();
@@ -509,6 +512,37 @@ async fn instances_on_one_redis_deliver_to_each_other() {
     let s2 = publish(&a.url(), ALPHA, "alpha", "chat.room", json!("from a")).await;
     assert_eq!(on_a.next_event().await, (s1, json!("from b")));
     assert_eq!(on_a.next_event().await, (s2, json!("from a")));
+    // Listing topics on B counts A's subscriber (shared presence).
+    let subscribers_on = |server: &harness::RunningServer| {
+        let url = format!("{}{P}/alpha/topics", server.url());
+        async move {
+            let body: serde_json::Value = http()
+                .get(url)
+                .bearer_auth(ALPHA)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["topics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["topic"] == "chat.room")
+                .map(|t| t["subscribers"].as_u64().unwrap())
+        }
+    };
+    let mut seen = None;
+    for _ in 0..100 {
+        seen = subscribers_on(&b).await;
+        if seen == Some(1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    assert_eq!(seen, Some(1), "B counts the subscriber connected to A");
+    assert_eq!(subscribers_on(&a).await, Some(1));
     // Resuming on the other instance replays from the shared history.
     let mut on_b = SseReader::open(&b.url(), ALPHA, "alpha", "chat.room", Some(0)).await;
     assert_eq!(on_b.next_event().await.0, s1);

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::metrics::EventMetrics;
 use super::model::{CloseReason, Delivery, Event, Topic, TopicFilter};
@@ -97,6 +97,8 @@ impl ProjectSlots {
 /// The subscribers of this process, by project.
 pub struct Hub {
     projects: RwLock<HashMap<ProjectId, ProjectSlots>>,
+    /// Signalled whenever a subscription starts or ends (presence sharing).
+    changed: Arc<Notify>,
     next_id: AtomicU64,
     shut_down: AtomicBool,
     config: HubConfig,
@@ -114,6 +116,7 @@ impl Hub {
     pub fn new(config: HubConfig, metrics: Arc<EventMetrics>) -> Arc<Hub> {
         Arc::new(Hub {
             projects: RwLock::new(HashMap::new()),
+            changed: Arc::new(Notify::new()),
             next_id: AtomicU64::new(1),
             shut_down: AtomicBool::new(false),
             config,
@@ -161,6 +164,7 @@ impl Hub {
             }
             self.metrics.subscribers.inc();
         }
+        self.changed.notify_one();
         Ok(Registration {
             rx,
             state,
@@ -212,27 +216,28 @@ impl Hub {
         }
     }
 
-    /// Subscriptions of `project` that receive `topic`.
-    pub fn subscriber_count(&self, project: &ProjectId, topic: &Topic) -> u64 {
+    /// Each filter `project`'s subscribers use, with how many use it.
+    pub fn filters(&self, project: &ProjectId) -> Vec<(TopicFilter, u64)> {
         let projects = self.read();
         let Some(slots) = projects.get(project) else {
-            return 0;
+            return Vec::new();
         };
-        let exact = slots.exact.get(topic).map_or(0, |v| v.len());
-        let patterns = slots
-            .patterns
-            .iter()
-            .filter(|s| s.filter.matches(topic))
-            .count();
-        (exact + patterns) as u64
+        let mut counts: HashMap<TopicFilter, u64> = HashMap::new();
+        let exact = slots.exact.values().flatten();
+        for slot in exact.chain(&slots.patterns) {
+            *counts.entry(slot.filter.clone()).or_default() += 1;
+        }
+        counts.into_iter().collect()
     }
 
-    /// Topics some subscriber of `project` listens to by exact name.
-    pub fn subscribed_topics(&self, project: &ProjectId) -> Vec<Topic> {
-        self.read()
-            .get(project)
-            .map(|slots| slots.exact.keys().cloned().collect())
-            .unwrap_or_default()
+    /// Projects with at least one subscriber here.
+    pub fn projects(&self) -> Vec<ProjectId> {
+        self.read().keys().cloned().collect()
+    }
+
+    /// Notified whenever a subscription starts or ends.
+    pub fn changes(&self) -> Arc<Notify> {
+        self.changed.clone()
     }
 
     /// Ends every subscription with `reason` (each still receives what is
@@ -250,6 +255,7 @@ impl Hub {
                     .inc();
             }
         }
+        self.changed.notify_one();
     }
 
     /// Refuses new subscriptions and ends the current ones with `shutdown`.
@@ -282,6 +288,7 @@ impl Hub {
         if slots.is_empty() {
             projects.remove(project);
         }
+        self.changed.notify_one();
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ProjectId, ProjectSlots>> {

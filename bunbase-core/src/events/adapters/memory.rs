@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{BusConfig, too_many_topics};
+use super::{BusConfig, too_many_topics, topic_infos};
 use crate::error::Error;
 use crate::events::bus::EventBus;
 use crate::events::hub::{Hub, Subscription};
@@ -136,26 +136,15 @@ impl EventBus for MemoryBus {
     }
 
     async fn topics(&self, project: &ProjectId) -> Result<Vec<TopicInfo>, Error> {
-        let mut known: HashMap<Topic, (u64, u64)> = HashMap::new();
-        if let Some(log) = self.logs().get(project) {
-            for (topic, t) in &log.topics {
-                known.insert(topic.clone(), (t.last_seq, t.events.len() as u64));
-            }
-        }
-        for topic in self.hub.subscribed_topics(project) {
-            known.entry(topic).or_insert((0, 0));
-        }
-        let mut infos: Vec<TopicInfo> = known
-            .into_iter()
-            .map(|(topic, (last_seq, retained))| TopicInfo {
-                subscribers: self.hub.subscriber_count(project, &topic),
-                topic,
-                last_seq,
-                retained,
-            })
-            .collect();
-        infos.sort_by(|a, b| a.topic.cmp(&b.topic));
-        Ok(infos)
+        let known = match self.logs().get(project) {
+            None => Vec::new(),
+            Some(log) => log
+                .topics
+                .iter()
+                .map(|(topic, t)| (topic.clone(), t.last_seq, t.events.len() as u64))
+                .collect(),
+        };
+        Ok(topic_infos(known, &self.hub.filters(project)))
     }
 
     async fn check(&self) -> Result<(), Error> {

@@ -31,3 +31,43 @@ pub(crate) fn too_many_topics(limit: usize) -> crate::Error {
         retry_after: None,
     }
 }
+
+/// Builds the topic listing: `known` topics (name, last seq, retained), plus
+/// topics subscribers name exactly but nobody has published to yet, each
+/// with the number of subscriptions (`filters`: filter → count) receiving it.
+pub(crate) fn topic_infos(
+    known: Vec<(super::Topic, u64, u64)>,
+    filters: &[(super::TopicFilter, u64)],
+) -> Vec<super::TopicInfo> {
+    use super::{TopicFilter, TopicInfo};
+    let mut infos: Vec<TopicInfo> = known
+        .into_iter()
+        .map(|(topic, last_seq, retained)| TopicInfo {
+            topic,
+            last_seq,
+            retained,
+            subscribers: 0,
+        })
+        .collect();
+    for (filter, _) in filters {
+        if let TopicFilter::Exact(topic) = filter
+            && !infos.iter().any(|i| &i.topic == topic)
+        {
+            infos.push(TopicInfo {
+                topic: topic.clone(),
+                last_seq: 0,
+                retained: 0,
+                subscribers: 0,
+            });
+        }
+    }
+    for info in &mut infos {
+        info.subscribers = filters
+            .iter()
+            .filter(|(filter, _)| filter.matches(&info.topic))
+            .map(|(_, count)| count)
+            .sum();
+    }
+    infos.sort_by(|a, b| a.topic.cmp(&b.topic));
+    infos
+}

@@ -12,7 +12,10 @@
 //! instance. Each instance holds one pub/sub connection (PSUBSCRIBE
 //! `buncast:ev:*`) and fans out locally through its [`Hub`]. If that
 //! connection drops, local subscribers are closed with `resync` so they resume
-//! from history instead of silently missing events.
+//! from history instead of silently missing events. Subscriber counts are
+//! shared too ([`presence`]), so any instance can list them for all.
+
+mod presence;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +28,8 @@ use futures_util::StreamExt;
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
-use super::{BusConfig, too_many_topics};
+use self::presence::Presence;
+use super::{BusConfig, too_many_topics, topic_infos};
 use crate::error::Error;
 use crate::events::bus::EventBus;
 use crate::events::hub::{Hub, Subscription};
@@ -46,6 +50,7 @@ pub struct BunderBus {
     // Serializes this instance's publishes per project, so our own
     // transactions don't conflict with each other.
     publish_locks: Mutex<HashMap<ProjectId, Arc<tokio::sync::Mutex<()>>>>,
+    presence: Presence,
     stop: CancellationToken,
 }
 
@@ -76,6 +81,7 @@ impl BunderBus {
             config,
             connected: Arc::new(AtomicBool::new(false)),
             publish_locks: Mutex::new(HashMap::new()),
+            presence: Presence::new(prefix, crate::id::random_hex(8)),
             stop: CancellationToken::new(),
         };
         bus.check().await?;
@@ -89,6 +95,11 @@ impl BunderBus {
         };
         let ready = reader.subscribe(pubsub).await?;
         tokio::spawn(reader.run(ready));
+        tokio::spawn(
+            bus.presence
+                .clone()
+                .run(bus.pool.clone(), bus.hub.clone(), bus.stop.clone()),
+        );
         Ok(bus)
     }
 
@@ -285,7 +296,7 @@ impl EventBus for BunderBus {
             .hgetall(self.key(project, "topics"))
             .await
             .map_err(unavailable)?;
-        let mut known: Vec<(Topic, u64)> = topics
+        let known: Vec<(Topic, u64)> = topics
             .into_iter()
             .filter_map(|(name, seq)| Topic::new(&name).ok().map(|t| (t, seq)))
             .collect();
@@ -298,23 +309,16 @@ impl EventBus for BunderBus {
         } else {
             pipe.query_async(&mut conn).await.map_err(unavailable)?
         };
-        for topic in self.hub.subscribed_topics(project) {
-            if !known.iter().any(|(t, _)| *t == topic) {
-                known.push((topic, 0));
-            }
-        }
-        let mut infos: Vec<TopicInfo> = known
+        let known = known
             .into_iter()
             .enumerate()
-            .map(|(i, (topic, last_seq))| TopicInfo {
-                subscribers: self.hub.subscriber_count(project, &topic),
-                retained: lengths.get(i).copied().unwrap_or(0),
-                topic,
-                last_seq,
-            })
+            .map(|(i, (topic, last_seq))| (topic, last_seq, lengths.get(i).copied().unwrap_or(0)))
             .collect();
-        infos.sort_by(|a, b| a.topic.cmp(&b.topic));
-        Ok(infos)
+        // This instance's subscribers from the hub (exact, current), the
+        // other instances' from their shared reports.
+        let mut filters = self.hub.filters(project);
+        filters.extend(self.presence.others(&mut conn, project).await?);
+        Ok(topic_infos(known, &filters))
     }
 
     async fn check(&self) -> Result<(), Error> {
