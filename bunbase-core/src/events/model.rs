@@ -173,6 +173,11 @@ pub struct Payload(Arc<str>);
 
 impl Payload {
     /// Validates `text` as JSON and checks it against `max_bytes`.
+    ///
+    /// Single-line JSON is kept as given (validated without building a
+    /// tree, the common and fast case); JSON with line breaks between
+    /// tokens is re-encoded compactly, since event frames (SSE `data:`
+    /// lines) must be one line.
     pub fn from_json(text: &str, max_bytes: usize) -> Result<Payload, Error> {
         if text.len() > max_bytes {
             return Err(Error::PayloadTooLarge(format!(
@@ -180,8 +185,12 @@ impl Payload {
                 text.len()
             )));
         }
-        let value: serde_json::Value = serde_json::from_str(text)?;
-        Ok(Payload::from_value(&value))
+        if text.bytes().any(|b| b == b'\n' || b == b'\r') {
+            let value: serde_json::Value = serde_json::from_str(text)?;
+            return Ok(Payload::from_value(&value));
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(text)?;
+        Ok(Payload(Arc::from(text.trim())))
     }
 
     pub fn from_value(value: &serde_json::Value) -> Payload {
@@ -399,8 +408,13 @@ mod tests {
     fn payloads_are_json_and_bounded() {
         assert_eq!(
             Payload::from_json(" {\"a\": 1} ", 100).unwrap().as_json(),
-            "{\"a\":1}"
+            "{\"a\": 1}"
         );
+        let multi_line = Payload::from_json("{\n  \"a\": \"x\\ny\"\n}", 100).unwrap();
+        assert_eq!(multi_line.as_json(), r#"{"a":"x\ny"}"#);
+        assert!(!multi_line.as_json().contains('\n'), "frames stay on one line");
+        assert!(Payload::from_json("1 2", 100).is_err());
+        assert!(Payload::from_json("", 100).is_err());
         assert!(Payload::from_json("{oops", 100).is_err());
         let err = Payload::from_json("\"0123456789\"", 5).unwrap_err();
         assert_eq!(err.code(), crate::ErrorCode::PayloadTooLarge);
