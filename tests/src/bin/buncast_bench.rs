@@ -29,7 +29,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "1,16,256,1024")]
     subscribers: Vec<usize>,
     /// Target deliveries per run (messages = this / subscribers, within bounds).
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 4_000_000)]
     deliveries: u64,
     /// Messages in flight before the publisher waits for every subscriber.
     #[arg(long, default_value_t = 256)]
