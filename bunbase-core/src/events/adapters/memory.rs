@@ -156,23 +156,11 @@ impl EventBus for MemoryBus {
     }
 }
 
-#[cfg(all(test, feature = "testing"))]
+// The conformance suite runs on this adapter in tests/integration, beside
+// the Redis-protocol one.
+#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::testing::{self, BusFuture};
-
-    #[tokio::test]
-    async fn memory_bus_passes_conformance() {
-        let factory = |config: BusConfig| -> BusFuture {
-            Box::pin(async move {
-                Arc::new(MemoryBus::new(
-                    config,
-                    Arc::new(EventMetrics::unregistered()),
-                )) as Arc<dyn EventBus>
-            })
-        };
-        testing::run(&factory).await;
-    }
 
     #[tokio::test]
     async fn positions_from_before_a_restart_are_reported() {
