@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod id;
 pub mod metrics;
+pub mod platform;
 
 pub use error::{Error, ErrorCode, Result};
 pub use id::ProjectId;

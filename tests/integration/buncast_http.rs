@@ -224,7 +224,10 @@ async fn request_scenarios() {
     // No connection reuse: after a 413 the server closes the connection with
     // the body unread, and a pooled connection could be picked up just as it
     // closes.
-    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let mut failures = Vec::new();
     for s in scenarios {
         let method = reqwest::Method::from_bytes(s.method.as_bytes()).unwrap();

@@ -4,6 +4,7 @@ mod buncast_http;
 mod buncast_ws;
 mod client;
 mod events_conformance;
+mod identity_conformance;
 mod ops;
 mod shutdown;
 mod support;

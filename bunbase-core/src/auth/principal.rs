@@ -58,6 +58,13 @@ impl Rights {
         write: false,
         admin: false,
     };
+    /// Publishable keys and end users: nothing beyond what a service's own
+    /// rules grant them.
+    pub const NONE: Rights = Rights {
+        read: false,
+        write: false,
+        admin: false,
+    };
 
     /// Parses letters `r`, `w`, `a` (e.g. `rw`, `rwa`). Admin implies nothing
     /// else: rights are exactly what is listed.

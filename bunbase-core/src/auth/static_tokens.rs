@@ -105,7 +105,7 @@ impl Default for StaticTokens {
 
 #[async_trait]
 impl TokenVerifier for StaticTokens {
-    async fn verify(&self, token: &str) -> Result<Principal, Error> {
+    async fn verify(&self, token: &str, _project: &ProjectId) -> Result<Principal, Error> {
         let presented = token.as_bytes();
         let mut found: Option<&Principal> = None;
         for entry in &self.entries {
@@ -130,10 +130,11 @@ mod tests {
             StaticTokens::parse("alpha:rw:aaaaaaaaaaaaaaaa1, beta:r:bbbbbbbbbbbbbbbb2\n# c\n")
                 .unwrap();
         assert_eq!(tokens.len(), 2);
-        let a = tokens.verify("aaaaaaaaaaaaaaaa1").await.unwrap();
+        let any = ProjectId::new("alpha").unwrap();
+        let a = tokens.verify("aaaaaaaaaaaaaaaa1", &any).await.unwrap();
         assert_eq!(a.project.as_str(), "alpha");
         assert!(a.rights.write);
-        let b = tokens.verify("bbbbbbbbbbbbbbbb2").await.unwrap();
+        let b = tokens.verify("bbbbbbbbbbbbbbbb2", &any).await.unwrap();
         assert_eq!(b.project.as_str(), "beta");
         assert!(!b.rights.write);
         for bad in [
@@ -143,7 +144,7 @@ mod tests {
             "bbbbbbbbbbbbbbbb1",
         ] {
             assert_eq!(
-                tokens.verify(bad).await.unwrap_err().code(),
+                tokens.verify(bad, &any).await.unwrap_err().code(),
                 crate::ErrorCode::Unauthenticated
             );
         }

@@ -412,7 +412,10 @@ mod tests {
         );
         let multi_line = Payload::from_json("{\n  \"a\": \"x\\ny\"\n}", 100).unwrap();
         assert_eq!(multi_line.as_json(), r#"{"a":"x\ny"}"#);
-        assert!(!multi_line.as_json().contains('\n'), "frames stay on one line");
+        assert!(
+            !multi_line.as_json().contains('\n'),
+            "frames stay on one line"
+        );
         assert!(Payload::from_json("1 2", 100).is_err());
         assert!(Payload::from_json("", 100).is_err());
         assert!(Payload::from_json("{oops", 100).is_err());

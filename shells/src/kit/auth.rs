@@ -1,10 +1,10 @@
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::header;
 use axum::http::request::Parts;
-use bunbase_core::Error;
 use bunbase_core::auth::{Principal, TokenVerifier};
+use bunbase_core::{Error, ProjectId};
 
 use super::ApiError;
 
@@ -25,9 +25,23 @@ impl<S: AuthState> FromRequestParts<S> for Auth {
         let token = bearer_token(parts)?.ok_or_else(|| {
             Error::Unauthenticated("missing credential: send Authorization: Bearer <token>".into())
         })?;
-        let principal = state.verifier().verify(&token).await?;
+        let project = path_project(parts, state).await?;
+        let principal = state.verifier().verify(&token, &project).await?;
         Ok(Auth(principal))
     }
+}
+
+/// The `{project}` of the matched route: credentials are resolved for it.
+async fn path_project<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<ProjectId, Error> {
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|e| Error::invalid(format!("invalid path: {}", e.body_text())))?;
+    let raw = params
+        .iter()
+        .find(|(name, _)| *name == "project")
+        .map(|(_, value)| value)
+        .ok_or_else(|| Error::internal("Auth used on a route without {project}"))?;
+    ProjectId::new(raw)
 }
 
 fn bearer_token(parts: &Parts) -> Result<Option<String>, Error> {

@@ -1,0 +1,11 @@
+//! The platform's own data: projects and their members.
+//!
+//! The identity service ([`crate::auth`]) enforces who may do what; this
+//! module holds the model and the [`ProjectStore`] trait its adapters
+//! implement (the auth adapters implement it too: one database).
+
+mod model;
+mod store;
+
+pub use model::{Member, Project, Role};
+pub use store::ProjectStore;
