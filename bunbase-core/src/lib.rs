@@ -11,6 +11,8 @@ pub mod events;
 pub mod id;
 pub mod metrics;
 pub mod platform;
+#[cfg(feature = "sql")]
+pub mod sql;
 
 pub use error::{Error, ErrorCode, Result};
 pub use id::ProjectId;

@@ -347,11 +347,14 @@ async fn concurrent_rotations_have_one_winner(store: Arc<dyn IdentityStore>) {
 }
 
 async fn sessions_are_revoked_per_subject(store: Arc<dyn IdentityStore>) {
+    let owner = account();
+    store.create_account(&owner).await.unwrap();
+    let project = new_project(&*store, &owner).await;
     let subject = id("acc");
     let a = session(SubjectKind::Account, &subject, None, FAR);
     let b = session(SubjectKind::Account, &subject, None, FAR);
     let other = session(SubjectKind::Account, &id("acc"), None, FAR);
-    let same_id_user = session(SubjectKind::EndUser, &subject, Some(&project_id()), FAR);
+    let same_id_user = session(SubjectKind::EndUser, &subject, Some(&project.id), FAR);
     for s in [&a, &b, &other, &same_id_user] {
         store.create_session(s, &random_hex(16)).await.unwrap();
     }

@@ -3,3 +3,5 @@
 //! [`super::AuthStore`] and [`crate::platform::ProjectStore`].
 
 pub mod memory;
+#[cfg(feature = "sql")]
+pub mod sql;
