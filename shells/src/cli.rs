@@ -21,6 +21,9 @@ pub struct ServerArgs {
     /// Seconds in-flight requests and streams get to finish at shutdown.
     #[arg(long, env = "BUNBASE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// Behind a trusted proxy (Traefik): take client addresses from X-Forwarded-For.
+    #[arg(long, env = "BUNBASE_TRUST_PROXY", default_value_t = false)]
+    pub trust_proxy: bool,
 }
 
 impl ServerArgs {
@@ -29,6 +32,7 @@ impl ServerArgs {
             body_limit: self.body_limit,
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            trust_proxy: self.trust_proxy,
         }
     }
 }

@@ -7,3 +7,4 @@
 pub mod buncast;
 pub mod cli;
 pub mod kit;
+pub mod platform;

@@ -5,12 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use bunbase_core::auth::StaticTokens;
+use bunbase_core::auth::adapters::sql::sqlite::SqliteStore;
+use bunbase_core::auth::password::Passwords;
+use bunbase_core::auth::{AuthMetrics, Identity, IdentityConfig, StaticTokens, Verifiers};
 use bunbase_core::id::random_hex;
 use bunbase_core::metrics::Registry;
 use bunbase_shells::buncast::{self, BuncastState, EventsArgs};
 use bunbase_shells::cli::{self, ServerArgs};
 use bunbase_shells::kit::{self, Shutdown};
+use bunbase_shells::platform::{self, PlatformState};
 use clap::Parser;
 
 /// BunBase all-in-one: the whole platform in one process.
@@ -20,6 +23,9 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "BUNBASE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
+    /// The platform's public URL (the token issuer is this + /api); default http://<listen address>.
+    #[arg(long, env = "BUNBASE_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Where embedded data lives (created if missing).
     #[arg(long, env = "BUNBASE_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
@@ -91,30 +97,73 @@ async fn main() -> anyhow::Result<()> {
             (tokens, Some((token, path)))
         }
     };
-    let verifier: Arc<StaticTokens> = Arc::new(tokens);
 
     let registry = Registry::new();
     let shutdown = Shutdown::new();
     kit::shutdown_on_signals(&shutdown);
+
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    let issuer = format!("{}/api", public_url.trim_end_matches('/'));
+
+    // Identity: SQLite in the data directory.
+    let store = Arc::new(
+        SqliteStore::open(&args.data_dir.join("identity.db"))
+            .await
+            .context("opening the identity database")?,
+    );
+    let identity = Arc::new(
+        Identity::new(
+            store.clone(),
+            store.clone(),
+            Passwords::owasp(),
+            IdentityConfig {
+                issuer: issuer.clone(),
+                ..IdentityConfig::default()
+            },
+            Arc::new(AuthMetrics::new(&registry)?),
+        )
+        .await
+        .context("starting the identity service")?,
+    );
+    // Configured service tokens first, then every identity credential.
+    let verifier = Arc::new(Verifiers(vec![Arc::new(tokens), identity.clone()]));
 
     let events = args
         .events
         .build(&registry)
         .await
         .context("starting Buncast")?;
-    let services = vec![buncast::service(BuncastState {
-        events,
-        verifier: verifier.clone(),
-        keepalive: args.events.keepalive(),
-        shutdown: shutdown.clone(),
-    })];
+    let mut platform = platform::service(PlatformState {
+        identity: identity.clone(),
+    });
+    platform
+        .health
+        .push(kit::health_check_fn("identity-db", move || {
+            let store = store.clone();
+            async move { store.ping().await }
+        }));
+    let services = vec![
+        platform,
+        buncast::service(BuncastState {
+            events,
+            verifier,
+            keepalive: args.events.keepalive(),
+            shutdown: shutdown.clone(),
+        }),
+    ];
 
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener.local_addr()?;
     println!("BunBase all-in-one listening on http://{address}");
     println!("  data directory  {}", args.data_dir.display());
+    println!(
+        "  /api            Platform API: accounts, projects, keys, end users (issuer {issuer})"
+    );
     println!(
         "  /events         Buncast pub/sub ({})",
         args.events.describe()

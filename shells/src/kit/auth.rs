@@ -44,7 +44,9 @@ async fn path_project<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Pr
     ProjectId::new(raw)
 }
 
-fn bearer_token(parts: &Parts) -> Result<Option<String>, Error> {
+/// The bearer credential of a request: the `Authorization: Bearer` header,
+/// else the `access_token` query parameter.
+pub fn bearer_token(parts: &Parts) -> Result<Option<String>, Error> {
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
         let value = value
             .to_str()

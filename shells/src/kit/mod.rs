@@ -6,6 +6,7 @@
 //! rejections), and graceful shutdown on SIGINT/SIGTERM.
 
 mod auth;
+mod client_ip;
 pub mod codes;
 mod error;
 mod health;
@@ -15,7 +16,8 @@ mod json_errors;
 mod server;
 mod shutdown;
 
-pub use auth::{Auth, AuthState};
+pub use auth::{Auth, AuthState, bearer_token};
+pub use client_ip::ClientIp;
 pub use error::ApiError;
 pub use health::{HealthCheck, health_check_fn};
 pub use json::ApiJson;

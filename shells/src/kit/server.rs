@@ -16,6 +16,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use super::ApiError;
+use super::client_ip;
 use super::health::{self, HealthCheck};
 use super::http_metrics::{self, HttpMetrics};
 use super::json_errors::json_errors;
@@ -41,6 +42,8 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Longest wait for in-flight requests and streams at shutdown.
     pub shutdown_grace: Duration,
+    /// Take the client address from X-Forwarded-For (behind Traefik).
+    pub trust_proxy: bool,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +52,7 @@ impl Default for ServerConfig {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            trust_proxy: false,
         }
     }
 }
@@ -95,6 +99,10 @@ pub fn app(
             config.request_timeout,
         ))
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn({
+            let trust = config.trust_proxy;
+            move |req, next| client_ip::client_ip(trust, req, next)
+        }))
         .layer(middleware::from_fn_with_state(metrics, http_metrics::track))
         .layer(TraceLayer::new_for_http().make_span_with(request_span)))
 }
@@ -133,9 +141,12 @@ pub async fn serve(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
-    let server = axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(graceful)
-        .into_future();
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful)
+    .into_future();
     // One grace period, from the moment shutdown starts, covers both the
     // HTTP connections and the upgraded (WebSocket) ones.
     let grace_ends = {

@@ -691,6 +691,15 @@ pub mod sqlite {
             crate::sql::migrate_sqlite(&pool, DOMAIN, MIGRATIONS).await?;
             Ok(SqliteStore { pool })
         }
+
+        /// Answers when the database does (health checks).
+        pub async fn ping(&self) -> Result<(), Error> {
+            sqlx::query("SELECT 1")
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+            Ok(())
+        }
     }
 
     identity_store!(SqliteStore, sqlx::SqlitePool, sqlx::sqlite::SqliteRow);

@@ -1,0 +1,174 @@
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use bunbase_core::ProjectId;
+use bunbase_core::auth::model::KeyKind;
+use bunbase_core::platform::{Project, Role};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::PlatformState;
+use super::extract::Account;
+use crate::kit::{ApiJson, ApiResult};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameBody {
+    pub name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberBody {
+    pub email: String,
+    pub role: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyBody {
+    pub name: String,
+    pub kind: String,
+}
+
+fn project_json(project: &Project, role: Role) -> Value {
+    json!({ "id": project.id, "name": project.name, "created_at": project.created_at, "role": role })
+}
+
+pub async fn create(
+    State(state): State<PlatformState>,
+    Account(who): Account,
+    ApiJson(body): ApiJson<NameBody>,
+) -> ApiResult<(StatusCode, ApiJson<Value>)> {
+    let project = state.identity.create_project(&who, &body.name).await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(project_json(&project, Role::Owner)),
+    ))
+}
+
+pub async fn list(
+    State(state): State<PlatformState>,
+    Account(who): Account,
+) -> ApiResult<ApiJson<Value>> {
+    let projects: Vec<Value> = state
+        .identity
+        .my_projects(&who)
+        .await?
+        .iter()
+        .map(|(p, role)| project_json(p, *role))
+        .collect();
+    Ok(ApiJson(json!({ "projects": projects })))
+}
+
+pub async fn get(
+    State(state): State<PlatformState>,
+    Account(who): Account,
+    Path(project): Path<String>,
+) -> ApiResult<ApiJson<Value>> {
+    let (project, role) = state
+        .identity
+        .project(&who, &ProjectId::new(project)?)
+        .await?;
+    Ok(ApiJson(project_json(&project, role)))
+}
+
+pub async fn rename(
+    State(state): State<PlatformState>,
+    Account(who): Account,
+    Path(project): Path<String>,
+    ApiJson(body): ApiJson<NameBody>,
+) -> ApiResult<ApiJson<Value>> {
+    let id = ProjectId::new(project)?;
+    let project = state.identity.rename_project(&who, &id, &body.name).await?;
+    let (_, role) = state.identity.project(&who, &id).await?;
+    Ok(ApiJson(project_json(&project, role)))
+}
+
+pub async fn delete(
+    State(state): State<PlatformState>,
+    Account(who): Account,
+    Path(project): Path<String>,
+) -> ApiResult<StatusCode> {
+    state
+        .identity
+        .delete_project(&who, &ProjectId::new(project)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn members(
+    State(state): State<PlatformState>,
+    Account(who): Account,
+    Path(project): Path<String>,
+) -> ApiResult<ApiJson<Value>> {
+    let members = state
+        .identity
+        .members(&who, &ProjectId::new(project)?)
+        .await?;
+    Ok(ApiJson(json!({ "members": members })))
+}
+
+pub async fn put_member(
+    State(state): State<PlatformState>,
+    Account(who): Account,
+    Path(project): Path<String>,
+    ApiJson(body): ApiJson<MemberBody>,
+) -> ApiResult<ApiJson<Value>> {
+    let role: Role = body.role.parse()?;
+    let member = state
+        .identity
+        .put_member(&who, &ProjectId::new(project)?, &body.email, role)
+        .await?;
+    Ok(ApiJson(serde_json::to_value(member).unwrap_or_default()))
+}
+
+pub async fn remove_member(
+    State(state): State<PlatformState>,
+    Account(who): Account,
+    Path((project, account)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state
+        .identity
+        .remove_member(&who, &ProjectId::new(project)?, &account)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn keys(
+    State(state): State<PlatformState>,
+    Account(who): Account,
+    Path(project): Path<String>,
+) -> ApiResult<ApiJson<Value>> {
+    let keys = state.identity.keys(&who, &ProjectId::new(project)?).await?;
+    Ok(ApiJson(json!({ "keys": keys })))
+}
+
+/// Answers the key once, as `"key"`; only its hash is kept.
+pub async fn create_key(
+    State(state): State<PlatformState>,
+    Account(who): Account,
+    Path(project): Path<String>,
+    ApiJson(body): ApiJson<KeyBody>,
+) -> ApiResult<(StatusCode, ApiJson<Value>)> {
+    let kind = KeyKind::parse(&body.kind)?;
+    let created = state
+        .identity
+        .create_key(&who, &ProjectId::new(project)?, &body.name, kind)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(serde_json::to_value(created).unwrap_or_default()),
+    ))
+}
+
+pub async fn revoke_key(
+    State(state): State<PlatformState>,
+    Account(who): Account,
+    Path((project, key)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state
+        .identity
+        .revoke_key(&who, &ProjectId::new(project)?, &key)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
