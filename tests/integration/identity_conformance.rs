@@ -29,3 +29,17 @@ async fn sqlite_store() {
     };
     testing::run(&make).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store() {
+    use bunbase_core::auth::adapters::sql::postgres::PostgresStore;
+    let url = bunbase_tests::servers::postgres_database();
+    // Connected twice: the second start finds the migrations applied.
+    PostgresStore::connect(&url).await.unwrap();
+    let store: Arc<dyn IdentityStore> = Arc::new(PostgresStore::connect(&url).await.unwrap());
+    let make = move || -> StoreFuture {
+        let store = store.clone();
+        Box::pin(async move { store })
+    };
+    testing::run(&make).await;
+}
