@@ -6,5 +6,6 @@ mod client;
 mod events_conformance;
 mod identity_conformance;
 mod ops;
+mod platform_http;
 mod shutdown;
 mod support;

@@ -162,3 +162,77 @@ pub struct SharedServer {
     pub url: String,
     pub events: Events,
 }
+
+/// The Platform API and Buncast together, as the all-in-one serves them,
+/// on an in-memory identity store with cheap password hashing.
+pub struct PlatformServer {
+    pub url: String,
+    pub identity: Arc<bunbase_core::auth::Identity>,
+    pub shutdown: Shutdown,
+}
+
+pub async fn start_platform(rate: bunbase_core::auth::ratelimit::Rate) -> PlatformServer {
+    use bunbase_core::auth::adapters::memory::MemoryStore;
+    use bunbase_core::auth::password::Passwords;
+    use bunbase_core::auth::{AuthMetrics, Identity, IdentityConfig, Verifiers};
+    use bunbase_shells::platform::{self, PlatformState};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("http://{addr}");
+    let registry = Registry::new();
+    let store = Arc::new(MemoryStore::new());
+    let identity = Arc::new(
+        Identity::new(
+            store.clone(),
+            store,
+            Passwords::with_params(256, 1, 1).unwrap_or_else(|e| panic!("{e}")),
+            IdentityConfig {
+                issuer: format!("{url}/api"),
+                rate,
+                ..IdentityConfig::default()
+            },
+            Arc::new(AuthMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"))),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("identity: {e}")),
+    );
+    let metrics = Arc::new(EventMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")));
+    let events = Events::new(
+        Arc::new(MemoryBus::new(BusConfig::default(), metrics.clone())),
+        EventLimits::default(),
+        metrics,
+    );
+    let shutdown = Shutdown::new();
+    let services = vec![
+        platform::service(PlatformState {
+            identity: identity.clone(),
+        }),
+        buncast::service(BuncastState {
+            events,
+            verifier: Arc::new(Verifiers(vec![Arc::new(tokens()), identity.clone()])),
+            keepalive: Duration::from_secs(15),
+            shutdown: shutdown.clone(),
+        }),
+    ];
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            kit::serve(
+                listener,
+                services,
+                &registry,
+                ServerConfig::default(),
+                shutdown,
+            )
+            .await
+        });
+    }
+    PlatformServer {
+        url,
+        identity,
+        shutdown,
+    }
+}

@@ -1,0 +1,630 @@
+//! The Platform API over HTTP: accounts, projects, keys, end users, and the
+//! attacks that must fail (bad input, forged or replayed tokens, other
+//! projects' credentials, revoked keys, deleted projects).
+
+use bunbase_core::auth::ratelimit::Rate;
+use bunbase_tests::harness::{self, PlatformServer};
+use serde_json::{Value, json};
+
+use crate::support::unique;
+
+const PW: &str = "correct horse battery";
+const OPEN: Rate = Rate {
+    burst: 10_000,
+    per_minute: 1_000_000,
+};
+
+struct Api {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(server: &PlatformServer) -> Api {
+        Api {
+            url: server.url.clone(),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        apikey: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(key) = apikey {
+            request = request.header("apikey", key);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(json!({ "raw": text }))
+        };
+        if status >= 400 {
+            assert!(
+                value["error"]["code"].is_string(),
+                "error in the platform shape: {value}"
+            );
+        }
+        (status, value)
+    }
+
+    async fn signup(&self, email: &str) -> Value {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/api/v1/auth/signup",
+                None,
+                None,
+                Some(&json!({ "email": email, "password": PW }).to_string()),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+}
+
+fn email() -> String {
+    format!("{}@example.com", unique("dev"))
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn account_flows_and_bad_input() {
+    let server = harness::start_platform(OPEN).await;
+    let api = Api::new(&server);
+    let address = email();
+    let tokens = api.signup(&address.to_uppercase()).await;
+    assert!(
+        tokens["account"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("acc_")
+    );
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 900);
+    let access = tokens["access_token"].as_str().unwrap();
+
+    let (status, me) = api
+        .call("GET", "/api/v1/auth/me", Some(access), None, None)
+        .await;
+    assert_eq!(
+        (status, me["email"].as_str()),
+        (200, Some(address.as_str())),
+        "email stored normalised"
+    );
+
+    let long = format!("{}@example.com", "a".repeat(300));
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        (
+            "duplicate (other case)",
+            json!({"email": address.to_uppercase(), "password": PW}).to_string(),
+            409,
+            "already_exists",
+        ),
+        (
+            "not an email",
+            json!({"email": "nope", "password": PW}).to_string(),
+            400,
+            "invalid_input",
+        ),
+        (
+            "SQL-ish email",
+            json!({"email": "'; DROP TABLE accounts; --", "password": PW}).to_string(),
+            400,
+            "invalid_input",
+        ),
+        (
+            "over-long email",
+            json!({"email": long, "password": PW}).to_string(),
+            400,
+            "invalid_input",
+        ),
+        (
+            "short password",
+            json!({"email": email(), "password": "short"}).to_string(),
+            400,
+            "invalid_input",
+        ),
+        (
+            "over-long password",
+            json!({"email": email(), "password": "p".repeat(5000)}).to_string(),
+            400,
+            "invalid_input",
+        ),
+        (
+            "unknown field",
+            json!({"email": email(), "password": PW, "admin": true}).to_string(),
+            400,
+            "invalid_input",
+        ),
+        (
+            "wrong type",
+            json!({"email": 42, "password": PW}).to_string(),
+            400,
+            "invalid_input",
+        ),
+        (
+            "malformed JSON",
+            "{\"email\":".to_string(),
+            400,
+            "invalid_input",
+        ),
+    ];
+    for (name, body, status, expected) in cases {
+        let (got, answer) = api
+            .call("POST", "/api/v1/auth/signup", None, None, Some(&body))
+            .await;
+        assert_eq!((got, code(&answer)), (status, expected), "{name}: {answer}");
+    }
+
+    // Sign-in: wrong password and unknown email answer the same.
+    let (s1, wrong) = api
+        .call(
+            "POST",
+            "/api/v1/auth/signin",
+            None,
+            None,
+            Some(&json!({"email": address, "password": "wrong password"}).to_string()),
+        )
+        .await;
+    let (s2, unknown) = api
+        .call(
+            "POST",
+            "/api/v1/auth/signin",
+            None,
+            None,
+            Some(&json!({"email": email(), "password": PW}).to_string()),
+        )
+        .await;
+    assert_eq!((s1, s2), (401, 401));
+    assert_eq!(wrong, unknown);
+
+    // Refresh rotates; replaying a spent token revokes the session.
+    let (_, signed_in) = api
+        .call(
+            "POST",
+            "/api/v1/auth/signin",
+            None,
+            None,
+            Some(&json!({"email": address, "password": PW}).to_string()),
+        )
+        .await;
+    let refresh = signed_in["refresh_token"].as_str().unwrap();
+    let body = json!({ "refresh_token": refresh }).to_string();
+    let (status, rotated) = api
+        .call("POST", "/api/v1/auth/refresh", None, None, Some(&body))
+        .await;
+    assert_eq!(status, 200);
+    let (status, replay) = api
+        .call("POST", "/api/v1/auth/refresh", None, None, Some(&body))
+        .await;
+    assert_eq!((status, code(&replay)), (401, "unauthenticated"));
+    let (status, _) = api
+        .call(
+            "POST",
+            "/api/v1/auth/refresh",
+            None,
+            None,
+            Some(&json!({"refresh_token": rotated["refresh_token"]}).to_string()),
+        )
+        .await;
+    assert_eq!(status, 401, "the whole family is revoked");
+    let (status, _) = api
+        .call(
+            "GET",
+            "/api/v1/auth/me",
+            rotated["access_token"].as_str(),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+    for garbage in ["", "bb_rt_nope", "not a token"] {
+        let (status, _) = api
+            .call(
+                "POST",
+                "/api/v1/auth/refresh",
+                None,
+                None,
+                Some(&json!({"refresh_token": garbage}).to_string()),
+            )
+            .await;
+        assert_eq!(status, 401);
+    }
+
+    // Sign out ends the session; everywhere ends all.
+    let (status, _) = api
+        .call("POST", "/api/v1/auth/signout", Some(access), None, None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = api
+        .call("GET", "/api/v1/auth/me", Some(access), None, None)
+        .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn forged_tokens_are_refused() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let server = harness::start_platform(OPEN).await;
+    let api = Api::new(&server);
+    let tokens = api.signup(&email()).await;
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let parts: Vec<&str> = access.split('.').collect();
+    let mut claims: Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
+    claims["exp"] = json!(claims["exp"].as_u64().unwrap() + 86_400);
+    let forged_payload = B64.encode(claims.to_string());
+    let none_header = B64.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let wrong_kid = B64.encode(br#"{"alg":"EdDSA","typ":"JWT","kid":"k0000000000000000"}"#);
+    let other = harness::start_platform(OPEN).await;
+    let foreign = Api::new(&other).signup(&email()).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (name, token) in [
+        (
+            "tampered payload",
+            format!("{}.{}.{}", parts[0], forged_payload, parts[2]),
+        ),
+        ("alg none", format!("{none_header}.{}.", parts[1])),
+        (
+            "unknown kid",
+            format!("{wrong_kid}.{}.{}", parts[1], parts[2]),
+        ),
+        ("another server's token", foreign),
+        ("truncated", access[..access.len() - 5].to_string()),
+        ("garbage", "x.y.z".to_string()),
+    ] {
+        let (status, body) = api
+            .call("GET", "/api/v1/auth/me", Some(&token), None, None)
+            .await;
+        assert_eq!((status, code(&body)), (401, "unauthenticated"), "{name}");
+    }
+    // The genuine token verifies with a standard JWT library and our JWKS.
+    let (_, jwks) = api
+        .call("GET", "/api/.well-known/jwks.json", None, None, None)
+        .await;
+    let header = jsonwebtoken::decode_header(&access).unwrap();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header.kid.clone().unwrap().as_str())
+        .unwrap();
+    let key = jsonwebtoken::DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_audience(&["bunbase"]);
+    validation.set_issuer(&[format!("{}/api", server.url)]);
+    assert!(jsonwebtoken::decode::<Value>(&access, &key, &validation).is_ok());
+}
+
+#[tokio::test]
+async fn projects_keys_and_end_users_stay_in_their_project() {
+    let server = harness::start_platform(OPEN).await;
+    let api = Api::new(&server);
+    let owner = api.signup(&email()).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stranger = api.signup(&email()).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, a) = api
+        .call(
+            "POST",
+            "/api/v1/projects",
+            Some(&owner),
+            None,
+            Some(r#"{"name":"Alpha Shop"}"#),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let a = a["id"].as_str().unwrap().to_string();
+    let (_, b) = api
+        .call(
+            "POST",
+            "/api/v1/projects",
+            Some(&stranger),
+            None,
+            Some(r#"{"name":"Beta"}"#),
+        )
+        .await;
+    let b = b["id"].as_str().unwrap().to_string();
+
+    // Another account's project: not found, everywhere.
+    for (method, path, body) in [
+        ("GET", format!("/api/v1/projects/{b}"), None),
+        (
+            "PATCH",
+            format!("/api/v1/projects/{b}"),
+            Some(r#"{"name":"x"}"#),
+        ),
+        ("DELETE", format!("/api/v1/projects/{b}"), None),
+        ("GET", format!("/api/v1/projects/{b}/members"), None),
+        ("GET", format!("/api/v1/projects/{b}/keys"), None),
+        (
+            "POST",
+            format!("/api/v1/projects/{b}/keys"),
+            Some(r#"{"name":"k","kind":"secret"}"#),
+        ),
+    ] {
+        let (status, body) = api.call(method, &path, Some(&owner), None, body).await;
+        assert_eq!((status, code(&body)), (404, "not_found"), "{method} {path}");
+    }
+    for (body, expected) in [
+        (r#"{"name":""}"#, "invalid_input"),
+        (r#"{"name":"x","region":"eu"}"#, "invalid_input"),
+        (r#"{"title":"x"}"#, "invalid_input"),
+    ] {
+        let (status, answer) = api
+            .call("POST", "/api/v1/projects", Some(&owner), None, Some(body))
+            .await;
+        assert_eq!((status, code(&answer)), (400, expected), "{body}");
+    }
+    let (status, _) = api.call("GET", "/api/v1/projects", None, None, None).await;
+    assert_eq!(status, 401);
+
+    // Keys: shown once, bound to their project.
+    let (status, secret) = api
+        .call(
+            "POST",
+            &format!("/api/v1/projects/{a}/keys"),
+            Some(&owner),
+            None,
+            Some(r#"{"name":"server","kind":"secret"}"#),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let sk = secret["key"].as_str().unwrap().to_string();
+    assert!(sk.starts_with("bb_sk_"));
+    let (_, publishable) = api
+        .call(
+            "POST",
+            &format!("/api/v1/projects/{a}/keys"),
+            Some(&owner),
+            None,
+            Some(r#"{"name":"web","kind":"publishable"}"#),
+        )
+        .await;
+    let pk = publishable["key"].as_str().unwrap().to_string();
+    let (status, bad_kind) = api
+        .call(
+            "POST",
+            &format!("/api/v1/projects/{a}/keys"),
+            Some(&owner),
+            None,
+            Some(r#"{"name":"x","kind":"root"}"#),
+        )
+        .await;
+    assert_eq!((status, code(&bad_kind)), (400, "invalid_input"));
+    let (_, listed) = api
+        .call(
+            "GET",
+            &format!("/api/v1/projects/{a}/keys"),
+            Some(&owner),
+            None,
+            None,
+        )
+        .await;
+    assert!(
+        !listed.to_string().contains(&sk),
+        "keys are never listed in full"
+    );
+
+    // Data services accept the secret key for its project only.
+    let publish = |project: String, credential: String| {
+        let api = &api;
+        async move {
+            api.call(
+                "POST",
+                &format!("/events/v1/projects/{project}/topics/t"),
+                Some(&credential),
+                None,
+                Some(r#"{"data":1}"#),
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(publish(a.clone(), sk.clone()).await, 201);
+    assert_eq!(publish(b.clone(), sk.clone()).await, 403);
+    assert_eq!(
+        publish(a.clone(), pk.clone()).await,
+        403,
+        "publishable keys grant nothing by themselves"
+    );
+    assert_eq!(
+        publish(a.clone(), owner.clone()).await,
+        201,
+        "members act by role"
+    );
+    assert_eq!(publish(a.clone(), stranger.clone()).await, 403);
+
+    // End users, with the publishable key.
+    let user_body = json!({ "email": "user@example.com", "password": PW }).to_string();
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/api/v1/projects/{a}/auth/signup"),
+            None,
+            None,
+            Some(&user_body),
+        )
+        .await;
+    assert_eq!(status, 401, "needs the project's key");
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/api/v1/projects/{b}/auth/signup"),
+            None,
+            Some(&pk),
+            Some(&user_body),
+        )
+        .await;
+    assert_eq!(status, 403, "another project's key");
+    let (status, user) = api
+        .call(
+            "POST",
+            &format!("/api/v1/projects/{a}/auth/signup"),
+            None,
+            Some(&pk),
+            Some(&user_body),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let user_token = user["access_token"].as_str().unwrap().to_string();
+    let (status, me) = api
+        .call(
+            "GET",
+            &format!("/api/v1/projects/{a}/auth/me"),
+            Some(&user_token),
+            Some(&pk),
+            None,
+        )
+        .await;
+    assert_eq!((status, me["kind"].as_str()), (200, Some("end_user")));
+    let (status, _) = api
+        .call("GET", "/api/v1/auth/me", Some(&user_token), None, None)
+        .await;
+    assert_eq!(status, 403, "an end user is not an account");
+    let (status, _) = api
+        .call("GET", "/api/v1/projects", Some(&user_token), None, None)
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        publish(a.clone(), user_token.clone()).await,
+        403,
+        "end users get only what rules grant"
+    );
+
+    // Admin listing: owners and secret keys, not end users or strangers.
+    let (status, users) = api
+        .call(
+            "GET",
+            &format!("/api/v1/projects/{a}/users"),
+            Some(&owner),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, users["users"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
+    let (status, _) = api
+        .call(
+            "GET",
+            &format!("/api/v1/projects/{a}/users"),
+            Some(&sk),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    for token in [&user_token, &stranger, &pk] {
+        let (status, _) = api
+            .call(
+                "GET",
+                &format!("/api/v1/projects/{a}/users"),
+                Some(token),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, 403);
+    }
+
+    // Revoked keys and deleted projects stop working.
+    let key_id = secret["id"].as_str().unwrap();
+    let (status, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/v1/projects/{a}/keys/{key_id}"),
+            Some(&owner),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(publish(a.clone(), sk.clone()).await, 401);
+    let (status, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/v1/projects/{a}"),
+            Some(&owner),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = api
+        .call(
+            "GET",
+            &format!("/api/v1/projects/{a}/auth/me"),
+            Some(&user_token),
+            Some(&pk),
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(publish(a.clone(), owner.clone()).await, 403);
+}
+
+#[tokio::test]
+async fn sign_in_is_rate_limited_with_retry_after() {
+    let server = harness::start_platform(Rate {
+        burst: 2,
+        per_minute: 1,
+    })
+    .await;
+    let api = Api::new(&server);
+    let address = email();
+    api.signup(&address).await;
+    let body = json!({ "email": address, "password": PW }).to_string();
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..3 {
+        let response = api
+            .http
+            .post(format!("{}/api/v1/auth/signin", api.url))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert!(retry_after.is_some_and(|v| v.parse::<u64>().unwrap() >= 1));
+}
