@@ -42,6 +42,11 @@ impl Client {
         EventsClient::new(self.clone())
     }
 
+    /// The Platform API (`/api`): accounts, projects, keys, end users.
+    pub fn platform(&self) -> crate::platform::PlatformClient {
+        crate::platform::PlatformClient::new(self.clone())
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

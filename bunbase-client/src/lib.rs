@@ -13,7 +13,11 @@
 
 mod events;
 mod http;
+mod platform;
 pub mod sse;
 
 pub use events::{EventStream, EventsClient, StreamItem};
 pub use http::Client;
+pub use platform::{
+    CreatedKey, EndUserAuth, KeyInfo, PlatformClient, ProjectInfo, Tokens, UsersPage,
+};

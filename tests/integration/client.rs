@@ -183,3 +183,116 @@ async fn stream_survives_a_server_restart() {
     assert_eq!(next_seq(&mut stream).await, missed_1);
     assert_eq!(next_seq(&mut stream).await, missed_2);
 }
+
+#[tokio::test]
+async fn platform_calls_are_typed() {
+    use bunbase_core::auth::ratelimit::Rate;
+    use bunbase_core::platform::Role;
+    let server = harness::start_platform(Rate {
+        burst: 1000,
+        per_minute: 100_000,
+    })
+    .await;
+    let anonymous = Client::new(&server.url).unwrap().platform();
+    let owner_email = format!("{}@example.com", unique("owner"));
+    let tokens = anonymous
+        .sign_up(&owner_email, "correct horse battery")
+        .await
+        .unwrap();
+    let owner = Client::new(&server.url)
+        .unwrap()
+        .with_token(&tokens.access_token)
+        .platform();
+    assert_eq!(owner.me().await.unwrap()["email"], owner_email.as_str());
+    let project = owner.create_project("Client Test").await.unwrap();
+    assert_eq!(project.role, Role::Owner);
+    assert_eq!(owner.projects().await.unwrap().len(), 1);
+    assert_eq!(
+        owner
+            .rename_project(&project.id, "Renamed")
+            .await
+            .unwrap()
+            .name,
+        "Renamed"
+    );
+
+    let dev_email = format!("{}@example.com", unique("dev"));
+    anonymous
+        .sign_up(&dev_email, "correct horse battery")
+        .await
+        .unwrap();
+    let member = owner
+        .put_member(&project.id, &dev_email, Role::Developer)
+        .await
+        .unwrap();
+    assert_eq!(owner.members(&project.id).await.unwrap().len(), 2);
+    owner
+        .remove_member(&project.id, &member.account_id)
+        .await
+        .unwrap();
+
+    let secret = owner
+        .create_key(&project.id, "server", "secret")
+        .await
+        .unwrap();
+    assert!(secret.key.starts_with("bb_sk_"));
+    let publishable = owner
+        .create_key(&project.id, "web", "publishable")
+        .await
+        .unwrap();
+    assert_eq!(owner.keys(&project.id).await.unwrap().len(), 2);
+
+    // A server publishes with the secret key through the same client type.
+    let events = Client::new(&server.url)
+        .unwrap()
+        .with_token(&secret.key)
+        .events();
+    events
+        .publish(&project.id, "orders", &json!({"n": 1}))
+        .await
+        .unwrap();
+
+    let app = anonymous.end_users(&project.id, &publishable.key);
+    let user = app
+        .sign_up("user@example.com", "user password 1")
+        .await
+        .unwrap();
+    assert_eq!(
+        app.me(&user.access_token).await.unwrap()["kind"],
+        "end_user"
+    );
+    let again = app.refresh(&user.refresh_token).await.unwrap();
+    assert_eq!(
+        app.refresh(&user.refresh_token).await.unwrap_err().code(),
+        ErrorCode::Unauthenticated,
+        "spent refresh token"
+    );
+    let _ = again;
+    let page = owner.users(&project.id, None, 10).await.unwrap();
+    assert_eq!(page.users.len(), 1);
+    assert!(page.next.is_none());
+    owner
+        .revoke_key(&project.id, &secret.info.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        events
+            .publish(&project.id, "orders", &1)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::Unauthenticated
+    );
+    assert_eq!(
+        owner.jwks().await.unwrap()["keys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    owner.sign_out(true).await.unwrap();
+    assert_eq!(
+        owner.me().await.unwrap_err().code(),
+        ErrorCode::Unauthenticated
+    );
+}
