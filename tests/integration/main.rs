@@ -6,6 +6,7 @@ mod client;
 mod events_conformance;
 mod identity_conformance;
 mod ops;
+mod platform_binary;
 mod platform_http;
 mod shutdown;
 mod support;

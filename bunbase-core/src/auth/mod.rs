@@ -32,5 +32,5 @@ pub use service::{
     AccountSession, Audience, ClientInfo, Identity, IdentityConfig, IssuedTokens, NewKey,
 };
 pub use static_tokens::StaticTokens;
-pub use store::AuthStore;
+pub use store::{AuthStore, IdentityStore};
 pub use verifier::{TokenVerifier, Verifiers};

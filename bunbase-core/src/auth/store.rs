@@ -9,6 +9,9 @@ use crate::id::ProjectId;
 /// Argon2id, refresh tokens and API keys with SHA-256).
 #[async_trait]
 pub trait AuthStore: Send + Sync + 'static {
+    /// Health: `Err(unavailable)` when the database does not answer.
+    async fn check(&self) -> Result<(), Error>;
+
     /// `already_exists` if the email is taken.
     async fn create_account(&self, account: &Account) -> Result<(), Error>;
     async fn account(&self, id: &str) -> Result<Option<Account>, Error>;
@@ -74,3 +77,7 @@ pub trait AuthStore: Send + Sync + 'static {
     /// Removes a retired signing key (its tokens have all expired).
     async fn remove_signing_key(&self, kid: &str) -> Result<bool, Error>;
 }
+
+/// Both identity store traits, as every adapter provides them.
+pub trait IdentityStore: AuthStore + crate::platform::ProjectStore {}
+impl<T: AuthStore + crate::platform::ProjectStore> IdentityStore for T {}

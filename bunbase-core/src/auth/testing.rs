@@ -7,17 +7,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use super::AuthStore;
 use super::model::{
     Account, ApiKey, Email, EndUser, KeyKind, Rotation, Session, SigningKey, SubjectKind,
 };
 use crate::ErrorCode;
 use crate::id::{ProjectId, random_hex};
-use crate::platform::{Member, Project, ProjectStore, Role};
+use crate::platform::{Member, Project, Role};
 
-/// Both store traits, as the SQL adapters provide them.
-pub trait IdentityStore: AuthStore + ProjectStore {}
-impl<T: AuthStore + ProjectStore> IdentityStore for T {}
+pub use super::store::IdentityStore;
 
 pub type StoreFuture = Pin<Box<dyn Future<Output = Arc<dyn IdentityStore>> + Send>>;
 

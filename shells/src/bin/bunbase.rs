@@ -7,7 +7,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use bunbase_core::auth::adapters::sql::sqlite::SqliteStore;
 use bunbase_core::auth::password::Passwords;
-use bunbase_core::auth::{AuthMetrics, Identity, IdentityConfig, StaticTokens, Verifiers};
+use bunbase_core::auth::{
+    AuthMetrics, AuthStore, Identity, IdentityConfig, StaticTokens, Verifiers,
+};
 use bunbase_core::id::random_hex;
 use bunbase_core::metrics::Registry;
 use bunbase_shells::buncast::{self, BuncastState, EventsArgs};
@@ -147,7 +149,7 @@ async fn main() -> anyhow::Result<()> {
         .health
         .push(kit::health_check_fn("identity-db", move || {
             let store = store.clone();
-            async move { store.ping().await }
+            async move { store.check().await }
         }));
     let services = vec![
         platform,

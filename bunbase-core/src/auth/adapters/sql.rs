@@ -200,6 +200,11 @@ macro_rules! identity_store {
 
         #[async_trait]
         impl AuthStore for $store {
+            async fn check(&self) -> Result<(), Error> {
+                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db)?;
+                Ok(())
+            }
+
             async fn create_account(&self, a: &Account) -> Result<(), Error> {
                 sqlx::query("INSERT INTO accounts (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
                     .bind(&a.id)
@@ -691,15 +696,6 @@ pub mod sqlite {
             crate::sql::migrate_sqlite(&pool, DOMAIN, MIGRATIONS).await?;
             Ok(SqliteStore { pool })
         }
-
-        /// Answers when the database does (health checks).
-        pub async fn ping(&self) -> Result<(), Error> {
-            sqlx::query("SELECT 1")
-                .execute(&self.pool)
-                .await
-                .map_err(db)?;
-            Ok(())
-        }
     }
 
     identity_store!(SqliteStore, sqlx::SqlitePool, sqlx::sqlite::SqliteRow);
@@ -723,16 +719,22 @@ pub mod postgres {
             crate::sql::migrate_postgres(&pool, DOMAIN, MIGRATIONS).await?;
             Ok(PostgresStore { pool })
         }
-
-        /// Answers when the database does (health checks).
-        pub async fn ping(&self) -> Result<(), Error> {
-            sqlx::query("SELECT 1")
-                .execute(&self.pool)
-                .await
-                .map_err(db)?;
-            Ok(())
-        }
     }
 
     identity_store!(PostgresStore, sqlx::PgPool, sqlx::postgres::PgRow);
+}
+
+/// Opens the identity store a URL names: `postgres://…` (Postgres) or
+/// `sqlite://PATH` / a plain path (SQLite file).
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn crate::auth::IdentityStore>, Error> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(
+            postgres::PostgresStore::connect(url).await?,
+        ))
+    } else {
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        Ok(std::sync::Arc::new(
+            sqlite::SqliteStore::open(std::path::Path::new(path)).await?,
+        ))
+    }
 }
