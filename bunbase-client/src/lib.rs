@@ -12,6 +12,7 @@
 //! ```
 
 mod events;
+pub mod grpc;
 mod http;
 mod platform;
 pub mod sse;

@@ -54,6 +54,39 @@ impl ErrorCode {
     pub fn parse(code: &str) -> Option<ErrorCode> {
         ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
     }
+
+    /// The gRPC status code (numbering of the gRPC spec, as `tonic::Code`).
+    /// The one mapping both the gRPC servers and clients use.
+    pub fn grpc_code(self) -> i32 {
+        match self {
+            ErrorCode::InvalidInput => 3,     // INVALID_ARGUMENT
+            ErrorCode::NotFound => 5,         // NOT_FOUND
+            ErrorCode::AlreadyExists => 6,    // ALREADY_EXISTS
+            ErrorCode::PermissionDenied => 7, // PERMISSION_DENIED
+            ErrorCode::RateLimited => 8,      // RESOURCE_EXHAUSTED
+            ErrorCode::PayloadTooLarge => 8,  // RESOURCE_EXHAUSTED
+            ErrorCode::Conflict => 10,        // ABORTED
+            ErrorCode::Internal => 13,        // INTERNAL
+            ErrorCode::Unavailable => 14,     // UNAVAILABLE
+            ErrorCode::Unauthenticated => 16, // UNAUTHENTICATED
+        }
+    }
+
+    /// The platform code a gRPC status code stands for (the stable code
+    /// itself travels in the status details when we sent it).
+    pub fn from_grpc_code(code: i32) -> ErrorCode {
+        match code {
+            3 | 11 => ErrorCode::InvalidInput,
+            5 => ErrorCode::NotFound,
+            6 => ErrorCode::AlreadyExists,
+            7 => ErrorCode::PermissionDenied,
+            8 => ErrorCode::RateLimited,
+            9 | 10 => ErrorCode::Conflict,
+            4 | 14 => ErrorCode::Unavailable,
+            16 => ErrorCode::Unauthenticated,
+            _ => ErrorCode::Internal,
+        }
+    }
 }
 
 impl fmt::Display for ErrorCode {

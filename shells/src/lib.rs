@@ -4,6 +4,7 @@
 //! service module (e.g. [`buncast`]) only parses requests, calls core and maps
 //! errors. Binaries in `src/bin/` wire configuration to these pieces.
 
+pub mod bunauth;
 pub mod buncast;
 pub mod cli;
 pub mod kit;

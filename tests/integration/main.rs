@@ -1,5 +1,6 @@
 //! Cross-crate tests, compiled into one binary (link time matters).
 
+mod bunauth_grpc;
 mod buncast_http;
 mod buncast_ws;
 mod client;

@@ -23,6 +23,31 @@ pub enum PrincipalKind {
     PublishableKey,
 }
 
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::Service => "service",
+            PrincipalKind::Account => "account",
+            PrincipalKind::EndUser => "end_user",
+            PrincipalKind::SecretKey => "secret_key",
+            PrincipalKind::PublishableKey => "publishable_key",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<PrincipalKind, Error> {
+        [
+            PrincipalKind::Service,
+            PrincipalKind::Account,
+            PrincipalKind::EndUser,
+            PrincipalKind::SecretKey,
+            PrincipalKind::PublishableKey,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == raw)
+        .ok_or_else(|| Error::invalid(format!("unknown principal kind {raw:?}")))
+    }
+}
+
 /// What an operation needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {

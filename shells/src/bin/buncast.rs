@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use bunbase_client::grpc::{RemoteVerifier, RemoteVerifierConfig};
+use bunbase_core::auth::{TokenVerifier, Verifiers};
 use bunbase_core::metrics::Registry;
 use bunbase_shells::buncast::{self, BuncastState, EventsArgs};
 use bunbase_shells::cli::{self, ServerArgs};
@@ -23,6 +25,10 @@ struct Args {
     /// File with service tokens, one PROJECT:RIGHTS:TOKEN per line; must be chmod 600.
     #[arg(long, env = "BUNCAST_TOKENS_FILE")]
     tokens_file: Option<PathBuf>,
+    /// BunAuth's gRPC URL (e.g. http://bun-auth:50051): accounts' tokens, end users'
+    /// tokens and API keys are resolved there (cached for a few seconds).
+    #[arg(long, env = "BUNCAST_AUTH_URL")]
+    auth_url: Option<String>,
     #[command(flatten)]
     events: EventsArgs,
     #[command(flatten)]
@@ -33,12 +39,18 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     cli::init_tracing();
     let args = Args::parse();
-    let tokens = cli::load_tokens(
-        "BUNCAST_TOKENS",
-        args.tokens.clone(),
-        args.tokens_file.as_ref(),
-    )?
-    .context("no credentials configured: set BUNCAST_TOKENS or BUNCAST_TOKENS_FILE")?;
+    let tokens = cli::load_tokens("BUNCAST_TOKENS", args.tokens.clone(), args.tokens_file.as_ref())?;
+    let mut verifiers: Vec<Arc<dyn TokenVerifier>> = Vec::new();
+    if let Some(tokens) = tokens {
+        verifiers.push(Arc::new(tokens));
+    }
+    if let Some(url) = &args.auth_url {
+        verifiers.push(Arc::new(RemoteVerifier::new(url, RemoteVerifierConfig::default())?));
+    }
+    anyhow::ensure!(
+        !verifiers.is_empty(),
+        "no credentials configured: set BUNCAST_AUTH_URL (BunAuth) and/or BUNCAST_TOKENS or BUNCAST_TOKENS_FILE"
+    );
     let registry = Registry::new();
     let events = args
         .events
@@ -49,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
     kit::shutdown_on_signals(&shutdown);
     let state = BuncastState {
         events,
-        verifier: Arc::new(tokens),
+        verifier: Arc::new(Verifiers(verifiers)),
         keepalive: args.events.keepalive(),
         shutdown: shutdown.clone(),
     };

@@ -35,20 +35,9 @@ pub fn code_for_status(status: StatusCode) -> ErrorCode {
     }
 }
 
-/// gRPC status codes (numbering from the gRPC spec, as `tonic::Code` uses).
+/// gRPC status codes: defined once in core, shared with the gRPC client.
 pub fn grpc_code(code: ErrorCode) -> i32 {
-    match code {
-        ErrorCode::InvalidInput => 3,     // INVALID_ARGUMENT
-        ErrorCode::NotFound => 5,         // NOT_FOUND
-        ErrorCode::AlreadyExists => 6,    // ALREADY_EXISTS
-        ErrorCode::PermissionDenied => 7, // PERMISSION_DENIED
-        ErrorCode::RateLimited => 8,      // RESOURCE_EXHAUSTED
-        ErrorCode::PayloadTooLarge => 8,  // RESOURCE_EXHAUSTED
-        ErrorCode::Conflict => 10,        // ABORTED
-        ErrorCode::Internal => 13,        // INTERNAL
-        ErrorCode::Unavailable => 14,     // UNAVAILABLE
-        ErrorCode::Unauthenticated => 16, // UNAUTHENTICATED
-    }
+    code.grpc_code()
 }
 
 /// RESP error line for a code, Redis style (`-ERR …`, `-NOAUTH …`).

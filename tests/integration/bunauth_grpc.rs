@@ -1,0 +1,154 @@
+//! BunAuth over gRPC: the remote verifier other services use in compose,
+//! its cache and stampede protection, and error codes across the wire.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bunbase_client::grpc::bunauth::bun_auth_client::BunAuthClient;
+use bunbase_client::grpc::bunauth::{Credentials, Empty, ProjectRef, ResolveRequest};
+use bunbase_client::grpc::{RemoteVerifier, RemoteVerifierConfig, error_from_status};
+use bunbase_core::auth::ratelimit::Rate;
+use bunbase_core::auth::{Access, PrincipalKind, TokenVerifier};
+use bunbase_core::{ErrorCode, ProjectId};
+use bunbase_shells::kit::Shutdown;
+use bunbase_tests::harness;
+
+async fn start_grpc(identity: Arc<bunbase_core::auth::Identity>) -> (String, Shutdown) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = Shutdown::new();
+    let registry = prometheus::Registry::new();
+    let s = shutdown.clone();
+    tokio::spawn(async move {
+        bunbase_shells::bunauth::serve_grpc(listener, identity, &registry, s).await
+    });
+    (url, shutdown)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_verifier_resolves_caches_and_shares_calls() {
+    let platform = harness::start_platform(Rate {
+        burst: 1000,
+        per_minute: 100_000,
+    })
+    .await;
+    let (url, _grpc) = start_grpc(platform.identity.clone()).await;
+
+    // An account, a project and a secret key, made over gRPC.
+    let mut client = BunAuthClient::connect(url.clone()).await.unwrap();
+    let tokens = client
+        .sign_up(Credentials {
+            email: "grpc@example.com".into(),
+            password: "correct horse battery".into(),
+            project: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut request = tonic::Request::new(bunbase_client::grpc::bunauth::CreateProjectRequest {
+        name: "Grpc".into(),
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", tokens.access_token).parse().unwrap(),
+    );
+    let project = client.create_project(request).await.unwrap().into_inner();
+    let mut request = tonic::Request::new(bunbase_client::grpc::bunauth::CreateKeyRequest {
+        project: project.id.clone(),
+        name: "server".into(),
+        kind: "secret".into(),
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", tokens.access_token).parse().unwrap(),
+    );
+    let key = client.create_key(request).await.unwrap().into_inner();
+    let project_id = ProjectId::new(project.id.clone()).unwrap();
+
+    let verifier = Arc::new(RemoteVerifier::new(&url, RemoteVerifierConfig::default()).unwrap());
+    // Fifty concurrent checks of one credential: one call.
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let verifier = verifier.clone();
+        let secret = key.secret.clone();
+        let project = project_id.clone();
+        tasks.push(tokio::spawn(async move {
+            verifier.verify(&secret, &project).await
+        }));
+    }
+    for task in tasks {
+        let principal = task.await.unwrap().unwrap();
+        assert_eq!(principal.kind, PrincipalKind::SecretKey);
+        assert!(principal.authorize(&project_id, Access::Write).is_ok());
+    }
+    assert_eq!(verifier.calls(), 1, "concurrent checks share one call");
+    verifier.verify(&key.secret, &project_id).await.unwrap();
+    assert_eq!(verifier.calls(), 1, "then the cache answers");
+
+    // Account tokens resolve per project, by role.
+    let owner = verifier
+        .verify(&tokens.access_token, &project_id)
+        .await
+        .unwrap();
+    assert_eq!(owner.kind, PrincipalKind::Account);
+    assert!(owner.rights.admin);
+    let elsewhere = ProjectId::new("someone-elses").unwrap();
+    let denied = verifier
+        .verify(&tokens.access_token, &elsewhere)
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), ErrorCode::PermissionDenied);
+
+    // Refusals keep their codes across the wire, and are cached briefly.
+    let calls = verifier.calls();
+    for _ in 0..3 {
+        let err = verifier
+            .verify("bb_sk_not-a-real-key", &project_id)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Unauthenticated);
+    }
+    assert_eq!(verifier.calls(), calls + 1);
+
+    // Raw status mapping: invalid project id → invalid_input.
+    let status = client
+        .resolve(ResolveRequest {
+            credential: key.secret.clone(),
+            project: "Not A Project".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error_from_status(&status).code(), ErrorCode::InvalidInput);
+    // Account calls without a token are refused.
+    let status = client
+        .list_keys(ProjectRef {
+            project: project.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error_from_status(&status).code(),
+        ErrorCode::Unauthenticated
+    );
+    let jwks = client.jwks(Empty {}).await.unwrap().into_inner();
+    assert!(jwks.jwks_json.contains("Ed25519"));
+}
+
+#[tokio::test]
+async fn remote_verifier_reports_an_unreachable_bunauth() {
+    let port = bunbase_tests::servers::free_port();
+    let verifier = RemoteVerifier::new(
+        &format!("http://127.0.0.1:{port}"),
+        RemoteVerifierConfig {
+            timeout: Duration::from_millis(500),
+            ..RemoteVerifierConfig::default()
+        },
+    )
+    .unwrap();
+    let err = verifier
+        .verify("bb_sk_anything", &ProjectId::new("p").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unavailable, "{err}");
+    assert!(RemoteVerifier::new("not a url", RemoteVerifierConfig::default()).is_err());
+}
