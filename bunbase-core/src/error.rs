@@ -82,7 +82,7 @@ impl ErrorCode {
             7 => ErrorCode::PermissionDenied,
             8 => ErrorCode::RateLimited,
             9 | 10 => ErrorCode::Conflict,
-            4 | 14 => ErrorCode::Unavailable,
+            1 | 4 | 14 => ErrorCode::Unavailable, // cancelled, deadline, unavailable
             16 => ErrorCode::Unauthenticated,
             _ => ErrorCode::Internal,
         }

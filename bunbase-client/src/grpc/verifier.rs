@@ -123,7 +123,10 @@ impl RemoteVerifier {
                 .map_err(|e| (e.code(), e.public_message())),
             Err(status) => {
                 let e = error_from_status(&status);
-                Err((e.code(), e.public_message()))
+                if matches!(e.code(), ErrorCode::Internal | ErrorCode::Unavailable) {
+                    tracing::warn!(code = ?status.code(), message = status.message(), "BunAuth call failed");
+                }
+                Err((e.code(), status.message().to_string()))
             }
         }
     }

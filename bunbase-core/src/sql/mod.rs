@@ -21,6 +21,14 @@ pub struct Migration {
 /// Opens (creating if missing) a SQLite database file in WAL mode with
 /// foreign keys enforced.
 pub async fn connect_sqlite(path: &std::path::Path) -> Result<SqlitePool, Error> {
+    connect_sqlite_with(path, 8).await
+}
+
+/// Like [`connect_sqlite`], with `max_connections` connections.
+pub async fn connect_sqlite_with(
+    path: &std::path::Path,
+    max_connections: u32,
+) -> Result<SqlitePool, Error> {
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -29,7 +37,7 @@ pub async fn connect_sqlite(path: &std::path::Path) -> Result<SqlitePool, Error>
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
     SqlitePoolOptions::new()
-        .max_connections(8)
+        .max_connections(max_connections)
         .connect_with(options)
         .await
         .map_err(|e| {

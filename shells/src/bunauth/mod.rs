@@ -42,6 +42,11 @@ impl BunAuthService {
     }
 
     fn finish<T>(&self, method: &str, result: Result<T, Error>) -> Result<Response<T>, Status> {
+        if let Err(e) = &result
+            && e.code() == bunbase_core::ErrorCode::Internal
+        {
+            tracing::error!(method, error = %e, "internal error");
+        }
         let outcome = result.map(Response::new).map_err(|e| status_from_error(&e));
         let code = match &outcome {
             Ok(_) => "ok".to_string(),

@@ -211,7 +211,7 @@ macro_rules! identity_store {
                     .bind(a.email.as_str())
                     .bind(&a.password_hash)
                     .bind(to_db(a.created_at))
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await
                     .map_err(db)?;
                 Ok(())
@@ -239,7 +239,7 @@ macro_rules! identity_store {
                 sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
                     .bind(hash)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await
                     .map_err(db)?;
                 Ok(())
@@ -254,7 +254,7 @@ macro_rules! identity_store {
                 .bind(u.email.as_str())
                 .bind(&u.password_hash)
                 .bind(to_db(u.created_at))
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(db)?;
                 Ok(())
@@ -298,14 +298,14 @@ macro_rules! identity_store {
                     .bind(hash)
                     .bind(project.as_str())
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await
                     .map_err(db)?;
                 Ok(())
             }
 
             async fn delete_user(&self, project: &ProjectId, id: &str) -> Result<bool, Error> {
-                let mut tx = self.pool.begin().await.map_err(db)?;
+                let mut tx = self.writer().begin().await.map_err(db)?;
                 let deleted = sqlx::query("DELETE FROM end_users WHERE project_id = $1 AND id = $2")
                     .bind(project.as_str())
                     .bind(id)
@@ -326,7 +326,7 @@ macro_rules! identity_store {
             }
 
             async fn create_session(&self, s: &Session, refresh_hash: &str) -> Result<(), Error> {
-                let mut tx = self.pool.begin().await.map_err(db)?;
+                let mut tx = self.writer().begin().await.map_err(db)?;
                 sqlx::query(concat!("INSERT INTO sessions (", session_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7)"))
                 .bind(&s.id)
                 .bind(s.kind.as_str())
@@ -368,7 +368,7 @@ macro_rules! identity_store {
             }
 
             async fn rotate_refresh(&self, old_hash: &str, new_hash: &str, now: u64) -> Result<Rotation, Error> {
-                let mut tx = self.pool.begin().await.map_err(db)?;
+                let mut tx = self.writer().begin().await.map_err(db)?;
                 // Write first: the row lock (Postgres) or the write lock
                 // (SQLite) makes concurrent spends of one token take turns.
                 let spent = sqlx::query(
@@ -428,7 +428,7 @@ macro_rules! identity_store {
                 let n = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                     .bind(to_db(now))
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await
                     .map_err(db)?
                     .rows_affected();
@@ -442,7 +442,7 @@ macro_rules! identity_store {
                 .bind(to_db(now))
                 .bind(kind.as_str())
                 .bind(subject)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(db)?
                 .rows_affected();
@@ -460,7 +460,7 @@ macro_rules! identity_store {
                 .bind(to_db(k.created_at))
                 .bind(k.last_used_at.map(to_db))
                 .bind(k.revoked_at.map(to_db))
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(db)?;
                 Ok(())
@@ -491,7 +491,7 @@ macro_rules! identity_store {
                 .bind(to_db(now))
                 .bind(project.as_str())
                 .bind(id)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(db)?
                 .rows_affected();
@@ -502,7 +502,7 @@ macro_rules! identity_store {
                 sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
                     .bind(to_db(now))
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await
                     .map_err(db)?;
                 Ok(())
@@ -533,7 +533,7 @@ macro_rules! identity_store {
                     .bind(STANDARD.encode(&k.private_pkcs8))
                     .bind(STANDARD.encode(&k.public_key))
                     .bind(to_db(k.created_at))
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await
                     .map_err(db)?;
                 Ok(())
@@ -542,7 +542,7 @@ macro_rules! identity_store {
             async fn remove_signing_key(&self, kid: &str) -> Result<bool, Error> {
                 let n = sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
                     .bind(kid)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await
                     .map_err(db)?
                     .rows_affected();
@@ -553,7 +553,7 @@ macro_rules! identity_store {
         #[async_trait]
         impl ProjectStore for $store {
             async fn create_project(&self, p: &Project, owner: &Member) -> Result<(), Error> {
-                let mut tx = self.pool.begin().await.map_err(db)?;
+                let mut tx = self.writer().begin().await.map_err(db)?;
                 sqlx::query("INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3)")
                     .bind(p.id.as_str())
                     .bind(&p.name)
@@ -607,7 +607,7 @@ macro_rules! identity_store {
                 let n = sqlx::query("UPDATE projects SET name = $1 WHERE id = $2")
                     .bind(name)
                     .bind(id.as_str())
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await
                     .map_err(db)?
                     .rows_affected();
@@ -619,7 +619,7 @@ macro_rules! identity_store {
                 // (and their refresh tokens).
                 let n = sqlx::query("DELETE FROM projects WHERE id = $1")
                     .bind(id.as_str())
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await
                     .map_err(db)?
                     .rows_affected();
@@ -636,7 +636,7 @@ macro_rules! identity_store {
                 .bind(&m.email)
                 .bind(m.role.as_str())
                 .bind(to_db(m.added_at))
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(|e| match db(e) {
                     Error::NotFound(_) => Error::not_found(format!("project {}", m.project)),
@@ -668,7 +668,7 @@ macro_rules! identity_store {
                 let n = sqlx::query("DELETE FROM members WHERE project_id = $1 AND account_id = $2")
                     .bind(project.as_str())
                     .bind(account_id)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await
                     .map_err(db)?
                     .rows_affected();
@@ -682,19 +682,25 @@ pub mod sqlite {
     //! SQLite: the all-in-one's identity store (a file in the data directory).
     use super::*;
 
+    /// Reads use a pool of connections; writes go through one connection,
+    /// so concurrent writers queue in the pool instead of spinning on
+    /// SQLite's file lock.
     pub struct SqliteStore {
         pool: sqlx::SqlitePool,
+        writer: sqlx::SqlitePool,
     }
 
     impl SqliteStore {
         /// Opens (creating) the database file and migrates it.
         pub async fn open(path: &std::path::Path) -> Result<SqliteStore, Error> {
-            Self::with_pool(crate::sql::connect_sqlite(path).await?).await
+            let writer = crate::sql::connect_sqlite_with(path, 1).await?;
+            crate::sql::migrate_sqlite(&writer, DOMAIN, MIGRATIONS).await?;
+            let pool = crate::sql::connect_sqlite_with(path, 8).await?;
+            Ok(SqliteStore { pool, writer })
         }
 
-        pub async fn with_pool(pool: sqlx::SqlitePool) -> Result<SqliteStore, Error> {
-            crate::sql::migrate_sqlite(&pool, DOMAIN, MIGRATIONS).await?;
-            Ok(SqliteStore { pool })
+        fn writer(&self) -> &sqlx::SqlitePool {
+            &self.writer
         }
     }
 
@@ -718,6 +724,10 @@ pub mod postgres {
         pub async fn with_pool(pool: sqlx::PgPool) -> Result<PostgresStore, Error> {
             crate::sql::migrate_postgres(&pool, DOMAIN, MIGRATIONS).await?;
             Ok(PostgresStore { pool })
+        }
+
+        fn writer(&self) -> &sqlx::PgPool {
+            &self.pool
         }
     }
 
