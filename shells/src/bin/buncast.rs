@@ -39,13 +39,20 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     cli::init_tracing();
     let args = Args::parse();
-    let tokens = cli::load_tokens("BUNCAST_TOKENS", args.tokens.clone(), args.tokens_file.as_ref())?;
+    let tokens = cli::load_tokens(
+        "BUNCAST_TOKENS",
+        args.tokens.clone(),
+        args.tokens_file.as_ref(),
+    )?;
     let mut verifiers: Vec<Arc<dyn TokenVerifier>> = Vec::new();
     if let Some(tokens) = tokens {
         verifiers.push(Arc::new(tokens));
     }
     if let Some(url) = &args.auth_url {
-        verifiers.push(Arc::new(RemoteVerifier::new(url, RemoteVerifierConfig::default())?));
+        verifiers.push(Arc::new(RemoteVerifier::new(
+            url,
+            RemoteVerifierConfig::default(),
+        )?));
     }
     anyhow::ensure!(
         !verifiers.is_empty(),
