@@ -94,10 +94,12 @@ pub struct Identity {
     config: IdentityConfig,
     limiter: RateLimiter,
     metrics: Arc<AuthMetrics>,
+    /// Serializes key rotation and reloads; holds the last reload time (ms).
     rotation: tokio::sync::Mutex<u64>,
 }
 
 const KEY_TOUCH_EVERY_MS: u64 = 60_000;
+const KEY_RELOAD_EVERY_MS: u64 = 1_000;
 const MAX_KEY_NAME_CHARS: usize = 100;
 
 impl Identity {
@@ -465,8 +467,15 @@ impl Identity {
         self.ring.verify(token)
     }
 
+    /// Reloads the ring from the store, at most once a second: tokens with
+    /// made-up `kid`s must not turn into a database read each.
     async fn reload_keys(&self) -> Result<(), Error> {
-        let _guard = self.rotation.lock().await;
+        let mut last_reload = self.rotation.lock().await;
+        let now = now_millis();
+        if now.saturating_sub(*last_reload) < KEY_RELOAD_EVERY_MS {
+            return Ok(());
+        }
+        *last_reload = now;
         let keys = self.auth.signing_keys().await?;
         self.ring.replace(&keys)
     }
@@ -908,9 +917,7 @@ fn limit_key(audience: Audience<'_>, email: &Email) -> String {
 
 fn taken(e: Error) -> Error {
     match e {
-        Error::AlreadyExists(_) => {
-            Error::AlreadyExists("an account with this email already exists".into())
-        }
+        Error::AlreadyExists(_) => Error::AlreadyExists("this email is already registered".into()),
         other => other,
     }
 }

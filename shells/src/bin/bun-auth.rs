@@ -38,6 +38,12 @@ struct Args {
         default_value = "http://127.0.0.1:3001"
     )]
     public_url: String,
+    /// Access-token lifetime in seconds (the same value as the platform's).
+    #[arg(long, env = "BUNAUTH_ACCESS_TTL_SECS", default_value_t = 900)]
+    access_ttl_secs: u64,
+    /// Days between automatic signing-key rotations (the same as the platform's).
+    #[arg(long, env = "BUNAUTH_KEY_ROTATION_DAYS", default_value_t = 7)]
+    key_rotation_days: u64,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -63,6 +69,12 @@ async fn main() -> anyhow::Result<()> {
             Passwords::owasp(),
             IdentityConfig {
                 issuer: format!("{}/api", args.public_url.trim_end_matches('/')),
+                access_ttl: std::time::Duration::from_secs(
+                    args.access_ttl_secs.clamp(60, 24 * 3600),
+                ),
+                key_rotation: std::time::Duration::from_secs(
+                    args.key_rotation_days.max(1) * 24 * 3600,
+                ),
                 ..IdentityConfig::default()
             },
             Arc::new(AuthMetrics::new(&registry)?),

@@ -63,6 +63,13 @@ impl FromRequestParts<PlatformState> for ProjectKey {
                     "missing apikey header: send the project's publishable key".into(),
                 )
             })?;
+        // Only keys here: an account or end-user token is refused before it
+        // is resolved (it would otherwise answer 403 for non-members).
+        if !(key.starts_with("bb_pk_") || key.starts_with("bb_sk_")) {
+            return Err(
+                Error::Unauthenticated("the apikey header must hold a project key".into()).into(),
+            );
+        }
         let principal = state.identity.resolve(key, &project).await?;
         let is_key = matches!(
             principal.kind,
