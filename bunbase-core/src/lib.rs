@@ -5,6 +5,7 @@
 //! `adapters/`. Shells (HTTP, gRPC, RESP) are thin layers over this crate.
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod events;

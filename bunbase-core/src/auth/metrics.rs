@@ -9,6 +9,7 @@ pub struct AuthMetrics {
     pub tokens_issued: IntCounterVec,
     pub verifications: IntCounterVec,
     pub rate_limited: IntCounter,
+    pub cache: IntCounterVec,
 }
 
 impl AuthMetrics {
@@ -36,6 +37,12 @@ impl AuthMetrics {
                 registry,
                 "bunauth_rate_limited_total",
                 "Sign-up and sign-in requests refused by the abuse limits.",
+            )?,
+            cache: metrics::counter_vec(
+                registry,
+                "bunauth_principal_cache_total",
+                "Principal cache lookups by result (hit, miss, error: the cache is down).",
+                &["result"],
             )?,
         })
     }

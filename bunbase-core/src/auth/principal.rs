@@ -2,13 +2,13 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::id::ProjectId;
 
 /// What kind of credential the caller presented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PrincipalKind {
     /// A service token from configuration (service-to-service, operators).
@@ -60,7 +60,7 @@ pub enum Access {
 }
 
 /// The rights a principal holds in its project.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rights {
     pub read: bool,
     pub write: bool,
@@ -138,7 +138,7 @@ impl fmt::Display for Rights {
 }
 
 /// Who is calling: a subject acting in exactly one project.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
     pub subject: String,
     pub kind: PrincipalKind,

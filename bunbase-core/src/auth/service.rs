@@ -16,6 +16,7 @@ use super::ratelimit::{Rate, RateLimiter};
 use super::secrets;
 use super::{AuthStore, Principal, PrincipalKind, Rights, TokenVerifier};
 use crate::ErrorCode;
+use crate::cache::Cache;
 use crate::error::Error;
 use crate::id::{ProjectId, now_millis, random_hex};
 use crate::platform::{Member, Project, ProjectStore, Role};
@@ -94,11 +95,16 @@ pub struct Identity {
     config: IdentityConfig,
     limiter: RateLimiter,
     metrics: Arc<AuthMetrics>,
+    /// Principal resolutions, shared by every instance (optional).
+    cache: Option<Arc<dyn Cache>>,
     /// Serializes key rotation and reloads; holds the last reload time (ms).
     rotation: tokio::sync::Mutex<u64>,
 }
 
 const KEY_TOUCH_EVERY_MS: u64 = 60_000;
+/// How long a cached principal is reused. Revoking a key clears its entry
+/// at once; sign-outs and membership changes take effect within this time.
+pub const PRINCIPAL_CACHE_TTL: Duration = Duration::from_secs(10);
 const KEY_RELOAD_EVERY_MS: u64 = 1_000;
 const MAX_KEY_NAME_CHARS: usize = 100;
 
@@ -126,8 +132,16 @@ impl Identity {
             limiter: RateLimiter::new(config.rate),
             config,
             metrics,
+            cache: None,
             rotation: tokio::sync::Mutex::new(0),
         })
+    }
+
+    /// Caches principal resolutions (for [`PRINCIPAL_CACHE_TTL`]) in `cache`.
+    /// A cache that fails is bypassed: resolution gets slower, not wrong.
+    pub fn with_cache(mut self, cache: Arc<dyn Cache>) -> Identity {
+        self.cache = Some(cache);
+        self
     }
 
     pub fn jwks(&self) -> serde_json::Value {
@@ -534,6 +548,56 @@ impl Identity {
     /// secret or publishable key. Project-bound credentials resolve to their
     /// own project; [`Principal::authorize`] refuses any other.
     pub async fn resolve(&self, credential: &str, project: &ProjectId) -> Result<Principal, Error> {
+        let cache_key = principal_cache_key(credential, project);
+        if let Some(principal) = self.cached_principal(&cache_key).await {
+            self.metrics
+                .verifications
+                .with_label_values(&["cache", "ok"])
+                .inc();
+            return Ok(principal);
+        }
+        let result = self.resolve_uncached(credential, project).await;
+        if let (Ok(principal), Some(cache)) = (&result, &self.cache)
+            && let Ok(bytes) = serde_json::to_vec(principal)
+            && let Err(e) = cache.set(&cache_key, &bytes, PRINCIPAL_CACHE_TTL).await
+        {
+            tracing::debug!(error = %e, "principal cache write failed");
+        }
+        result
+    }
+
+    async fn cached_principal(&self, key: &str) -> Option<Principal> {
+        let cache = self.cache.as_ref()?;
+        match cache.get(key).await {
+            Ok(Some(bytes)) => {
+                self.metrics.cache.with_label_values(&["hit"]).inc();
+                serde_json::from_slice(&bytes).ok()
+            }
+            Ok(None) => {
+                self.metrics.cache.with_label_values(&["miss"]).inc();
+                None
+            }
+            Err(e) => {
+                self.metrics.cache.with_label_values(&["error"]).inc();
+                tracing::debug!(error = %e, "principal cache unavailable; resolving directly");
+                None
+            }
+        }
+    }
+
+    async fn forget_key(&self, hash: &str) {
+        if let Some(cache) = &self.cache
+            && let Err(e) = cache.delete(&format!("principal:key:{hash}")).await
+        {
+            tracing::warn!(error = %e, "could not clear a revoked key from the principal cache");
+        }
+    }
+
+    async fn resolve_uncached(
+        &self,
+        credential: &str,
+        project: &ProjectId,
+    ) -> Result<Principal, Error> {
         let (label, result) = if let Some(kind) = key_kind(credential) {
             (kind.as_str(), self.resolve_key(credential).await)
         } else {
@@ -705,7 +769,11 @@ impl Identity {
                 "only owners may delete a project".into(),
             ));
         }
+        let keys = self.auth.keys(project).await?;
         self.projects.delete_project(project).await?;
+        for key in keys {
+            self.forget_key(&key.hash).await;
+        }
         Ok(())
     }
 
@@ -852,6 +920,15 @@ impl Identity {
         if !self.auth.revoke_key(project, key_id, now_millis()).await? {
             return Err(Error::not_found("key"));
         }
+        if let Some(key) = self
+            .auth
+            .keys(project)
+            .await?
+            .into_iter()
+            .find(|k| k.id == key_id)
+        {
+            self.forget_key(&key.hash).await;
+        }
         Ok(())
     }
 
@@ -888,6 +965,15 @@ impl Identity {
 impl TokenVerifier for Identity {
     async fn verify(&self, token: &str, project: &ProjectId) -> Result<Principal, Error> {
         self.resolve(token, project).await
+    }
+}
+
+/// Keys resolve the same whatever project is asked; tokens per project.
+fn principal_cache_key(credential: &str, project: &ProjectId) -> String {
+    let hash = secrets::hash(credential);
+    match key_kind(credential) {
+        Some(_) => format!("principal:key:{hash}"),
+        None => format!("principal:token:{hash}:{project}"),
     }
 }
 

@@ -3,10 +3,12 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use bunbase_core::auth::password::Passwords;
 use bunbase_core::auth::{AuthMetrics, Identity, IdentityConfig};
+use bunbase_core::cache::RedisCache;
 use bunbase_core::config::resolve_secret;
 use bunbase_core::metrics::Registry;
 use bunbase_shells::bunauth;
@@ -44,6 +46,10 @@ struct Args {
     /// Days between automatic signing-key rotations (the same as the platform's).
     #[arg(long, env = "BUNAUTH_KEY_ROTATION_DAYS", default_value_t = 7)]
     key_rotation_days: u64,
+    /// Redis-protocol cache for principal resolutions (e.g. redis://bunder-sys:6379);
+    /// when it is down, resolution still works, only slower.
+    #[arg(long, env = "BUNAUTH_CACHE_URL", hide_env_values = true)]
+    cache_url: Option<String>,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -62,26 +68,29 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("opening the identity database")?;
     let registry = Registry::new();
-    let identity = Arc::new(
-        Identity::new(
-            store.clone(),
-            store.clone(),
-            Passwords::owasp(),
-            IdentityConfig {
-                issuer: format!("{}/api", args.public_url.trim_end_matches('/')),
-                access_ttl: std::time::Duration::from_secs(
-                    args.access_ttl_secs.clamp(60, 24 * 3600),
-                ),
-                key_rotation: std::time::Duration::from_secs(
-                    args.key_rotation_days.max(1) * 24 * 3600,
-                ),
-                ..IdentityConfig::default()
-            },
-            Arc::new(AuthMetrics::new(&registry)?),
-        )
-        .await
-        .context("starting the identity service")?,
-    );
+    let identity = Identity::new(
+        store.clone(),
+        store.clone(),
+        Passwords::owasp(),
+        IdentityConfig {
+            issuer: format!("{}/api", args.public_url.trim_end_matches('/')),
+            access_ttl: std::time::Duration::from_secs(args.access_ttl_secs.clamp(60, 24 * 3600)),
+            key_rotation: std::time::Duration::from_secs(args.key_rotation_days.max(1) * 24 * 3600),
+            ..IdentityConfig::default()
+        },
+        Arc::new(AuthMetrics::new(&registry)?),
+    )
+    .await
+    .context("starting the identity service")?;
+    let identity = match &args.cache_url {
+        Some(url) => identity.with_cache(Arc::new(RedisCache::new(
+            url,
+            "bunbase",
+            Duration::from_millis(250),
+        )?)),
+        None => identity,
+    };
+    let identity = Arc::new(identity);
     let shutdown = Shutdown::new();
     kit::shutdown_on_signals(&shutdown);
 
