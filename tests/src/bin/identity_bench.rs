@@ -17,6 +17,7 @@ use bunbase_core::auth::ratelimit::Rate;
 use bunbase_core::auth::{
     Audience, AuthMetrics, ClientInfo, Identity, IdentityConfig, TokenVerifier,
 };
+use bunbase_core::cache::RedisCache;
 use bunbase_shells::kit::Shutdown;
 
 const RUN: Duration = Duration::from_secs(3);
@@ -57,19 +58,20 @@ async fn main() -> anyhow::Result<()> {
     ));
     std::fs::create_dir_all(&dir)?;
     let store = Arc::new(SqliteStore::open(&dir.join("identity.db")).await?);
+    let config = IdentityConfig {
+        rate: Rate {
+            burst: u32::MAX,
+            per_minute: u32::MAX,
+        },
+        ..IdentityConfig::default()
+    };
     let passwords = Passwords::owasp();
     let identity = Arc::new(
         Identity::new(
             store.clone(),
-            store,
+            store.clone(),
             passwords.clone(),
-            IdentityConfig {
-                rate: Rate {
-                    burst: u32::MAX,
-                    per_minute: u32::MAX,
-                },
-                ..IdentityConfig::default()
-            },
+            config.clone(),
             Arc::new(AuthMetrics::unregistered()),
         )
         .await?,
@@ -164,6 +166,42 @@ async fn main() -> anyhow::Result<()> {
         "  API-key resolutions/s, in-process      {:>10.0}   (4 concurrent)",
         in_process[1]
     );
+
+    // The same, with the shared principal cache on a real redis-server.
+    let cached_identity = Arc::new(
+        Identity::new(
+            store.clone(),
+            store.clone(),
+            passwords.clone(),
+            config,
+            Arc::new(AuthMetrics::unregistered()),
+        )
+        .await?
+        .with_cache(Arc::new(RedisCache::new(
+            bunbase_tests::servers::redis_url(),
+            "bench",
+            Duration::from_millis(250),
+        )?)),
+    );
+    for (label, credentials) in [
+        ("token verifications/s", access.clone()),
+        ("API-key resolutions/s", secrets.clone()),
+    ] {
+        let id = cached_identity.clone();
+        let project = project.clone();
+        let ops = rate(4, move |worker| {
+            let id = id.clone();
+            let credential = credentials[worker].clone();
+            let project = project.clone();
+            async move {
+                id.resolve(&credential, &project)
+                    .await
+                    .expect("valid credential");
+            }
+        })
+        .await;
+        println!("  {label}, Redis principal cache {ops:>9.0}   (4 concurrent)");
+    }
 
     // Over gRPC, through the verifier other services use.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
