@@ -7,5 +7,6 @@
 pub mod bunauth;
 pub mod buncast;
 pub mod cli;
+pub mod identity;
 pub mod kit;
 pub mod platform;

@@ -2,17 +2,13 @@
 //! with `/health` and `/metrics` on a small HTTP port.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use bunbase_core::auth::password::Passwords;
-use bunbase_core::auth::{AuthMetrics, Identity, IdentityConfig};
-use bunbase_core::cache::RedisCache;
 use bunbase_core::config::resolve_secret;
 use bunbase_core::metrics::Registry;
 use bunbase_shells::bunauth;
 use bunbase_shells::cli::{self, ServerArgs};
+use bunbase_shells::identity::{self, IdentityOptions};
 use bunbase_shells::kit::{self, Shutdown};
 use clap::Parser;
 
@@ -64,33 +60,19 @@ async fn main() -> anyhow::Result<()> {
         args.database_url_file.as_deref(),
     )?
     .context("no database: set BUNAUTH_DATABASE_URL (postgres://… or sqlite://PATH)")?;
-    let store = bunbase_core::auth::adapters::sql::open(url.expose())
-        .await
-        .context("opening the identity database")?;
     let registry = Registry::new();
-    let identity = Identity::new(
-        store.clone(),
-        store.clone(),
-        Passwords::owasp(),
-        IdentityConfig {
-            issuer: format!("{}/api", args.public_url.trim_end_matches('/')),
-            access_ttl: std::time::Duration::from_secs(args.access_ttl_secs.clamp(60, 24 * 3600)),
-            key_rotation: std::time::Duration::from_secs(args.key_rotation_days.max(1) * 24 * 3600),
-            ..IdentityConfig::default()
+    let (identity, store) = identity::build(
+        IdentityOptions {
+            database_url: &url,
+            public_url: &args.public_url,
+            access_ttl_secs: args.access_ttl_secs,
+            key_rotation_days: args.key_rotation_days,
+            cache_url: args.cache_url.as_deref(),
         },
-        Arc::new(AuthMetrics::new(&registry)?),
+        &registry,
     )
     .await
     .context("starting the identity service")?;
-    let identity = match &args.cache_url {
-        Some(url) => identity.with_cache(Arc::new(RedisCache::new(
-            url,
-            "bunbase",
-            Duration::from_millis(250),
-        )?)),
-        None => identity,
-    };
-    let identity = Arc::new(identity);
     let shutdown = Shutdown::new();
     kit::shutdown_on_signals(&shutdown);
 
