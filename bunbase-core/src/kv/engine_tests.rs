@@ -1,0 +1,151 @@
+//! String and key commands: Redis's replies and error texts.
+
+use bytes::Bytes;
+
+use super::engine::{Engine, EngineConfig, Session};
+use super::reply::Reply;
+
+fn run(engine: &Engine, session: &mut Session, line: &str) -> Reply {
+    let args: Vec<Bytes> = line
+        .split(' ')
+        .map(|s| Bytes::from(s.to_string()))
+        .collect();
+    engine.execute(session, &args)
+}
+
+fn bulk(s: &str) -> Reply {
+    Reply::bulk(s.to_string())
+}
+
+fn err(reply: Reply) -> String {
+    match reply {
+        Reply::Error(e) => e,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn strings() {
+    let e = Engine::new(EngineConfig::default());
+    let s = &mut Session::new(1);
+    assert_eq!(run(&e, s, "SET k v"), Reply::ok());
+    assert_eq!(run(&e, s, "get k"), bulk("v"));
+    assert_eq!(run(&e, s, "SET k w NX"), Reply::Nil);
+    assert_eq!(run(&e, s, "SET k w XX GET"), bulk("v"));
+    assert_eq!(run(&e, s, "SET nope w XX"), Reply::Nil);
+    assert_eq!(run(&e, s, "SETNX k x"), Reply::Integer(0));
+    assert_eq!(run(&e, s, "APPEND k 123"), Reply::Integer(4));
+    assert_eq!(run(&e, s, "STRLEN k"), Reply::Integer(4));
+    assert_eq!(run(&e, s, "MSET a 1 b 2"), Reply::ok());
+    assert_eq!(
+        run(&e, s, "MGET a b c"),
+        Reply::Array(vec![bulk("1"), bulk("2"), Reply::Nil])
+    );
+    assert_eq!(run(&e, s, "GETDEL a"), bulk("1"));
+    assert_eq!(run(&e, s, "GET a"), Reply::Nil);
+    assert_eq!(err(run(&e, s, "SET k v NX XX")), "ERR syntax error");
+    assert_eq!(
+        err(run(&e, s, "SET k v EX 0")),
+        "ERR invalid expire time in 'set' command"
+    );
+    assert_eq!(
+        err(run(&e, s, "SET k v EX x")),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(
+        err(run(&e, s, "GET")),
+        "ERR wrong number of arguments for 'get' command"
+    );
+    assert!(
+        err(run(&e, s, "FOO a b"))
+            .starts_with("ERR unknown command 'FOO', with args beginning with: 'a' 'b'")
+    );
+}
+
+#[test]
+fn counters() {
+    let e = Engine::new(EngineConfig::default());
+    let s = &mut Session::new(1);
+    assert_eq!(run(&e, s, "INCR n"), Reply::Integer(1));
+    assert_eq!(run(&e, s, "INCRBY n 41"), Reply::Integer(42));
+    assert_eq!(run(&e, s, "DECRBY n 2"), Reply::Integer(40));
+    assert_eq!(run(&e, s, "DECR n"), Reply::Integer(39));
+    run(&e, s, "SET big 9223372036854775807");
+    assert_eq!(
+        err(run(&e, s, "INCR big")),
+        "ERR increment or decrement would overflow"
+    );
+    run(&e, s, "SET text abc");
+    assert_eq!(
+        err(run(&e, s, "INCR text")),
+        "ERR value is not an integer or out of range"
+    );
+    run(&e, s, "SET padded 007");
+    assert_eq!(
+        err(run(&e, s, "INCR padded")),
+        "ERR value is not an integer or out of range"
+    );
+}
+
+#[test]
+fn expiry_and_keys() {
+    let e = Engine::new(EngineConfig::default());
+    let s = &mut Session::new(1);
+    run(&e, s, "SET k v");
+    assert_eq!(run(&e, s, "TTL k"), Reply::Integer(-1));
+    assert_eq!(run(&e, s, "TTL missing"), Reply::Integer(-2));
+    assert_eq!(run(&e, s, "EXPIRE k 100"), Reply::Integer(1));
+    assert_eq!(run(&e, s, "TTL k"), Reply::Integer(100));
+    assert_eq!(run(&e, s, "PERSIST k"), Reply::Integer(1));
+    assert_eq!(run(&e, s, "PERSIST k"), Reply::Integer(0));
+    run(&e, s, "SET short v PX 30");
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    assert_eq!(run(&e, s, "GET short"), Reply::Nil, "lazily expired");
+    run(&e, s, "SET swept v PX 10");
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let mut freed = 0;
+    let mut cursor = 0;
+    for _ in 0..64 {
+        let (next, n) = e.sweep_expired(cursor, 8);
+        cursor = next;
+        freed += n;
+    }
+    assert_eq!(freed, 1, "the sweep frees expired keys without traffic");
+    assert_eq!(run(&e, s, "EXISTS k swept"), Reply::Integer(1));
+    assert_eq!(run(&e, s, "TYPE k"), Reply::Simple("string"));
+    assert_eq!(run(&e, s, "TYPE none"), Reply::Simple("none"));
+    assert_eq!(run(&e, s, "DEL k k missing"), Reply::Integer(1));
+    assert_eq!(run(&e, s, "EXPIRE k 10"), Reply::Integer(0));
+}
+
+#[test]
+fn databases_are_separate() {
+    let e = Engine::new(EngineConfig::default());
+    let s = &mut Session::new(1);
+    run(&e, s, "SET k zero");
+    assert_eq!(run(&e, s, "SELECT 1"), Reply::ok());
+    assert_eq!(run(&e, s, "GET k"), Reply::Nil);
+    assert_eq!(run(&e, s, "DBSIZE"), Reply::Integer(0));
+    assert_eq!(err(run(&e, s, "SELECT 16")), "ERR DB index is out of range");
+    run(&e, s, "SELECT 0");
+    assert_eq!(run(&e, s, "DBSIZE"), Reply::Integer(1));
+    run(&e, s, "FLUSHALL");
+    assert_eq!(run(&e, s, "DBSIZE"), Reply::Integer(0));
+}
+
+#[test]
+fn connection_commands() {
+    let e = Engine::new(EngineConfig::default());
+    let s = &mut Session::new(7);
+    assert_eq!(run(&e, s, "PING"), Reply::Simple("PONG"));
+    assert_eq!(run(&e, s, "ECHO hi"), bulk("hi"));
+    assert!(matches!(run(&e, s, "HELLO 3"), Reply::Map(_)));
+    assert!(s.resp3);
+    assert_eq!(run(&e, s, "CLIENT SETNAME me"), Reply::ok());
+    assert_eq!(run(&e, s, "CLIENT GETNAME"), bulk("me"));
+    assert_eq!(run(&e, s, "CLIENT ID"), Reply::Integer(7));
+    let config = run(&e, s, "CONFIG GET save");
+    assert_eq!(config, Reply::Array(vec![bulk("save"), bulk("")]));
+    assert_eq!(run(&e, s, "QUIT"), Reply::ok());
+    assert!(s.closing);
+}

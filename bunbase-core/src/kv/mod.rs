@@ -1,0 +1,20 @@
+//! Bunder: the key-value engine behind our Redis-compatible server.
+//!
+//! - [`resp`]: the RESP2/RESP3 wire format (parsing is incremental and
+//!   bounded: a partial frame is `Incomplete`, never an error; a lying length
+//!   never allocates what it claims).
+//! - [`reply`]: what a command answers, before encoding.
+//! - [`engine`]: the keyspace (numbered databases, sharded across locks so
+//!   both cores work) and command execution with Redis's semantics and
+//!   error texts.
+
+pub mod engine;
+pub mod glob;
+pub mod reply;
+pub mod resp;
+
+pub use engine::{Engine, EngineConfig};
+pub use reply::Reply;
+
+#[cfg(test)]
+mod engine_tests;
