@@ -246,7 +246,7 @@ impl Engine {
             b"MGET" if !a.is_empty() => {
                 Reply::Array(a.iter().map(|k| self.get(session.db, k)).collect())
             }
-            b"MSET" if !a.is_empty() && a.len() % 2 == 0 => {
+            b"MSET" if !a.is_empty() && a.len().is_multiple_of(2) => {
                 self.mset(session.db, a);
                 Reply::ok()
             }
@@ -477,13 +477,9 @@ impl Engine {
         let now = now_ms();
         let mut shard = self.shard(db, key);
         let current = shard.get(key).filter(|e| !e.expired(now));
-        let old = match current {
-            Some(Entry {
-                value: Value::Str(v),
-                ..
-            }) => Some(v.clone()),
-            None => None,
-        };
+        let old = current.map(|e| match &e.value {
+            Value::Str(v) => v.clone(),
+        });
         if options.get && current.is_some() && old.is_none() {
             return Err(Reply::error(WRONGTYPE));
         }
