@@ -1,0 +1,69 @@
+//! `bunder`: the Redis-compatible server (port 6379).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use bunbase_core::config::resolve_secret;
+use bunbase_core::kv::resp::Limits;
+use bunbase_core::kv::{Engine, EngineConfig};
+use bunbase_shells::bunder::{self, BunderConfig};
+use bunbase_shells::cli::{self, parse_size_arg};
+use bunbase_shells::kit::{self, Shutdown};
+use clap::Parser;
+
+/// Bunder: a Redis-protocol key-value server.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Address to listen on (loopback unless told otherwise).
+    #[arg(long, env = "BUNDER_LISTEN", default_value = "127.0.0.1:6379")]
+    listen: String,
+    /// Password clients must AUTH with (requirepass).
+    #[arg(long, env = "BUNDER_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// File holding the password; must be chmod 600.
+    #[arg(long, env = "BUNDER_PASSWORD_FILE")]
+    password_file: Option<PathBuf>,
+    /// Most simultaneous clients.
+    #[arg(long, env = "BUNDER_MAX_CLIENTS", default_value_t = 10_000)]
+    max_clients: usize,
+    /// Largest bulk string a client may send (proto-max-bulk-len).
+    #[arg(long, env = "BUNDER_MAX_BULK_LEN", default_value = "512MiB", value_parser = parse_size_arg)]
+    max_bulk_len: usize,
+    /// Number of databases.
+    #[arg(long, env = "BUNDER_DATABASES", default_value_t = 16)]
+    databases: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    cli::init_tracing();
+    let args = Args::parse();
+    let password = resolve_secret(
+        "BUNDER_PASSWORD",
+        args.password.clone(),
+        args.password_file.as_deref(),
+    )?;
+    let engine = Arc::new(Engine::new(EngineConfig {
+        databases: args.databases.clamp(1, 1024),
+        ..EngineConfig::default()
+    }));
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "bunder serving RESP");
+    let shutdown = Shutdown::new();
+    kit::shutdown_on_signals(&shutdown);
+    let config = BunderConfig {
+        max_clients: args.max_clients,
+        limits: Limits {
+            max_bulk_len: args.max_bulk_len,
+            ..Limits::default()
+        },
+        password: password.map(|p| p.expose().to_string()),
+    };
+    bunder::serve(listener, engine, config, shutdown.token.clone()).await;
+    tracing::info!("bunder stopped");
+    Ok(())
+}

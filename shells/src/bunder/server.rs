@@ -1,0 +1,96 @@
+//! The accept loop: a connection limit, the expiry sweeper, shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bunbase_core::kv::Engine;
+use bunbase_core::kv::resp::Limits;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::connection::{self, Shared};
+
+#[derive(Debug, Clone)]
+pub struct BunderConfig {
+    pub max_clients: usize,
+    pub limits: Limits,
+    /// `requirepass`: clients must AUTH first.
+    pub password: Option<String>,
+}
+
+impl Default for BunderConfig {
+    fn default() -> Self {
+        BunderConfig {
+            max_clients: 10_000,
+            limits: Limits::default(),
+            password: None,
+        }
+    }
+}
+
+/// Serves RESP on `listener` until `stop` is cancelled; open connections
+/// are closed then.
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    config: BunderConfig,
+    stop: CancellationToken,
+) {
+    let shared = Arc::new(Shared {
+        engine: engine.clone(),
+        limits: config.limits,
+        password: config.password.map(String::into_bytes),
+    });
+    let slots = Arc::new(Semaphore::new(config.max_clients.max(1)));
+    let ids = AtomicU64::new(1);
+    let tasks = TaskTracker::new();
+    tasks.spawn(sweep(engine, stop.clone()));
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (mut socket, _) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            let _ = socket
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await;
+            continue;
+        };
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        let shared = shared.clone();
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            connection::handle(socket, shared, id, stop).await;
+            drop(permit);
+        });
+    }
+    tasks.close();
+    tasks.wait().await;
+}
+
+/// Frees expired keys without traffic: a few shards every 100 ms.
+async fn sweep(engine: Arc<Engine>, stop: CancellationToken) {
+    let mut cursor = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {
+                let (next, _) = engine.sweep_expired(cursor, 4);
+                cursor = next;
+            }
+        }
+    }
+}
