@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Bunder beside redis-server, in one run: redis-benchmark against each (no
+# persistence), unpipelined (-P 1) and pipelined (-P 16), then a table with
+# the ratio bunder/redis. Also the RSS of each after loading 1M small keys.
+#
+#   bash tests/bench/bunder.sh            (builds bunder in release first)
+#   TESTS="set,get,incr" N=200000 bash tests/bench/bunder.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+TESTS=${TESTS:-set,get,incr,lpush,hset,lpop,sadd,zadd}
+N=${N:-200000}
+CLIENTS=${CLIENTS:-50}
+KEYS_FOR_RSS=${KEYS_FOR_RSS:-1000000}
+
+for tool in redis-server redis-benchmark redis-cli; do
+    command -v "$tool" >/dev/null || { echo "needs $tool (Debian redis-server)" >&2; exit 1; }
+done
+cargo build --release -q -p bunbase-shells --bin bunder
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+REDIS_PORT=$(free_port)
+BUNDER_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
+REDIS_PID=$!
+./target/release/bunder --listen "127.0.0.1:$BUNDER_PORT" >/dev/null 2>&1 &
+BUNDER_PID=$!
+trap 'kill $REDIS_PID $BUNDER_PID 2>/dev/null || true' EXIT
+for port in "$REDIS_PORT" "$BUNDER_PORT"; do
+    for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+done
+
+# rps PORT PIPELINE -> "test rps" lines
+rps() {
+    redis-benchmark -p "$1" -t "$TESTS" -n "$N" -c "$CLIENTS" -P "$2" -q 2>/dev/null \
+        | tr '\r' '\n' | grep 'requests per second' \
+        | sed -E 's/^ *([A-Za-z_ ()0-9]+): ([0-9.]+) requests per second.*/\1|\2/'
+}
+
+printf '%-28s %14s %14s %8s\n' "test" "redis req/s" "bunder req/s" "ratio"
+for pipeline in 1 16; do
+    paste -d'|' <(rps "$REDIS_PORT" "$pipeline") <(rps "$BUNDER_PORT" "$pipeline") | while IFS='|' read -r name redis _ bunder; do
+        ratio=$(python3 -c "print(f'{float($bunder)/float($redis):.2f}' if float($redis) > 0 else 'n/a')")
+        printf '%-28s %14.0f %14.0f %8s\n' "$name (-P $pipeline)" "$redis" "$bunder" "$ratio"
+    done
+done
+
+# Memory for many small keys (RSS, from /proc).
+load_keys() {
+    python3 - "$1" "$KEYS_FOR_RSS" <<'PY' | redis-cli -p "$1" --pipe >/dev/null
+import sys
+n = int(sys.argv[2])
+out = sys.stdout.buffer
+for i in range(n):
+    k = b"key:%d" % i
+    v = b"v%d" % i
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
+PY
+}
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+redis-cli -p "$REDIS_PORT" flushall >/dev/null
+redis-cli -p "$BUNDER_PORT" flushall >/dev/null
+load_keys "$REDIS_PORT"
+load_keys "$BUNDER_PORT"
+echo
+printf 'RSS with %d small keys: redis %s MiB, bunder %s MiB (dbsize %s / %s)\n' "$KEYS_FOR_RSS" \
+    "$(rss_mib $REDIS_PID)" "$(rss_mib $BUNDER_PID)" \
+    "$(redis-cli -p "$REDIS_PORT" dbsize)" "$(redis-cli -p "$BUNDER_PORT" dbsize)"
