@@ -8,6 +8,7 @@ mod cache;
 mod client;
 mod events_conformance;
 mod identity_conformance;
+mod kv_conformance;
 mod ops;
 mod platform_binary;
 mod platform_http;

@@ -350,6 +350,11 @@ impl Engine {
                 }
             }
             b"DBSIZE" if a.is_empty() => Reply::Integer(self.dbsize(session.db) as i64),
+            b"KEYS" if a.len() == 1 => {
+                let keys = self.keys_matching(session.db, 0..=self.mask, Some(&a[0]), None);
+                Reply::Array(keys.into_iter().map(Reply::Bulk).collect())
+            }
+            b"SCAN" if !a.is_empty() => self.scan(session.db, a),
             b"FLUSHDB" => {
                 for shard in &self.dbs[session.db].shards {
                     shard.lock().unwrap_or_else(|e| e.into_inner()).clear();
@@ -395,6 +400,86 @@ impl Engine {
                 ))
             }
         }
+    }
+
+    fn keys_matching(
+        &self,
+        db: usize,
+        shards: std::ops::RangeInclusive<usize>,
+        pattern: Option<&[u8]>,
+        type_name: Option<&[u8]>,
+    ) -> Vec<Bytes> {
+        let now = now_ms();
+        let mut keys = Vec::new();
+        for index in shards {
+            let shard = self.dbs[db].shards[index]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            keys.extend(
+                shard
+                    .iter()
+                    .filter(|(k, e)| {
+                        !e.expired(now)
+                            && pattern.is_none_or(|p| super::glob::matches(p, k))
+                            && type_name.is_none_or(|t| {
+                                t.eq_ignore_ascii_case(e.value.type_name().as_bytes())
+                            })
+                    })
+                    .map(|(k, _)| k.clone()),
+            );
+        }
+        keys
+    }
+
+    /// SCAN's cursor walks the shards: each call returns whole shards (at
+    /// least COUNT keys' worth when there are that many), so every key
+    /// present for the whole scan is returned at least once.
+    fn scan(&self, db: usize, a: &[Bytes]) -> Reply {
+        let Some(cursor) = parse_i64(&a[0]).filter(|c| *c >= 0) else {
+            return Reply::error("ERR invalid cursor");
+        };
+        let mut pattern = None;
+        let mut count = 10usize;
+        let mut type_name = None;
+        let mut i = 1;
+        while i < a.len() {
+            if i + 1 >= a.len() {
+                return Reply::error(SYNTAX);
+            }
+            if eq(&a[i], "MATCH") {
+                pattern = Some(a[i + 1].clone());
+            } else if eq(&a[i], "COUNT") {
+                match parse_i64(&a[i + 1]) {
+                    Some(n) if n >= 1 => count = n as usize,
+                    Some(_) => return Reply::error(SYNTAX),
+                    None => return Reply::error(NOT_INTEGER),
+                }
+            } else if eq(&a[i], "TYPE") {
+                type_name = Some(a[i + 1].clone());
+            } else {
+                return Reply::error(SYNTAX);
+            }
+            i += 2;
+        }
+        let total = self.mask + 1;
+        let mut shard = cursor as usize;
+        let mut keys = Vec::new();
+        let mut visited = 0usize;
+        while shard < total && (visited == 0 || keys.len() < count) {
+            keys.extend(self.keys_matching(
+                db,
+                shard..=shard,
+                pattern.as_deref(),
+                type_name.as_deref(),
+            ));
+            shard += 1;
+            visited += 1;
+        }
+        let next = if shard >= total { 0 } else { shard };
+        Reply::Array(vec![
+            Reply::bulk(next.to_string()),
+            Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
+        ])
     }
 
     fn get(&self, db: usize, key: &[u8]) -> Reply {

@@ -149,3 +149,41 @@ fn connection_commands() {
     assert_eq!(run(&e, s, "QUIT"), Reply::ok());
     assert!(s.closing);
 }
+
+#[test]
+fn scan_visits_every_key_once_and_filters() {
+    let e = Engine::new(EngineConfig::default());
+    let s = &mut Session::new(1);
+    for i in 0..500 {
+        run(&e, s, &format!("SET user:{i} x"));
+    }
+    run(&e, s, "SET other y");
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = "0".to_string();
+    loop {
+        let reply = run(&e, s, &format!("SCAN {cursor} MATCH user:* COUNT 50"));
+        let Reply::Array(parts) = reply else { panic!() };
+        let Reply::Bulk(next) = &parts[0] else {
+            panic!()
+        };
+        let Reply::Array(keys) = &parts[1] else {
+            panic!()
+        };
+        for k in keys {
+            let Reply::Bulk(k) = k else { panic!() };
+            assert!(k.starts_with(b"user:"));
+            assert!(seen.insert(k.clone()), "each key once");
+        }
+        cursor = String::from_utf8(next.to_vec()).unwrap();
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 500);
+    let Reply::Array(all) = run(&e, s, "KEYS *") else {
+        panic!()
+    };
+    assert_eq!(all.len(), 501);
+    assert_eq!(err(run(&e, s, "SCAN x")), "ERR invalid cursor");
+    assert_eq!(err(run(&e, s, "SCAN 0 COUNT")), "ERR syntax error");
+}

@@ -8,13 +8,18 @@
 //!   both cores work) and command execution with Redis's semantics and
 //!   error texts.
 
+pub mod adapters;
 pub mod engine;
 pub mod glob;
 pub mod reply;
 pub mod resp;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use engine::{Engine, EngineConfig};
 pub use reply::Reply;
+pub use store::{Condition, KvStore, MAX_KEY_LEN, PutOptions, ScanPage};
 
 #[cfg(test)]
 mod engine_tests;

@@ -1,0 +1,117 @@
+//! The `KvStore` trait: per-project key-value storage (what Bunder Manager
+//! serves over HTTP), on the engine in-process or any Redis-protocol server.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::id::ProjectId;
+
+/// Longest key, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// When a put may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Condition {
+    #[default]
+    Always,
+    /// Only if the key does not exist (create).
+    IfAbsent,
+    /// Only if the key exists (update).
+    IfPresent,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PutOptions {
+    pub ttl: Option<Duration>,
+    pub condition: Condition,
+}
+
+/// One page of a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanPage {
+    /// Keys (without the project namespace), in no particular order.
+    pub keys: Vec<Bytes>,
+    /// Pass back to continue; 0 when the scan is complete.
+    pub cursor: u64,
+}
+
+#[async_trait]
+pub trait KvStore: Send + Sync + 'static {
+    async fn get(&self, project: &ProjectId, key: &[u8]) -> Result<Option<Bytes>, Error>;
+    /// Returns whether the value was written (conditions may refuse).
+    async fn put(
+        &self,
+        project: &ProjectId,
+        key: &[u8],
+        value: Bytes,
+        options: PutOptions,
+    ) -> Result<bool, Error>;
+    async fn delete(&self, project: &ProjectId, key: &[u8]) -> Result<bool, Error>;
+    /// Atomic increment of an integer value (a missing key counts as 0).
+    async fn incr(&self, project: &ProjectId, key: &[u8], by: i64) -> Result<i64, Error>;
+    /// Remaining time to live: `None` for no expiry; `not_found` if missing.
+    async fn ttl(&self, project: &ProjectId, key: &[u8]) -> Result<Option<Duration>, Error>;
+    /// Keys starting with `prefix`, a page at a time.
+    async fn scan(
+        &self,
+        project: &ProjectId,
+        prefix: &[u8],
+        cursor: u64,
+        count: usize,
+    ) -> Result<ScanPage, Error>;
+}
+
+/// Checks a key and returns its namespaced form `project:key`.
+pub fn namespaced(project: &ProjectId, key: &[u8]) -> Result<Bytes, Error> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(Error::invalid(format!("keys are 1 to {MAX_KEY_LEN} bytes")));
+    }
+    let mut out = Vec::with_capacity(project.as_str().len() + 1 + key.len());
+    out.extend_from_slice(project.as_str().as_bytes());
+    out.push(b':');
+    out.extend_from_slice(key);
+    Ok(Bytes::from(out))
+}
+
+/// A glob matching every key of `project` that starts with `prefix`
+/// (glob characters in the prefix are escaped).
+pub fn prefix_pattern(project: &ProjectId, prefix: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(project.as_str().len() + prefix.len() + 4);
+    out.extend_from_slice(project.as_str().as_bytes());
+    out.push(b':');
+    for &b in prefix {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'*');
+    out
+}
+
+/// Strips the namespace from a stored key.
+pub fn strip(project: &ProjectId, stored: &[u8]) -> Option<Bytes> {
+    let prefix_len = project.as_str().len() + 1;
+    (stored.len() > prefix_len
+        && stored.starts_with(project.as_str().as_bytes())
+        && stored[prefix_len - 1] == b':')
+        .then(|| Bytes::copy_from_slice(&stored[prefix_len..]))
+}
+
+/// The SET arguments for a put.
+pub fn set_args(key: Bytes, value: Bytes, options: &PutOptions) -> Vec<Bytes> {
+    let mut args = vec![Bytes::from_static(b"SET"), key, value];
+    match options.condition {
+        Condition::Always => {}
+        Condition::IfAbsent => args.push(Bytes::from_static(b"NX")),
+        Condition::IfPresent => args.push(Bytes::from_static(b"XX")),
+    }
+    if let Some(ttl) = options.ttl {
+        args.push(Bytes::from_static(b"PX"));
+        args.push(Bytes::from(ttl.as_millis().max(1).to_string()));
+    }
+    args
+}
