@@ -31,34 +31,42 @@ impl Default for EngineConfig {
     }
 }
 
-/// A stored value. (Lists, hashes, sets and sorted sets come next.)
+/// A stored value.
 #[derive(Debug, Clone)]
 pub enum Value {
     Str(Bytes),
+    List(std::collections::VecDeque<Bytes>),
+    Hash(HashMap<Bytes, Bytes>),
+    Set(std::collections::HashSet<Bytes>),
+    ZSet(super::types::ZSet),
 }
 
 impl Value {
-    fn type_name(&self) -> &'static str {
+    pub(super) fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 }
 
 #[derive(Debug, Clone)]
-struct Entry {
-    value: Value,
+pub(super) struct Entry {
+    pub(super) value: Value,
     /// Milliseconds since the epoch; 0 = no expiry.
-    expires_at: u64,
+    pub(super) expires_at: u64,
 }
 
 impl Entry {
-    fn expired(&self, now: u64) -> bool {
+    pub(super) fn expired(&self, now: u64) -> bool {
         self.expires_at != 0 && self.expires_at <= now
     }
 }
 
-type Shard = HashMap<Bytes, Entry>;
+pub(super) type Shard = HashMap<Bytes, Entry>;
 
 struct Db {
     shards: Vec<Mutex<Shard>>,
@@ -93,29 +101,30 @@ pub struct Engine {
     mask: usize,
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
-fn wrong_args(name: &str) -> Reply {
+pub(super) fn wrong_args(name: &str) -> Reply {
     Reply::error(format!(
         "ERR wrong number of arguments for '{}' command",
         name.to_ascii_lowercase()
     ))
 }
 
-const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
-const SYNTAX: &str = "ERR syntax error";
-const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub(super) const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+pub(super) const SYNTAX: &str = "ERR syntax error";
+pub(super) const WRONGTYPE: &str =
+    "WRONGTYPE Operation against a key holding the wrong kind of value";
 
-fn parse_i64(arg: &[u8]) -> Option<i64> {
+pub(super) fn parse_i64(arg: &[u8]) -> Option<i64> {
     std::str::from_utf8(arg).ok()?.parse().ok()
 }
 
-fn eq(arg: &[u8], word: &str) -> bool {
+pub(super) fn eq(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
@@ -137,7 +146,7 @@ impl Engine {
         self.dbs.len()
     }
 
-    fn shard(&self, db: usize, key: &[u8]) -> std::sync::MutexGuard<'_, Shard> {
+    pub(super) fn shard(&self, db: usize, key: &[u8]) -> std::sync::MutexGuard<'_, Shard> {
         let index = (self.hasher.hash_one(key) as usize) & self.mask;
         self.dbs[db].shards[index]
             .lock()
@@ -252,11 +261,21 @@ impl Engine {
             }
             b"GETDEL" if a.len() == 1 => {
                 let mut shard = self.shard(session.db, &a[0]);
-                match shard.remove(&a[0]) {
-                    Some(e) if !e.expired(now_ms()) => match e.value {
-                        Value::Str(v) => Reply::Bulk(v),
-                    },
-                    _ => Reply::Nil,
+                match shard.get(&a[0]) {
+                    Some(e) if e.expired(now_ms()) => {
+                        shard.remove(&a[0]);
+                        Reply::Nil
+                    }
+                    Some(Entry {
+                        value: Value::Str(v),
+                        ..
+                    }) => {
+                        let v = v.clone();
+                        shard.remove(&a[0]);
+                        Reply::Bulk(v)
+                    }
+                    Some(_) => Reply::error(WRONGTYPE),
+                    None => Reply::Nil,
                 }
             }
             b"INCR" if a.len() == 1 => self.incr_by(session.db, &a[0], 1),
@@ -388,6 +407,9 @@ impl Engine {
                 // answer makes them fall back to sending commands as-is.
                 _ => Reply::Array(Vec::new()),
             },
+            _ if let Some(reply) = self.execute_collection(session.db, &upper, &name_str, a) => {
+                reply
+            }
             _ if COMMANDS.contains(&name_str.as_str()) => wrong_args(&name_str),
             _ => {
                 let mut preview = String::new();
@@ -493,6 +515,7 @@ impl Engine {
                 value: Value::Str(v),
                 ..
             }) => Reply::Bulk(v.clone()),
+            Some(_) => Reply::error(WRONGTYPE),
             None => Reply::Nil,
         }
     }
@@ -562,8 +585,9 @@ impl Engine {
         let now = now_ms();
         let mut shard = self.shard(db, key);
         let current = shard.get(key).filter(|e| !e.expired(now));
-        let old = current.map(|e| match &e.value {
-            Value::Str(v) => v.clone(),
+        let old = current.and_then(|e| match &e.value {
+            Value::Str(v) => Some(v.clone()),
+            _ => None,
         });
         if options.get && current.is_some() && old.is_none() {
             return Err(Reply::error(WRONGTYPE));
@@ -634,6 +658,7 @@ impl Engine {
                 }
                 _ => return Reply::error(NOT_INTEGER),
             },
+            Some(_) => return Reply::error(WRONGTYPE),
         };
         let Some(next) = current.checked_add(by) else {
             return Reply::error("ERR increment or decrement would overflow");
@@ -657,6 +682,7 @@ impl Engine {
                 value: Value::Str(v),
                 expires_at,
             }) => (v.to_vec(), *expires_at),
+            Some(_) => return Reply::error(WRONGTYPE),
         };
         value.extend_from_slice(suffix);
         let len = value.len();

@@ -187,3 +187,105 @@ fn scan_visits_every_key_once_and_filters() {
     assert_eq!(err(run(&e, s, "SCAN x")), "ERR invalid cursor");
     assert_eq!(err(run(&e, s, "SCAN 0 COUNT")), "ERR syntax error");
 }
+
+#[test]
+fn collections_and_wrongtype() {
+    let e = Engine::new(EngineConfig::default());
+    let s = &mut Session::new(1);
+    assert_eq!(run(&e, s, "LPUSH l a b c"), Reply::Integer(3));
+    assert_eq!(run(&e, s, "RPUSH l z"), Reply::Integer(4));
+    assert_eq!(
+        run(&e, s, "LRANGE l 0 -1"),
+        Reply::Array(vec![bulk("c"), bulk("b"), bulk("a"), bulk("z")])
+    );
+    assert_eq!(run(&e, s, "LINDEX l -1"), bulk("z"));
+    assert_eq!(run(&e, s, "LPOP l"), bulk("c"));
+    assert_eq!(
+        run(&e, s, "RPOP l 2"),
+        Reply::Array(vec![bulk("z"), bulk("a")])
+    );
+    assert_eq!(run(&e, s, "LLEN l"), Reply::Integer(1));
+    run(&e, s, "LPOP l");
+    assert_eq!(
+        run(&e, s, "EXISTS l"),
+        Reply::Integer(0),
+        "empty collections disappear"
+    );
+    assert_eq!(run(&e, s, "LPOP l"), Reply::Nil);
+
+    assert_eq!(run(&e, s, "HSET h f1 v1 f2 v2"), Reply::Integer(2));
+    assert_eq!(run(&e, s, "HSET h f1 v9"), Reply::Integer(0));
+    assert_eq!(run(&e, s, "HGET h f1"), bulk("v9"));
+    assert_eq!(run(&e, s, "HINCRBY h n 5"), Reply::Integer(5));
+    assert_eq!(
+        err(run(&e, s, "HINCRBY h f1 1")),
+        "ERR hash value is not an integer"
+    );
+    assert_eq!(run(&e, s, "HLEN h"), Reply::Integer(3));
+    assert_eq!(run(&e, s, "HDEL h f1 nope"), Reply::Integer(1));
+    assert_eq!(
+        run(&e, s, "HMGET h f2 nope"),
+        Reply::Array(vec![bulk("v2"), Reply::Nil])
+    );
+    assert_eq!(run(&e, s, "TYPE h"), Reply::Simple("hash"));
+
+    assert_eq!(run(&e, s, "SADD s a b a"), Reply::Integer(2));
+    assert_eq!(run(&e, s, "SISMEMBER s a"), Reply::Integer(1));
+    assert_eq!(run(&e, s, "SCARD s"), Reply::Integer(2));
+    assert_eq!(run(&e, s, "SREM s a x"), Reply::Integer(1));
+
+    assert_eq!(run(&e, s, "ZADD z 2 b 1 a 3 c"), Reply::Integer(3));
+    assert_eq!(run(&e, s, "ZADD z CH 5 a"), Reply::Integer(1));
+    assert_eq!(run(&e, s, "ZADD z NX 9 a"), Reply::Integer(0));
+    assert_eq!(run(&e, s, "ZADD z XX GT 1 c"), Reply::Integer(0));
+    assert_eq!(
+        run(&e, s, "ZRANGE z 0 -1 WITHSCORES"),
+        Reply::Array(vec![
+            bulk("b"),
+            bulk("2"),
+            bulk("c"),
+            bulk("3"),
+            bulk("a"),
+            bulk("5")
+        ])
+    );
+    assert_eq!(run(&e, s, "ZSCORE z a"), bulk("5"));
+    assert_eq!(run(&e, s, "ZADD z INCR 1.5 b"), Reply::Double(3.5));
+    assert_eq!(
+        err(run(&e, s, "ZADD z x a")),
+        "ERR value is not a valid float"
+    );
+    assert_eq!(
+        err(run(&e, s, "ZADD z NX XX 1 a")),
+        "ERR XX and NX options at the same time are not compatible"
+    );
+
+    run(&e, s, "SET str v");
+    let wrongtype = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    for cmd in [
+        "LPUSH str x",
+        "HGET str f",
+        "SADD str m",
+        "ZADD str 1 m",
+        "LLEN str",
+    ] {
+        assert_eq!(err(run(&e, s, cmd)), wrongtype, "{cmd}");
+    }
+    for cmd in ["GET h", "INCR s", "APPEND z x", "GETDEL h"] {
+        assert_eq!(err(run(&e, s, cmd)), wrongtype, "{cmd}");
+    }
+    assert_eq!(
+        run(&e, s, "EXISTS h"),
+        Reply::Integer(1),
+        "a refused GETDEL deletes nothing"
+    );
+    assert_eq!(
+        run(&e, s, "SET h now-a-string"),
+        Reply::ok(),
+        "SET replaces any type"
+    );
+    assert_eq!(
+        err(run(&e, s, "LPUSH")),
+        "ERR wrong number of arguments for 'lpush' command"
+    );
+}

@@ -16,6 +16,7 @@ pub mod resp;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod types;
 
 pub use engine::{Engine, EngineConfig};
 pub use reply::Reply;

@@ -1,0 +1,656 @@
+//! Lists, hashes, sets and sorted sets.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+use bytes::Bytes;
+
+use super::engine::{
+    Engine, Entry, NOT_INTEGER, SYNTAX, Shard, Value, WRONGTYPE, eq, now_ms, parse_i64, wrong_args,
+};
+use super::reply::{Reply, format_double};
+
+/// A sorted set: member → score, and (score, member) in order.
+#[derive(Debug, Clone, Default)]
+pub struct ZSet {
+    scores: HashMap<Bytes, f64>,
+    ordered: BTreeSet<(Score, Bytes)>,
+}
+
+/// f64 with a total order (NaN is never stored).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Score(f64);
+
+impl Eq for Score {}
+
+impl PartialOrd for Score {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Score {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl ZSet {
+    /// Sets a member's score; returns true if the member is new.
+    fn insert(&mut self, member: Bytes, score: f64) -> bool {
+        match self.scores.insert(member.clone(), score) {
+            Some(old) => {
+                self.ordered.remove(&(Score(old), member.clone()));
+                self.ordered.insert((Score(score), member));
+                false
+            }
+            None => {
+                self.ordered.insert((Score(score), member));
+                true
+            }
+        }
+    }
+
+    fn remove(&mut self, member: &Bytes) -> bool {
+        match self.scores.remove(member) {
+            Some(score) => {
+                self.ordered.remove(&(Score(score), member.clone()));
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.scores.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.scores.is_empty()
+    }
+}
+
+fn parse_score(arg: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(arg).ok()?;
+    let value = match text.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" => f64::INFINITY,
+        "-inf" => f64::NEG_INFINITY,
+        _ => text.parse().ok()?,
+    };
+    (!value.is_nan()).then_some(value)
+}
+
+/// Which collection a command needs.
+#[derive(Clone, Copy)]
+enum Kind {
+    List,
+    Hash,
+    Set,
+    ZSet,
+}
+
+impl Kind {
+    fn empty(self) -> Value {
+        match self {
+            Kind::List => Value::List(VecDeque::new()),
+            Kind::Hash => Value::Hash(HashMap::new()),
+            Kind::Set => Value::Set(HashSet::new()),
+            Kind::ZSet => Value::ZSet(ZSet::default()),
+        }
+    }
+
+    fn matches(self, value: &Value) -> bool {
+        matches!(
+            (self, value),
+            (Kind::List, Value::List(_))
+                | (Kind::Hash, Value::Hash(_))
+                | (Kind::Set, Value::Set(_))
+                | (Kind::ZSet, Value::ZSet(_))
+        )
+    }
+}
+
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Str(_) => false,
+        Value::List(l) => l.is_empty(),
+        Value::Hash(h) => h.is_empty(),
+        Value::Set(s) => s.is_empty(),
+        Value::ZSet(z) => z.is_empty(),
+    }
+}
+
+/// Runs `f` on the key's collection of `kind`: `create` makes a missing key
+/// (else `f` gets `None`); a key of another type is WRONGTYPE; a collection
+/// left empty is removed, as in Redis.
+fn with_collection(
+    shard: &mut Shard,
+    key: &Bytes,
+    kind: Kind,
+    create: bool,
+    f: impl FnOnce(Option<&mut Value>) -> Reply,
+) -> Reply {
+    let now = now_ms();
+    if shard.get(key).is_some_and(|e| e.expired(now)) {
+        shard.remove(key);
+    }
+    match shard.get_mut(key) {
+        Some(entry) if !kind.matches(&entry.value) => Reply::error(WRONGTYPE),
+        Some(entry) => {
+            let reply = f(Some(&mut entry.value));
+            if is_empty(&entry.value) {
+                shard.remove(key);
+            }
+            reply
+        }
+        None if create => {
+            let mut value = kind.empty();
+            let reply = f(Some(&mut value));
+            if !reply.is_error() && !is_empty(&value) {
+                shard.insert(
+                    key.clone(),
+                    Entry {
+                        value,
+                        expires_at: 0,
+                    },
+                );
+            }
+            reply
+        }
+        None => f(None),
+    }
+}
+
+/// Normalises Redis-style (possibly negative) start/stop over `len` items.
+fn range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
+    let stop = if stop < 0 {
+        len + stop
+    } else {
+        stop.min(len - 1)
+    };
+    (start <= stop && start < len).then_some((start as usize, stop as usize))
+}
+
+impl Engine {
+    /// Collection commands; `None` if `name` is not one (or has bad arity).
+    pub(super) fn execute_collection(
+        &self,
+        db: usize,
+        upper: &[u8],
+        name: &str,
+        a: &[Bytes],
+    ) -> Option<Reply> {
+        let reply =
+            match upper {
+                b"LPUSH" | b"RPUSH" if a.len() >= 2 => {
+                    let front = upper == b"LPUSH";
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::List, true, |v| {
+                        let Some(Value::List(list)) = v else {
+                            return Reply::Integer(0);
+                        };
+                        for item in &a[1..] {
+                            if front {
+                                list.push_front(item.clone());
+                            } else {
+                                list.push_back(item.clone());
+                            }
+                        }
+                        Reply::Integer(list.len() as i64)
+                    })
+                }
+                b"LPOP" | b"RPOP" if a.len() == 1 || a.len() == 2 => {
+                    let front = upper == b"LPOP";
+                    let count = match a.get(1).map(|c| parse_i64(c)) {
+                        None => None,
+                        Some(Some(n)) if n >= 0 => Some(n as usize),
+                        Some(_) => {
+                            return Some(Reply::error(
+                                "ERR value is out of range, must be positive",
+                            ));
+                        }
+                    };
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::List, false, |v| {
+                        let Some(Value::List(list)) = v else {
+                            return if count.is_some() {
+                                Reply::NilArray
+                            } else {
+                                Reply::Nil
+                            };
+                        };
+                        let mut pop = || {
+                            if front {
+                                list.pop_front()
+                            } else {
+                                list.pop_back()
+                            }
+                        };
+                        match count {
+                            None => pop().map_or(Reply::Nil, Reply::Bulk),
+                            Some(n) => {
+                                Reply::Array((0..n).map_while(|_| pop()).map(Reply::Bulk).collect())
+                            }
+                        }
+                    })
+                }
+                b"LLEN" if a.len() == 1 => {
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::List, false, |v| {
+                        match v {
+                            Some(Value::List(list)) => Reply::Integer(list.len() as i64),
+                            _ => Reply::Integer(0),
+                        }
+                    })
+                }
+                b"LRANGE" if a.len() == 3 => {
+                    let (Some(start), Some(stop)) = (parse_i64(&a[1]), parse_i64(&a[2])) else {
+                        return Some(Reply::error(NOT_INTEGER));
+                    };
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::List, false, |v| {
+                        match v {
+                            Some(Value::List(list)) => match range(start, stop, list.len()) {
+                                Some((s, e)) => Reply::Array(
+                                    list.range(s..=e).cloned().map(Reply::Bulk).collect(),
+                                ),
+                                None => Reply::Array(Vec::new()),
+                            },
+                            _ => Reply::Array(Vec::new()),
+                        }
+                    })
+                }
+                b"LINDEX" if a.len() == 2 => {
+                    let Some(index) = parse_i64(&a[1]) else {
+                        return Some(Reply::error(NOT_INTEGER));
+                    };
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::List, false, |v| {
+                        match v {
+                            Some(Value::List(list)) => {
+                                let i = if index < 0 {
+                                    list.len() as i64 + index
+                                } else {
+                                    index
+                                };
+                                usize::try_from(i)
+                                    .ok()
+                                    .and_then(|i| list.get(i))
+                                    .cloned()
+                                    .map_or(Reply::Nil, Reply::Bulk)
+                            }
+                            _ => Reply::Nil,
+                        }
+                    })
+                }
+                b"HSET" | b"HMSET" if a.len() >= 3 && a.len() % 2 == 1 => {
+                    let hmset = upper == b"HMSET";
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::Hash, true, |v| {
+                        let Some(Value::Hash(hash)) = v else {
+                            return Reply::Integer(0);
+                        };
+                        let added = a[1..]
+                            .chunks(2)
+                            .filter(|p| hash.insert(p[0].clone(), p[1].clone()).is_none())
+                            .count();
+                        if hmset {
+                            Reply::ok()
+                        } else {
+                            Reply::Integer(added as i64)
+                        }
+                    })
+                }
+                b"HSETNX" if a.len() == 3 => {
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::Hash, true, |v| {
+                        let Some(Value::Hash(hash)) = v else {
+                            return Reply::Integer(0);
+                        };
+                        if hash.contains_key(&a[1]) {
+                            Reply::Integer(0)
+                        } else {
+                            hash.insert(a[1].clone(), a[2].clone());
+                            Reply::Integer(1)
+                        }
+                    })
+                }
+                b"HGET" if a.len() == 2 => {
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::Hash, false, |v| {
+                        match v {
+                            Some(Value::Hash(hash)) => {
+                                hash.get(&a[1]).cloned().map_or(Reply::Nil, Reply::Bulk)
+                            }
+                            _ => Reply::Nil,
+                        }
+                    })
+                }
+                b"HMGET" if a.len() >= 2 => {
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::Hash, false, |v| {
+                        let hash = match v {
+                            Some(Value::Hash(hash)) => Some(hash),
+                            _ => None,
+                        };
+                        Reply::Array(
+                            a[1..]
+                                .iter()
+                                .map(|f| {
+                                    hash.as_ref()
+                                        .and_then(|h| h.get(f))
+                                        .cloned()
+                                        .map_or(Reply::Nil, Reply::Bulk)
+                                })
+                                .collect(),
+                        )
+                    })
+                }
+                b"HGETALL" | b"HKEYS" | b"HVALS" if a.len() == 1 => {
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::Hash, false, |v| {
+                        let Some(Value::Hash(hash)) = v else {
+                            return if upper == b"HGETALL" {
+                                Reply::Map(Vec::new())
+                            } else {
+                                Reply::Array(Vec::new())
+                            };
+                        };
+                        match upper {
+                            b"HGETALL" => Reply::Map(
+                                hash.iter()
+                                    .map(|(k, v)| (Reply::Bulk(k.clone()), Reply::Bulk(v.clone())))
+                                    .collect(),
+                            ),
+                            b"HKEYS" => {
+                                Reply::Array(hash.keys().cloned().map(Reply::Bulk).collect())
+                            }
+                            _ => Reply::Array(hash.values().cloned().map(Reply::Bulk).collect()),
+                        }
+                    })
+                }
+                b"HDEL" if a.len() >= 2 => {
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::Hash, false, |v| {
+                        match v {
+                            Some(Value::Hash(hash)) => Reply::Integer(
+                                a[1..].iter().filter(|f| hash.remove(*f).is_some()).count() as i64,
+                            ),
+                            _ => Reply::Integer(0),
+                        }
+                    })
+                }
+                b"HEXISTS" if a.len() == 2 => {
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::Hash, false, |v| {
+                        match v {
+                            Some(Value::Hash(hash)) => {
+                                Reply::Integer(i64::from(hash.contains_key(&a[1])))
+                            }
+                            _ => Reply::Integer(0),
+                        }
+                    })
+                }
+                b"HLEN" if a.len() == 1 => {
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::Hash, false, |v| {
+                        match v {
+                            Some(Value::Hash(hash)) => Reply::Integer(hash.len() as i64),
+                            _ => Reply::Integer(0),
+                        }
+                    })
+                }
+                b"HINCRBY" if a.len() == 3 => {
+                    let Some(by) = parse_i64(&a[2]) else {
+                        return Some(Reply::error(NOT_INTEGER));
+                    };
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::Hash, true, |v| {
+                        let Some(Value::Hash(hash)) = v else {
+                            return Reply::Integer(0);
+                        };
+                        let current = match hash.get(&a[1]) {
+                            None => 0,
+                            Some(raw) => match parse_i64(raw) {
+                                Some(n) => n,
+                                None => return Reply::error("ERR hash value is not an integer"),
+                            },
+                        };
+                        match current.checked_add(by) {
+                            Some(next) => {
+                                hash.insert(a[1].clone(), Bytes::from(next.to_string()));
+                                Reply::Integer(next)
+                            }
+                            None => Reply::error("ERR increment or decrement would overflow"),
+                        }
+                    })
+                }
+                b"SADD" if a.len() >= 2 => {
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::Set, true, |v| {
+                        let Some(Value::Set(set)) = v else {
+                            return Reply::Integer(0);
+                        };
+                        Reply::Integer(
+                            a[1..].iter().filter(|m| set.insert((*m).clone())).count() as i64
+                        )
+                    })
+                }
+                b"SREM" if a.len() >= 2 => with_collection(
+                    &mut self.shard(db, &a[0]),
+                    &a[0],
+                    Kind::Set,
+                    false,
+                    |v| match v {
+                        Some(Value::Set(set)) => {
+                            Reply::Integer(a[1..].iter().filter(|m| set.remove(*m)).count() as i64)
+                        }
+                        _ => Reply::Integer(0),
+                    },
+                ),
+                b"SMEMBERS" if a.len() == 1 => with_collection(
+                    &mut self.shard(db, &a[0]),
+                    &a[0],
+                    Kind::Set,
+                    false,
+                    |v| match v {
+                        Some(Value::Set(set)) => {
+                            Reply::Array(set.iter().cloned().map(Reply::Bulk).collect())
+                        }
+                        _ => Reply::Array(Vec::new()),
+                    },
+                ),
+                b"SISMEMBER" if a.len() == 2 => with_collection(
+                    &mut self.shard(db, &a[0]),
+                    &a[0],
+                    Kind::Set,
+                    false,
+                    |v| match v {
+                        Some(Value::Set(set)) => Reply::Integer(i64::from(set.contains(&a[1]))),
+                        _ => Reply::Integer(0),
+                    },
+                ),
+                b"SCARD" if a.len() == 1 => with_collection(
+                    &mut self.shard(db, &a[0]),
+                    &a[0],
+                    Kind::Set,
+                    false,
+                    |v| match v {
+                        Some(Value::Set(set)) => Reply::Integer(set.len() as i64),
+                        _ => Reply::Integer(0),
+                    },
+                ),
+                b"ZADD" if a.len() >= 3 => self.zadd(db, a),
+                b"ZSCORE" if a.len() == 2 => {
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::ZSet, false, |v| {
+                        match v {
+                            Some(Value::ZSet(z)) => z.scores.get(&a[1]).map_or(Reply::Nil, |s| {
+                                Reply::Bulk(Bytes::from(format_double(*s)))
+                            }),
+                            _ => Reply::Nil,
+                        }
+                    })
+                }
+                b"ZCARD" if a.len() == 1 => {
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::ZSet, false, |v| {
+                        match v {
+                            Some(Value::ZSet(z)) => Reply::Integer(z.len() as i64),
+                            _ => Reply::Integer(0),
+                        }
+                    })
+                }
+                b"ZREM" if a.len() >= 2 => {
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::ZSet, false, |v| {
+                        match v {
+                            Some(Value::ZSet(z)) => {
+                                Reply::Integer(a[1..].iter().filter(|m| z.remove(m)).count() as i64)
+                            }
+                            _ => Reply::Integer(0),
+                        }
+                    })
+                }
+                b"ZRANGE" if a.len() == 3 || a.len() == 4 => {
+                    let (Some(start), Some(stop)) = (parse_i64(&a[1]), parse_i64(&a[2])) else {
+                        return Some(Reply::error(NOT_INTEGER));
+                    };
+                    let with_scores = match a.get(3) {
+                        None => false,
+                        Some(w) if eq(w, "WITHSCORES") => true,
+                        Some(_) => return Some(Reply::error(SYNTAX)),
+                    };
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::ZSet, false, |v| {
+                        match v {
+                            Some(Value::ZSet(z)) => match range(start, stop, z.len()) {
+                                Some((s, e)) => {
+                                    let mut out = Vec::new();
+                                    for (score, member) in z.ordered.iter().skip(s).take(e - s + 1)
+                                    {
+                                        out.push(Reply::Bulk(member.clone()));
+                                        if with_scores {
+                                            out.push(Reply::Bulk(Bytes::from(format_double(
+                                                score.0,
+                                            ))));
+                                        }
+                                    }
+                                    Reply::Array(out)
+                                }
+                                None => Reply::Array(Vec::new()),
+                            },
+                            _ => Reply::Array(Vec::new()),
+                        }
+                    })
+                }
+                _ if COLLECTION_COMMANDS.contains(&name) => wrong_args(name),
+                _ => return None,
+            };
+        Some(reply)
+    }
+
+    fn zadd(&self, db: usize, a: &[Bytes]) -> Reply {
+        let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
+            (false, false, false, false, false, false);
+        let mut i = 1;
+        while i < a.len() {
+            let w = &a[i];
+            if eq(w, "NX") {
+                nx = true;
+            } else if eq(w, "XX") {
+                xx = true;
+            } else if eq(w, "GT") {
+                gt = true;
+            } else if eq(w, "LT") {
+                lt = true;
+            } else if eq(w, "CH") {
+                ch = true;
+            } else if eq(w, "INCR") {
+                incr = true;
+            } else {
+                break;
+            }
+            i += 1;
+        }
+        let pairs = &a[i..];
+        if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
+            return Reply::error(SYNTAX);
+        }
+        if nx && xx {
+            return Reply::error("ERR XX and NX options at the same time are not compatible");
+        }
+        if (gt && lt) || (nx && (gt || lt)) {
+            return Reply::error(
+                "ERR GT, LT, and/or NX options at the same time are not compatible",
+            );
+        }
+        if incr && pairs.len() != 2 {
+            return Reply::error("ERR INCR option supports a single increment-element pair");
+        }
+        let mut parsed = Vec::with_capacity(pairs.len() / 2);
+        for pair in pairs.chunks(2) {
+            match parse_score(&pair[0]) {
+                Some(score) => parsed.push((score, pair[1].clone())),
+                None => return Reply::error("ERR value is not a valid float"),
+            }
+        }
+        with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::ZSet, !xx, |v| {
+            let Some(Value::ZSet(z)) = v else {
+                return if incr { Reply::Nil } else { Reply::Integer(0) };
+            };
+            let (mut added, mut changed) = (0, 0);
+            let mut last = None;
+            for (score, member) in parsed {
+                let current = z.scores.get(&member).copied();
+                if (nx && current.is_some()) || (xx && current.is_none()) {
+                    continue;
+                }
+                let new = if incr {
+                    current.unwrap_or(0.0) + score
+                } else {
+                    score
+                };
+                if new.is_nan() {
+                    return Reply::error("ERR resulting score is not a number (NaN)");
+                }
+                if let Some(old) = current
+                    && ((gt && new <= old) || (lt && new >= old))
+                {
+                    continue;
+                }
+                if current != Some(new) {
+                    if z.insert(member, new) {
+                        added += 1;
+                    } else {
+                        changed += 1;
+                    }
+                }
+                last = Some(new);
+            }
+            if incr {
+                last.map_or(Reply::Nil, Reply::Double)
+            } else {
+                Reply::Integer(if ch { added + changed } else { added })
+            }
+        })
+    }
+}
+
+const COLLECTION_COMMANDS: &[&str] = &[
+    "LPUSH",
+    "RPUSH",
+    "LPOP",
+    "RPOP",
+    "LLEN",
+    "LRANGE",
+    "LINDEX",
+    "HSET",
+    "HMSET",
+    "HSETNX",
+    "HGET",
+    "HMGET",
+    "HGETALL",
+    "HKEYS",
+    "HVALS",
+    "HDEL",
+    "HEXISTS",
+    "HLEN",
+    "HINCRBY",
+    "SADD",
+    "SREM",
+    "SMEMBERS",
+    "SISMEMBER",
+    "SCARD",
+    "ZADD",
+    "ZSCORE",
+    "ZCARD",
+    "ZREM",
+    "ZRANGE",
+];
