@@ -58,11 +58,20 @@ for i in range(n):
 PY
 }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
-redis-cli -p "$REDIS_PORT" flushall >/dev/null
-redis-cli -p "$BUNDER_PORT" flushall >/dev/null
+# Fresh servers, so memory kept from the benchmark above doesn't count.
+kill $REDIS_PID $BUNDER_PID 2>/dev/null || true
+wait $REDIS_PID $BUNDER_PID 2>/dev/null || true
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
+REDIS_PID=$!
+./target/release/bunder --listen "127.0.0.1:$BUNDER_PORT" >/dev/null 2>&1 &
+BUNDER_PID=$!
+for port in "$REDIS_PORT" "$BUNDER_PORT"; do
+    for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+done
+echo
+printf 'RSS empty: redis %s MiB, bunder %s MiB\n' "$(rss_mib $REDIS_PID)" "$(rss_mib $BUNDER_PID)"
 load_keys "$REDIS_PORT"
 load_keys "$BUNDER_PORT"
-echo
 printf 'RSS with %d small keys: redis %s MiB, bunder %s MiB (dbsize %s / %s)\n' "$KEYS_FOR_RSS" \
     "$(rss_mib $REDIS_PID)" "$(rss_mib $BUNDER_PID)" \
     "$(redis-cli -p "$REDIS_PORT" dbsize)" "$(redis-cli -p "$BUNDER_PORT" dbsize)"

@@ -36,9 +36,10 @@ impl Default for EngineConfig {
 pub enum Value {
     Str(Bytes),
     List(std::collections::VecDeque<Bytes>),
-    Hash(HashMap<Bytes, Bytes>),
-    Set(std::collections::HashSet<Bytes>),
-    ZSet(super::types::ZSet),
+    // Boxed, so every entry stays the size of a string value.
+    Hash(Box<HashMap<Bytes, Bytes>>),
+    Set(Box<std::collections::HashSet<Bytes>>),
+    ZSet(Box<super::types::ZSet>),
 }
 
 impl Value {

@@ -1,6 +1,6 @@
 //! Lists, hashes, sets and sorted sets.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use bytes::Bytes;
 
@@ -92,9 +92,9 @@ impl Kind {
     fn empty(self) -> Value {
         match self {
             Kind::List => Value::List(VecDeque::new()),
-            Kind::Hash => Value::Hash(HashMap::new()),
-            Kind::Set => Value::Set(HashSet::new()),
-            Kind::ZSet => Value::ZSet(ZSet::default()),
+            Kind::Hash => Value::Hash(Box::default()),
+            Kind::Set => Value::Set(Box::default()),
+            Kind::ZSet => Value::ZSet(Box::default()),
         }
     }
 
