@@ -278,3 +278,73 @@ async fn help_lists_every_option_with_its_environment_name() {
         }
     }
 }
+
+const BUNDER: &str = env!("CARGO_BIN_EXE_bunder");
+
+async fn resp(stream: &mut tokio::net::TcpStream, command: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(format!("{command}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+async fn start_bunder(data: &std::path::Path, port: u16) -> Child {
+    let child = Command::new(BUNDER)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--appendonly",
+            "--appendfsync",
+            "always",
+            "--data-dir",
+        ])
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("bunder did not start");
+}
+
+#[tokio::test]
+async fn bunder_keeps_every_acknowledged_write_across_a_crash() {
+    let data = temp_dir("bunder");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut first = start_bunder(&data, port).await;
+    let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    assert_eq!(resp(&mut c, "SET a 1").await, "+OK\r\n");
+    assert_eq!(resp(&mut c, "INCRBY a 9").await, ":10\r\n");
+    assert_eq!(resp(&mut c, "RPUSH l x y").await, ":2\r\n");
+    // A crash, not a shutdown: SIGKILL right after the replies.
+    first.kill().await.unwrap();
+    let _second = start_bunder(&data, port).await;
+    let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    assert_eq!(resp(&mut c, "GET a").await, "$2\r\n10\r\n");
+    assert_eq!(resp(&mut c, "LLEN l").await, ":2\r\n");
+    std::fs::remove_dir_all(&data).ok();
+}

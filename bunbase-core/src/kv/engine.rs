@@ -193,6 +193,76 @@ impl Engine {
         ((cursor + max_shards) & self.mask, freed)
     }
 
+    /// The commands that rebuild every database's current contents (for
+    /// rewriting the append-only file), one shard locked at a time.
+    pub fn snapshot(&self) -> Vec<(usize, Vec<Vec<Bytes>>)> {
+        const CHUNK: usize = 512;
+        let now = now_ms();
+        let b = |s: &'static str| Bytes::from_static(s.as_bytes());
+        let mut out = Vec::new();
+        for (index, db) in self.dbs.iter().enumerate() {
+            let mut commands = Vec::new();
+            for shard in &db.shards {
+                let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+                for (key, entry) in shard.iter().filter(|(_, e)| !e.expired(now)) {
+                    let head = |cmd: &'static str| vec![b(cmd), key.clone()];
+                    match &entry.value {
+                        Value::Str(v) => commands.push(vec![b("SET"), key.clone(), v.clone()]),
+                        Value::List(items) => {
+                            let items: Vec<&Bytes> = items.iter().collect();
+                            for chunk in items.chunks(CHUNK) {
+                                let mut c = head("RPUSH");
+                                c.extend(chunk.iter().map(|v| (*v).clone()));
+                                commands.push(c);
+                            }
+                        }
+                        Value::Hash(fields) => {
+                            let pairs: Vec<(&Bytes, &Bytes)> = fields.iter().collect();
+                            for chunk in pairs.chunks(CHUNK) {
+                                let mut c = head("HSET");
+                                for (f, v) in chunk {
+                                    c.push((*f).clone());
+                                    c.push((*v).clone());
+                                }
+                                commands.push(c);
+                            }
+                        }
+                        Value::Set(members) => {
+                            let members: Vec<&Bytes> = members.iter().collect();
+                            for chunk in members.chunks(CHUNK) {
+                                let mut c = head("SADD");
+                                c.extend(chunk.iter().map(|m| (*m).clone()));
+                                commands.push(c);
+                            }
+                        }
+                        Value::ZSet(z) => {
+                            let pairs = z.pairs();
+                            for chunk in pairs.chunks(CHUNK) {
+                                let mut c = head("ZADD");
+                                for (score, member) in chunk {
+                                    c.push(Bytes::from(super::reply::format_double_exact(*score)));
+                                    c.push(member.clone());
+                                }
+                                commands.push(c);
+                            }
+                        }
+                    }
+                    if entry.expires_at != 0 {
+                        commands.push(vec![
+                            b("PEXPIREAT"),
+                            key.clone(),
+                            Bytes::from(entry.expires_at.to_string()),
+                        ]);
+                    }
+                }
+            }
+            if !commands.is_empty() {
+                out.push((index, commands));
+            }
+        }
+        out
+    }
+
     /// Runs one command. `args[0]` is the command name.
     pub fn execute(&self, session: &mut Session, args: &[Bytes]) -> Reply {
         let Some(name) = args.first() else {

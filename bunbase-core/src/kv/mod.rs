@@ -9,6 +9,7 @@
 //!   error texts.
 
 pub mod adapters;
+pub mod aof;
 pub mod engine;
 pub mod glob;
 pub mod reply;

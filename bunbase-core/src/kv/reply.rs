@@ -149,6 +149,14 @@ pub fn format_double(d: f64) -> String {
     text
 }
 
+/// A double that parses back to exactly the same value (persistence).
+pub fn format_double_exact(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    format!("{d:?}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,6 +64,11 @@ impl ZSet {
         self.scores.len()
     }
 
+    /// (score, member) pairs in order.
+    pub fn pairs(&self) -> Vec<(f64, Bytes)> {
+        self.ordered.iter().map(|(s, m)| (s.0, m.clone())).collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.scores.is_empty()
     }

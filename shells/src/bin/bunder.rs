@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bunbase_core::config::resolve_secret;
+use bunbase_core::kv::aof::{Aof, FsyncPolicy};
 use bunbase_core::kv::resp::Limits;
 use bunbase_core::kv::{Engine, EngineConfig};
 use bunbase_shells::bunder::{self, BunderConfig};
@@ -34,6 +35,18 @@ struct Args {
     /// Number of databases.
     #[arg(long, env = "BUNDER_DATABASES", default_value_t = 16)]
     databases: usize,
+    /// Keep an append-only file of every write and replay it at start.
+    #[arg(long, env = "BUNDER_APPENDONLY", default_value_t = false)]
+    appendonly: bool,
+    /// When the append-only file is fsynced: always, everysec or no.
+    #[arg(long, env = "BUNDER_APPENDFSYNC", default_value = "everysec")]
+    appendfsync: String,
+    /// Rewrite (compact) the append-only file after this many logged writes.
+    #[arg(long, env = "BUNDER_REWRITE_AFTER", default_value_t = 1_000_000)]
+    rewrite_after: u64,
+    /// Where the append-only file lives.
+    #[arg(long, env = "BUNDER_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
 }
 
 #[tokio::main]
@@ -49,6 +62,18 @@ async fn main() -> anyhow::Result<()> {
         databases: args.databases.clamp(1, 1024),
         ..EngineConfig::default()
     }));
+    let aof = if args.appendonly {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+        let path = args.data_dir.join("bunder.aof");
+        let policy = FsyncPolicy::parse(&args.appendfsync)?;
+        let (aof, loaded) =
+            Aof::open(&path, policy, &engine).context("loading the append-only file")?;
+        tracing::info!(path = %path.display(), commands = loaded.commands, truncated = loaded.truncated, "append-only file loaded");
+        Some(Arc::new(aof))
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -62,6 +87,8 @@ async fn main() -> anyhow::Result<()> {
             ..Limits::default()
         },
         password: password.map(|p| p.expose().to_string()),
+        aof,
+        rewrite_after: args.rewrite_after.max(1000),
     };
     bunder::serve(listener, engine, config, shutdown.token.clone()).await;
     tracing::info!("bunder stopped");

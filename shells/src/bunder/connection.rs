@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use bunbase_core::kv::aof::{self, Aof};
 use bunbase_core::kv::engine::Session;
 use bunbase_core::kv::resp::{self, Limits};
 use bunbase_core::kv::{Engine, Reply};
@@ -17,6 +18,18 @@ pub struct Shared {
     pub engine: Arc<Engine>,
     pub limits: Limits,
     pub password: Option<Vec<u8>>,
+    pub aof: Option<Arc<Aof>>,
+}
+
+/// Executes (and logs, with persistence on) one command.
+fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
+    match aof::execute_logged(&shared.engine, shared.aof.as_ref(), session, args) {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::error!(error = %e, "append-only file write failed");
+            Reply::error("MISCONF the write could not be persisted; see the server log")
+        }
+    }
 }
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -56,7 +69,7 @@ pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: C
             let reply = if authenticated {
                 match auth_command(&args, &shared) {
                     Some(reply) => reply,
-                    None => shared.engine.execute(&mut session, &args),
+                    None => execute(&shared, &mut session, &args),
                 }
             } else {
                 match auth_command(&args, &shared) {
@@ -66,7 +79,7 @@ pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: C
                         }
                         reply
                     }
-                    None if is(&args[0], "QUIT") => shared.engine.execute(&mut session, &args),
+                    None if is(&args[0], "QUIT") => execute(&shared, &mut session, &args),
                     None => Reply::error("NOAUTH Authentication required."),
                 }
             };

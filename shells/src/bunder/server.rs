@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bunbase_core::kv::Engine;
+use bunbase_core::kv::aof::Aof;
 use bunbase_core::kv::resp::Limits;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -20,6 +21,10 @@ pub struct BunderConfig {
     pub limits: Limits,
     /// `requirepass`: clients must AUTH first.
     pub password: Option<String>,
+    /// Persistence, when on.
+    pub aof: Option<Arc<Aof>>,
+    /// Rewrite the append-only file after this many logged commands.
+    pub rewrite_after: u64,
 }
 
 impl Default for BunderConfig {
@@ -28,6 +33,8 @@ impl Default for BunderConfig {
             max_clients: 10_000,
             limits: Limits::default(),
             password: None,
+            aof: None,
+            rewrite_after: 1_000_000,
         }
     }
 }
@@ -44,11 +51,15 @@ pub async fn serve(
         engine: engine.clone(),
         limits: config.limits,
         password: config.password.map(String::into_bytes),
+        aof: config.aof.clone(),
     });
     let slots = Arc::new(Semaphore::new(config.max_clients.max(1)));
     let ids = AtomicU64::new(1);
     let tasks = TaskTracker::new();
-    tasks.spawn(sweep(engine, stop.clone()));
+    tasks.spawn(sweep(engine.clone(), stop.clone()));
+    if let Some(aof) = config.aof.clone() {
+        tasks.spawn(persist(aof, engine, config.rewrite_after, stop.clone()));
+    }
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,
@@ -78,6 +89,35 @@ pub async fn serve(
     }
     tasks.close();
     tasks.wait().await;
+}
+
+/// `everysec` fsyncs, and rewrites the file once it has grown enough.
+async fn persist(aof: Arc<Aof>, engine: Arc<Engine>, rewrite_after: u64, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let stopping = tokio::select! {
+            _ = stop.cancelled() => true,
+            _ = tick.tick() => false,
+        };
+        let flushed = {
+            let aof = aof.clone();
+            tokio::task::spawn_blocking(move || aof.flush()).await
+        };
+        if let Ok(Err(e)) = flushed {
+            tracing::error!(error = %e, "append-only file fsync failed");
+        }
+        if stopping {
+            return;
+        }
+        if aof.growth() >= rewrite_after {
+            let (aof, engine) = (aof.clone(), engine.clone());
+            match tokio::task::spawn_blocking(move || aof.rewrite(&engine)).await {
+                Ok(Ok(())) => tracing::info!("append-only file rewritten"),
+                Ok(Err(e)) => tracing::error!(error = %e, "append-only file rewrite failed"),
+                Err(e) => tracing::error!(error = %e, "append-only file rewrite panicked"),
+            }
+        }
+    }
 }
 
 /// Frees expired keys without traffic: a few shards every 100 ms.

@@ -1,0 +1,508 @@
+//! Persistence: an append-only file of write commands (RESP, like Redis's
+//! AOF), replayed at start.
+//!
+//! - Commands with relative times are logged with absolute ones (`EXPIRE`
+//!   as `PEXPIREAT`, `SET … EX` as `SET … PXAT`), so a replay a day later
+//!   expires the same keys.
+//! - fsync policy: `always` (before the reply is sent), `everysec`, `no`.
+//! - At start, a torn tail (a last command cut short by a crash) is
+//!   truncated with a warning; anything else that does not parse refuses
+//!   to start, naming the offset, rather than losing data silently.
+//! - [`Aof::rewrite`] compacts the file to the commands that rebuild the
+//!   current keyspace.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+
+use super::engine::{Engine, Session, now_ms};
+use super::reply::Reply;
+use super::resp::{self, Limits};
+use crate::error::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    Always,
+    EverySec,
+    No,
+}
+
+impl FsyncPolicy {
+    pub fn parse(raw: &str) -> Result<FsyncPolicy, Error> {
+        match raw {
+            "always" => Ok(FsyncPolicy::Always),
+            "everysec" => Ok(FsyncPolicy::EverySec),
+            "no" => Ok(FsyncPolicy::No),
+            other => Err(Error::invalid(format!(
+                "appendfsync must be always, everysec or no, not {other:?}"
+            ))),
+        }
+    }
+}
+
+struct Writer {
+    file: File,
+    /// The database the last logged command ran in.
+    db: Option<usize>,
+    dirty: bool,
+    /// Commands logged since the file was last rewritten.
+    since_rewrite: u64,
+}
+
+pub struct Aof {
+    path: PathBuf,
+    policy: FsyncPolicy,
+    writer: Mutex<Writer>,
+    /// Executing-and-logging holds this shared; a rewrite holds it
+    /// exclusively while it copies the keyspace, so no command is both in
+    /// the copy and logged after it.
+    gate: std::sync::RwLock<()>,
+}
+
+/// What loading found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loaded {
+    pub commands: u64,
+    /// Bytes of a torn last command that were cut off.
+    pub truncated: u64,
+}
+
+impl std::fmt::Debug for Aof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aof")
+            .field("path", &self.path)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+fn io(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::Unavailable(format!("cannot {what} {}: {e}", path.display()))
+}
+
+impl Aof {
+    /// Replays `path` into `engine` (if it exists), then opens it for appending.
+    pub fn open(path: &Path, policy: FsyncPolicy, engine: &Engine) -> Result<(Aof, Loaded), Error> {
+        let loaded = if path.exists() {
+            replay(path, engine)?
+        } else {
+            Loaded {
+                commands: 0,
+                truncated: 0,
+            }
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| io(path, "open", e))?;
+        Ok((
+            Aof {
+                path: path.to_path_buf(),
+                policy,
+                writer: Mutex::new(Writer {
+                    file,
+                    db: None,
+                    dirty: false,
+                    since_rewrite: loaded.commands,
+                }),
+                gate: std::sync::RwLock::new(()),
+            },
+            loaded,
+        ))
+    }
+
+    /// Logs a command that was just executed (if it changed anything).
+    pub fn log(&self, db: usize, args: &[Bytes], reply: &Reply) -> Result<(), Error> {
+        let Some(command) = propagate(args, reply) else {
+            return Ok(());
+        };
+        let mut out = BytesMut::new();
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if writer.db != Some(db) {
+            encode(
+                &mut out,
+                &[Bytes::from_static(b"SELECT"), Bytes::from(db.to_string())],
+            );
+            writer.db = Some(db);
+        }
+        encode(&mut out, &command);
+        writer
+            .file
+            .write_all(&out)
+            .map_err(|e| io(&self.path, "append to", e))?;
+        writer.since_rewrite += 1;
+        if self.policy == FsyncPolicy::Always {
+            writer
+                .file
+                .sync_data()
+                .map_err(|e| io(&self.path, "fsync", e))?;
+        } else {
+            writer.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// fsyncs if anything was written since the last call (`everysec`).
+    pub fn flush(&self) -> Result<(), Error> {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if writer.dirty && self.policy == FsyncPolicy::EverySec {
+            writer
+                .file
+                .sync_data()
+                .map_err(|e| io(&self.path, "fsync", e))?;
+        }
+        writer.dirty = false;
+        Ok(())
+    }
+
+    /// Commands logged since the last rewrite (for deciding when to compact).
+    pub fn growth(&self) -> u64 {
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .since_rewrite
+    }
+
+    /// Rewrites the file as the commands that rebuild the current keyspace.
+    /// Writes pause until the new file is in place (reads do not).
+    pub fn rewrite(&self, engine: &Engine) -> Result<(), Error> {
+        let temp = self.path.with_extension("rewrite");
+        // The log stays locked until the swap: commands that run after the
+        // copy wait to be logged, then go to the new file.
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let snapshot = {
+            let _paused = self.gate.write().unwrap_or_else(|e| e.into_inner());
+            engine.snapshot()
+        };
+        let mut file = File::create(&temp).map_err(|e| io(&temp, "create", e))?;
+        let mut out = BytesMut::new();
+        for (db, commands) in snapshot {
+            encode(
+                &mut out,
+                &[Bytes::from_static(b"SELECT"), Bytes::from(db.to_string())],
+            );
+            for command in commands {
+                encode(&mut out, &command);
+                if out.len() > 1 << 20 {
+                    file.write_all(&out).map_err(|e| io(&temp, "write", e))?;
+                    out.clear();
+                }
+            }
+        }
+        file.write_all(&out).map_err(|e| io(&temp, "write", e))?;
+        file.sync_all().map_err(|e| io(&temp, "fsync", e))?;
+        std::fs::rename(&temp, &self.path).map_err(|e| io(&self.path, "replace", e))?;
+        writer.file = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| io(&self.path, "reopen", e))?;
+        writer.db = None;
+        writer.since_rewrite = 0;
+        Ok(())
+    }
+}
+
+fn encode(out: &mut BytesMut, args: &[Bytes]) {
+    Reply::Array(args.iter().cloned().map(Reply::Bulk).collect()).encode(out, false);
+}
+
+fn replay(path: &Path, engine: &Engine) -> Result<Loaded, Error> {
+    let mut raw = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut raw))
+        .map_err(|e| io(path, "read", e))?;
+    let total = raw.len();
+    let mut buf = BytesMut::from(&raw[..]);
+    let limits = Limits::default();
+    let mut session = Session::new(0);
+    let mut commands = 0;
+    loop {
+        let offset = total - buf.len();
+        match resp::parse_command(&mut buf, &limits) {
+            Ok(Some(args)) if !args.is_empty() => {
+                if let Reply::Error(e) = engine.execute(&mut session, &args) {
+                    return Err(Error::internal(format!(
+                        "append-only file {} is corrupt at byte {offset}: replaying a command failed: {e}",
+                        path.display()
+                    )));
+                }
+                commands += 1;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let torn = buf.len() as u64;
+                if torn > 0 {
+                    // A crash cut the last command short: drop it.
+                    tracing::warn!(
+                        path = %path.display(),
+                        bytes = torn,
+                        "append-only file ends with an incomplete command; truncating it"
+                    );
+                    let file = OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .map_err(|e| io(path, "open", e))?;
+                    file.set_len(offset as u64)
+                        .map_err(|e| io(path, "truncate", e))?;
+                    file.sync_all().map_err(|e| io(path, "fsync", e))?;
+                }
+                return Ok(Loaded {
+                    commands,
+                    truncated: torn,
+                });
+            }
+            Err(e) => {
+                return Err(Error::internal(format!(
+                    "append-only file {} is corrupt at byte {offset} ({e}); refusing to start rather than lose data — repair or move the file",
+                    path.display()
+                )));
+            }
+        }
+    }
+}
+
+/// The command to log for `args`, whose execution answered `reply`.
+fn propagate(args: &[Bytes], reply: &Reply) -> Option<Vec<Bytes>> {
+    if reply.is_error() || args.is_empty() {
+        return None;
+    }
+    let name = args[0].to_ascii_uppercase();
+    let now = now_ms() as i64;
+    let abs = |ms: i64| Bytes::from(ms.max(1).to_string());
+    let num = |arg: &Bytes| {
+        std::str::from_utf8(arg)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+    };
+    match name.as_slice() {
+        b"SET" => {
+            let mut out = vec![args[0].clone(), args[1].clone(), args[2].clone()];
+            let mut i = 3;
+            while i < args.len() {
+                let word = args[i].to_ascii_uppercase();
+                match word.as_slice() {
+                    b"EX" | b"PX" | b"EXAT" | b"PXAT" => {
+                        let n = num(args.get(i + 1)?)?;
+                        let at = match word.as_slice() {
+                            b"EX" => now.saturating_add(n.saturating_mul(1000)),
+                            b"PX" => now.saturating_add(n),
+                            b"EXAT" => n.saturating_mul(1000),
+                            _ => n,
+                        };
+                        out.push(Bytes::from_static(b"PXAT"));
+                        out.push(abs(at));
+                        i += 2;
+                    }
+                    b"GET" => i += 1,
+                    _ => {
+                        out.push(args[i].clone());
+                        i += 1;
+                    }
+                }
+            }
+            Some(out)
+        }
+        b"SETEX" | b"PSETEX" => {
+            let n = num(&args[2])?;
+            let at = if name.as_slice() == b"SETEX" {
+                now.saturating_add(n.saturating_mul(1000))
+            } else {
+                now.saturating_add(n)
+            };
+            Some(vec![
+                Bytes::from_static(b"SET"),
+                args[1].clone(),
+                args[3].clone(),
+                Bytes::from_static(b"PXAT"),
+                abs(at),
+            ])
+        }
+        b"EXPIRE" | b"PEXPIRE" | b"EXPIREAT" => {
+            let n = num(&args[2])?;
+            let at = match name.as_slice() {
+                b"EXPIRE" => now.saturating_add(n.saturating_mul(1000)),
+                b"PEXPIRE" => now.saturating_add(n),
+                _ => n.saturating_mul(1000),
+            };
+            Some(vec![
+                Bytes::from_static(b"PEXPIREAT"),
+                args[1].clone(),
+                abs(at),
+            ])
+        }
+        b"GETDEL" => Some(vec![Bytes::from_static(b"DEL"), args[1].clone()]),
+        b"SETNX" | b"MSET" | b"INCR" | b"DECR" | b"INCRBY" | b"DECRBY" | b"APPEND" | b"DEL"
+        | b"UNLINK" | b"PEXPIREAT" | b"PERSIST" | b"FLUSHDB" | b"FLUSHALL" | b"LPUSH"
+        | b"RPUSH" | b"LPOP" | b"RPOP" | b"HSET" | b"HMSET" | b"HSETNX" | b"HDEL" | b"HINCRBY"
+        | b"SADD" | b"SREM" | b"ZADD" | b"ZREM" => Some(args.to_vec()),
+        _ => None,
+    }
+}
+
+/// Runs `args` and logs it: the one entry point servers use.
+pub fn execute_logged(
+    engine: &Engine,
+    aof: Option<&Arc<Aof>>,
+    session: &mut Session,
+    args: &[Bytes],
+) -> Result<Reply, Error> {
+    let Some(aof) = aof else {
+        return Ok(engine.execute(session, args));
+    };
+    let db = session.db;
+    let _gate = aof.gate.read().unwrap_or_else(|e| e.into_inner());
+    let reply = engine.execute(session, args);
+    aof.log(db, args, &reply)?;
+    Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::EngineConfig;
+
+    fn temp_path() -> PathBuf {
+        std::env::temp_dir().join(format!("bunder-aof-{}.aof", crate::id::random_hex(6)))
+    }
+
+    fn run(engine: &Engine, aof: &Arc<Aof>, session: &mut Session, line: &str) -> Reply {
+        let args: Vec<Bytes> = line
+            .split(' ')
+            .map(|s| Bytes::from(s.to_string()))
+            .collect();
+        execute_logged(engine, Some(aof), session, &args).unwrap()
+    }
+
+    fn get(engine: &Engine, db: usize, line: &str) -> Reply {
+        let mut session = Session::new(0);
+        session.db = db;
+        let args: Vec<Bytes> = line
+            .split(' ')
+            .map(|s| Bytes::from(s.to_string()))
+            .collect();
+        engine.execute(&mut session, &args)
+    }
+
+    fn fresh() -> Engine {
+        Engine::new(EngineConfig::default())
+    }
+
+    #[test]
+    fn every_acknowledged_write_is_back_after_a_restart() {
+        let path = temp_path();
+        {
+            let engine = fresh();
+            let (aof, loaded) = Aof::open(&path, FsyncPolicy::Always, &engine).unwrap();
+            assert_eq!(loaded.commands, 0);
+            let aof = Arc::new(aof);
+            let s = &mut Session::new(1);
+            run(&engine, &aof, s, "SET a 1");
+            run(&engine, &aof, s, "INCRBY a 41");
+            run(&engine, &aof, s, "SET gone x EX 1000");
+            run(&engine, &aof, s, "EXPIRE a 3600");
+            run(&engine, &aof, s, "RPUSH l x y z");
+            run(&engine, &aof, s, "LPOP l");
+            run(&engine, &aof, s, "HSET h f v");
+            run(&engine, &aof, s, "SADD s m");
+            run(&engine, &aof, s, "ZADD z 1.5 m");
+            run(&engine, &aof, s, "SELECT 3");
+            run(&engine, &aof, s, "SET in3 yes");
+            run(&engine, &aof, s, "GET in3"); // reads are not logged
+            run(&engine, &aof, s, "INCR in3"); // errors are not logged
+        }
+        let engine = fresh();
+        let (_aof, loaded) = Aof::open(&path, FsyncPolicy::Always, &engine).unwrap();
+        assert_eq!(loaded.truncated, 0);
+        assert_eq!(get(&engine, 0, "GET a"), Reply::bulk("42"));
+        assert!(
+            matches!(get(&engine, 0, "TTL a"), Reply::Integer(t) if t > 3500),
+            "absolute expiry kept"
+        );
+        assert_eq!(
+            get(&engine, 0, "LRANGE l 0 -1"),
+            Reply::Array(vec![Reply::bulk("y"), Reply::bulk("z")])
+        );
+        assert_eq!(get(&engine, 0, "HGET h f"), Reply::bulk("v"));
+        assert_eq!(get(&engine, 0, "SCARD s"), Reply::Integer(1));
+        assert_eq!(get(&engine, 0, "ZSCORE z m"), Reply::bulk("1.5"));
+        assert_eq!(get(&engine, 3, "GET in3"), Reply::bulk("yes"));
+        assert_eq!(get(&engine, 0, "GET in3"), Reply::Nil);
+        std::fs::remove_file(&path).ok();
+    }
+
+    #[test]
+    fn a_torn_tail_is_truncated_and_corruption_refuses_to_start() {
+        let path = temp_path();
+        {
+            let engine = fresh();
+            let (aof, _) = Aof::open(&path, FsyncPolicy::Always, &engine).unwrap();
+            let aof = Arc::new(aof);
+            run(&engine, &aof, &mut Session::new(1), "SET kept 1");
+        }
+        let intact = std::fs::metadata(&path).unwrap().len();
+        // A crash in the middle of the next command.
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"*3\r\n$3\r\nSET\r\n$4\r\nlost")
+            .unwrap();
+        let engine = fresh();
+        let (_aof, loaded) = Aof::open(&path, FsyncPolicy::Always, &engine).unwrap();
+        assert!(loaded.truncated > 0);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            intact,
+            "cut back to the last whole command"
+        );
+        assert_eq!(get(&engine, 0, "GET kept"), Reply::bulk("1"));
+
+        // Garbage in the middle is not a torn tail: refuse.
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"*1\r\n:oops\r\n*1\r\n$4\r\nPING\r\n")
+            .unwrap();
+        let err = Aof::open(&path, FsyncPolicy::Always, &fresh())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("corrupt at byte"), "{err}");
+        std::fs::remove_file(&path).ok();
+    }
+
+    #[test]
+    fn rewrite_compacts_and_keeps_logging() {
+        let path = temp_path();
+        let engine = fresh();
+        let (aof, _) = Aof::open(&path, FsyncPolicy::EverySec, &engine).unwrap();
+        let aof = Arc::new(aof);
+        let s = &mut Session::new(1);
+        for _ in 0..2000 {
+            run(&engine, &aof, s, "INCR counter");
+        }
+        run(&engine, &aof, s, "RPUSH l a b c");
+        run(&engine, &aof, s, "ZADD z 0.1 x");
+        run(&engine, &aof, s, "SET temp v PX 100000");
+        aof.flush().unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        aof.rewrite(&engine).unwrap();
+        assert_eq!(aof.growth(), 0);
+        let after = std::fs::metadata(&path).unwrap().len();
+        assert!(after < before / 10, "{before} → {after}");
+        run(&engine, &aof, s, "INCR counter");
+        aof.flush().unwrap();
+        drop(aof);
+        let restored = fresh();
+        Aof::open(&path, FsyncPolicy::No, &restored).unwrap();
+        assert_eq!(get(&restored, 0, "GET counter"), Reply::bulk("2001"));
+        assert_eq!(get(&restored, 0, "LLEN l"), Reply::Integer(3));
+        assert_eq!(get(&restored, 0, "ZSCORE z x"), Reply::bulk("0.1"));
+        assert!(matches!(get(&restored, 0, "PTTL temp"), Reply::Integer(t) if t > 90_000));
+        std::fs::remove_file(&path).ok();
+    }
+}
