@@ -100,6 +100,11 @@ pub struct Engine {
     dbs: Vec<Db>,
     hasher: RandomState,
     mask: usize,
+    started: std::time::Instant,
+    /// Connected clients, kept by the server (for INFO).
+    pub clients: std::sync::atomic::AtomicU64,
+    /// Commands executed (for INFO).
+    commands: std::sync::atomic::AtomicU64,
 }
 
 pub(super) fn now_ms() -> u64 {
@@ -140,6 +145,9 @@ impl Engine {
                 .collect(),
             hasher: RandomState::new(),
             mask: shards - 1,
+            started: std::time::Instant::now(),
+            clients: std::sync::atomic::AtomicU64::new(0),
+            commands: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -268,6 +276,8 @@ impl Engine {
         let Some(name) = args.first() else {
             return Reply::error("ERR empty command");
         };
+        self.commands
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let upper = name.to_ascii_uppercase();
         let name_str = String::from_utf8_lossy(&upper).into_owned();
         let a = &args[1..];
@@ -470,6 +480,9 @@ impl Engine {
                 ])
             }
             b"HELLO" => self.hello(session, a),
+            b"INFO" => Reply::Bulk(Bytes::from(
+                self.info(a.first().map(|s| s.to_ascii_lowercase())),
+            )),
             b"CLIENT" if !a.is_empty() => self.client(session, a),
             b"CONFIG" if !a.is_empty() => self.config(a),
             b"COMMAND" => match a.first() {
@@ -781,6 +794,58 @@ impl Engine {
             }
             _ => Reply::Integer(0),
         }
+    }
+
+    /// INFO: the sections clients and tools read (server, clients, stats,
+    /// keyspace), in Redis's `field:value` text format.
+    fn info(&self, section: Option<Vec<u8>>) -> String {
+        use std::fmt::Write;
+        let wants = |name: &str| {
+            section.as_deref().is_none_or(|s| {
+                s == b"all" || s == b"everything" || s == b"default" || s == name.as_bytes()
+            })
+        };
+        let mut out = String::new();
+        if wants("server") {
+            let _ = write!(
+                out,
+                "# Server\r\nredis_version:7.0.0\r\nbunder_version:{}\r\nredis_mode:standalone\r\nuptime_in_seconds:{}\r\n\r\n",
+                env!("CARGO_PKG_VERSION"),
+                self.started.elapsed().as_secs()
+            );
+        }
+        if wants("clients") {
+            let _ = write!(
+                out,
+                "# Clients\r\nconnected_clients:{}\r\n\r\n",
+                self.clients.load(std::sync::atomic::Ordering::Relaxed)
+            );
+        }
+        if wants("stats") {
+            let _ = write!(
+                out,
+                "# Stats\r\ntotal_commands_processed:{}\r\n\r\n",
+                self.commands.load(std::sync::atomic::Ordering::Relaxed)
+            );
+        }
+        if wants("keyspace") {
+            out.push_str("# Keyspace\r\n");
+            let now = now_ms();
+            for (index, db) in self.dbs.iter().enumerate() {
+                let (mut keys, mut expires) = (0usize, 0usize);
+                for shard in &db.shards {
+                    let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+                    for entry in shard.values().filter(|e| !e.expired(now)) {
+                        keys += 1;
+                        expires += usize::from(entry.expires_at != 0);
+                    }
+                }
+                if keys > 0 {
+                    let _ = write!(out, "db{index}:keys={keys},expires={expires},avg_ttl=0\r\n");
+                }
+            }
+        }
+        out
     }
 
     fn hello(&self, session: &mut Session, a: &[Bytes]) -> Reply {

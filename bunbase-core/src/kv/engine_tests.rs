@@ -289,3 +289,24 @@ fn collections_and_wrongtype() {
         "ERR wrong number of arguments for 'lpush' command"
     );
 }
+
+#[test]
+fn info_reports_keyspace() {
+    let e = Engine::new(EngineConfig::default());
+    let s = &mut Session::new(1);
+    run(&e, s, "SET a 1");
+    run(&e, s, "SET b 2 EX 100");
+    let Reply::Bulk(text) = run(&e, s, "INFO keyspace") else {
+        panic!()
+    };
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    assert!(text.contains("db0:keys=2,expires=1"), "{text}");
+    let Reply::Bulk(all) = run(&e, s, "INFO") else {
+        panic!()
+    };
+    assert!(
+        String::from_utf8(all.to_vec())
+            .unwrap()
+            .contains("redis_version:")
+    );
+}

@@ -83,7 +83,9 @@ pub async fn serve(
         let shared = shared.clone();
         let stop = stop.clone();
         tasks.spawn(async move {
-            connection::handle(socket, shared, id, stop).await;
+            shared.engine.clients.fetch_add(1, Ordering::Relaxed);
+            connection::handle(socket, shared.clone(), id, stop).await;
+            shared.engine.clients.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
     }
