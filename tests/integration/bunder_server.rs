@@ -151,3 +151,53 @@ async fn requirepass_and_client_limits() {
             .contains("max number of clients")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pub_sub_with_the_redis_crate() {
+    use futures_util::StreamExt;
+    let (addr, _stop) = start(BunderConfig::default()).await;
+    let client = redis::Client::open(format!("redis://{addr}")).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe("news").await.unwrap();
+    pubsub.psubscribe("chat.*").await.unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let receivers: i64 = redis::cmd("PUBLISH")
+        .arg("news")
+        .arg("hello")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(receivers, 1);
+    let receivers: i64 = redis::cmd("PUBLISH")
+        .arg("chat.room")
+        .arg("hi")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(receivers, 1);
+    let receivers: i64 = redis::cmd("PUBLISH")
+        .arg("elsewhere")
+        .arg("x")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(receivers, 0);
+    let mut messages = pubsub.on_message();
+    let first = tokio::time::timeout(Duration::from_secs(5), messages.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            first.get_channel_name(),
+            first.get_payload::<String>().unwrap().as_str()
+        ),
+        ("news", "hello")
+    );
+    let second = tokio::time::timeout(Duration::from_secs(5), messages.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.get_channel_name(), "chat.room");
+    assert_eq!(second.get_pattern::<String>().unwrap(), "chat.*");
+}

@@ -12,6 +12,7 @@ pub mod adapters;
 pub mod aof;
 pub mod engine;
 pub mod glob;
+pub mod pubsub;
 pub mod reply;
 pub mod resp;
 mod store;

@@ -19,6 +19,8 @@ pub enum Reply {
     Double(f64),
     /// RESP3 map; a flat array in RESP2.
     Map(Vec<(Reply, Reply)>),
+    /// RESP3 push (pub/sub messages); an array in RESP2.
+    Push(Vec<Reply>),
 }
 
 impl Reply {
@@ -68,6 +70,14 @@ impl Reply {
             }
             Reply::Nil => out.put_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" }),
             Reply::NilArray => out.put_slice(if resp3 { b"_\r\n" } else { b"*-1\r\n" }),
+            Reply::Push(items) => {
+                out.put_u8(if resp3 { b'>' } else { b'*' });
+                put_int(out, items.len() as i64);
+                out.put_slice(b"\r\n");
+                for item in items {
+                    item.encode(out, resp3);
+                }
+            }
             Reply::Array(items) => {
                 out.put_u8(b'*');
                 put_int(out, items.len() as i64);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bunbase_core::kv::aof::{self, Aof};
 use bunbase_core::kv::engine::Session;
+use bunbase_core::kv::pubsub::{self, Inbox, Message, PubSub};
 use bunbase_core::kv::resp::{self, Limits};
 use bunbase_core::kv::{Engine, Reply};
 use bytes::{Bytes, BytesMut};
@@ -19,6 +20,115 @@ pub struct Shared {
     pub limits: Limits,
     pub password: Option<Vec<u8>>,
     pub aof: Option<Arc<Aof>>,
+    pub pubsub: Arc<PubSub>,
+}
+
+/// A connection's subscriptions.
+struct Subscriptions {
+    inbox: Inbox,
+    rx: tokio::sync::mpsc::Receiver<Message>,
+    channels: std::collections::HashSet<Bytes>,
+    patterns: std::collections::HashSet<Bytes>,
+}
+
+impl Subscriptions {
+    fn count(&self) -> i64 {
+        (self.channels.len() + self.patterns.len()) as i64
+    }
+
+    fn active(&self) -> bool {
+        self.count() > 0
+    }
+}
+
+fn push(kind: &'static str, name: Option<Bytes>, count: i64) -> Reply {
+    Reply::Push(vec![
+        Reply::bulk(kind),
+        name.map_or(Reply::Nil, Reply::Bulk),
+        Reply::Integer(count),
+    ])
+}
+
+/// Pub/sub commands, which need the connection's own state. Appends the
+/// replies to `output`; `None` if `args` is not one of them.
+fn pubsub_command(
+    shared: &Shared,
+    subs: &mut Subscriptions,
+    id: u64,
+    args: &[Bytes],
+    output: &mut BytesMut,
+    resp3: bool,
+) -> Option<()> {
+    let name = args[0].to_ascii_uppercase();
+    let rest = &args[1..];
+    match name.as_slice() {
+        b"PUBLISH" if rest.len() == 2 => {
+            Reply::Integer(shared.pubsub.publish(&rest[0], &rest[1])).encode(output, resp3);
+        }
+        b"SUBSCRIBE" | b"PSUBSCRIBE" if !rest.is_empty() => {
+            let pattern = name.as_slice() == b"PSUBSCRIBE";
+            for target in rest {
+                if pattern {
+                    shared.pubsub.psubscribe(target.clone(), id, &subs.inbox);
+                    subs.patterns.insert(target.clone());
+                } else {
+                    shared.pubsub.subscribe(target.clone(), id, &subs.inbox);
+                    subs.channels.insert(target.clone());
+                }
+                let kind = if pattern { "psubscribe" } else { "subscribe" };
+                push(kind, Some(target.clone()), subs.count()).encode(output, resp3);
+            }
+        }
+        b"UNSUBSCRIBE" | b"PUNSUBSCRIBE" => {
+            let pattern = name.as_slice() == b"PUNSUBSCRIBE";
+            let kind = if pattern {
+                "punsubscribe"
+            } else {
+                "unsubscribe"
+            };
+            let targets: Vec<Bytes> = if rest.is_empty() {
+                let set = if pattern {
+                    &subs.patterns
+                } else {
+                    &subs.channels
+                };
+                set.iter().cloned().collect()
+            } else {
+                rest.to_vec()
+            };
+            if targets.is_empty() {
+                push(kind, None, subs.count()).encode(output, resp3);
+            }
+            for target in targets {
+                if pattern {
+                    shared.pubsub.punsubscribe(&target, id);
+                    subs.patterns.remove(&target);
+                } else {
+                    shared.pubsub.unsubscribe(&target, id);
+                    subs.channels.remove(&target);
+                }
+                push(kind, Some(target), subs.count()).encode(output, resp3);
+            }
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+fn message_reply((pattern, channel, payload): Message) -> Reply {
+    match pattern {
+        Some(pattern) => Reply::Push(vec![
+            Reply::bulk("pmessage"),
+            Reply::Bulk(pattern),
+            Reply::Bulk(channel),
+            Reply::Bulk(payload),
+        ]),
+        None => Reply::Push(vec![
+            Reply::bulk("message"),
+            Reply::Bulk(channel),
+            Reply::Bulk(payload),
+        ]),
+    }
 }
 
 /// Executes (and logs, with persistence on) one command.
@@ -42,11 +152,43 @@ pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: C
     let mut authenticated = shared.password.is_none();
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = BytesMut::with_capacity(READ_CHUNK);
+    let (tx, rx) = tokio::sync::mpsc::channel(pubsub::QUEUE);
+    let mut subs = Subscriptions {
+        inbox: Inbox {
+            tx,
+            overflowed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        },
+        rx,
+        channels: Default::default(),
+        patterns: Default::default(),
+    };
+    let _forget = Forget {
+        pubsub: shared.pubsub.clone(),
+        id,
+    };
     loop {
         input.reserve(READ_CHUNK);
         let read = tokio::select! {
             _ = stop.cancelled() => return,
             read = socket.read_buf(&mut input) => read,
+            Some(message) = subs.rx.recv(), if subs.active() => {
+                if subs.inbox.overflowed.load(std::sync::atomic::Ordering::Acquire) {
+                    // Too far behind: close rather than skip messages.
+                    return;
+                }
+                message_reply(message).encode(&mut output, session.resp3);
+                while let Ok(message) = subs.rx.try_recv() {
+                    message_reply(message).encode(&mut output, session.resp3);
+                    if output.len() >= WRITE_HIGH_WATER {
+                        break;
+                    }
+                }
+                if socket.write_all(&output).await.is_err() {
+                    return;
+                }
+                output.clear();
+                continue;
+            }
         };
         match read {
             Ok(0) | Err(_) => return,
@@ -64,6 +206,24 @@ pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: C
                 }
             };
             if args.is_empty() {
+                continue;
+            }
+            if authenticated
+                && pubsub_command(&shared, &mut subs, id, &args, &mut output, session.resp3)
+                    .is_some()
+            {
+                continue;
+            }
+            if authenticated
+                && subs.active()
+                && !session.resp3
+                && !allowed_while_subscribed(&args[0])
+            {
+                Reply::error(format!(
+                    "ERR Can't execute '{}': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                    String::from_utf8_lossy(&args[0]).to_ascii_lowercase()
+                ))
+                .encode(&mut output, session.resp3);
                 continue;
             }
             let reply = if authenticated {
@@ -101,6 +261,22 @@ pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: C
             }
             output.clear();
         }
+    }
+}
+
+fn allowed_while_subscribed(name: &Bytes) -> bool {
+    ["PING", "QUIT", "RESET"].iter().any(|w| is(name, w))
+}
+
+/// Drops a connection's subscriptions when it ends, however it ends.
+struct Forget {
+    pubsub: Arc<PubSub>,
+    id: u64,
+}
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.pubsub.forget(self.id);
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bunbase_core::kv::Engine;
 use bunbase_core::kv::aof::Aof;
+use bunbase_core::kv::pubsub::PubSub;
 use bunbase_core::kv::resp::Limits;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -52,6 +53,7 @@ pub async fn serve(
         limits: config.limits,
         password: config.password.map(String::into_bytes),
         aof: config.aof.clone(),
+        pubsub: Arc::new(PubSub::default()),
     });
     let slots = Arc::new(Semaphore::new(config.max_clients.max(1)));
     let ids = AtomicU64::new(1);
