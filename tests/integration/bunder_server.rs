@@ -201,3 +201,46 @@ async fn pub_sub_with_the_redis_crate() {
     assert_eq!(second.get_channel_name(), "chat.room");
     assert_eq!(second.get_pattern::<String>().unwrap(), "chat.*");
 }
+
+#[tokio::test]
+async fn multi_exec_and_watch() {
+    let (addr, _stop) = start(BunderConfig::default()).await;
+    let mut a = TcpStream::connect(&addr).await.unwrap();
+    let mut b = TcpStream::connect(&addr).await.unwrap();
+    let say = async |c: &mut TcpStream, line: &str| {
+        c.write_all(format!("{line}\r\n").as_bytes()).await.unwrap();
+        read_reply(c).await
+    };
+    assert_eq!(say(&mut a, "EXEC").await, "-ERR EXEC without MULTI\r\n");
+    assert_eq!(say(&mut a, "MULTI").await, "+OK\r\n");
+    assert_eq!(
+        say(&mut a, "MULTI").await,
+        "-ERR MULTI calls can not be nested\r\n"
+    );
+    assert_eq!(say(&mut a, "SET k 1").await, "+QUEUED\r\n");
+    assert_eq!(say(&mut a, "INCR k").await, "+QUEUED\r\n");
+    assert_eq!(say(&mut a, "EXEC").await, "*2\r\n+OK\r\n:2\r\n");
+
+    // WATCH: a write by someone else aborts EXEC.
+    assert_eq!(say(&mut a, "WATCH k").await, "+OK\r\n");
+    assert_eq!(say(&mut b, "SET k 10").await, "+OK\r\n");
+    assert_eq!(say(&mut a, "MULTI").await, "+OK\r\n");
+    assert_eq!(say(&mut a, "INCR k").await, "+QUEUED\r\n");
+    assert_eq!(say(&mut a, "EXEC").await, "*-1\r\n");
+    assert_eq!(say(&mut a, "GET k").await, "$2\r\n10\r\n", "nothing ran");
+
+    // Unchanged watched keys let it through; DISCARD drops the queue.
+    assert_eq!(say(&mut a, "WATCH k").await, "+OK\r\n");
+    assert_eq!(say(&mut b, "SET other 1").await, "+OK\r\n");
+    assert_eq!(say(&mut a, "MULTI").await, "+OK\r\n");
+    assert_eq!(
+        say(&mut a, "WATCH k").await,
+        "-ERR WATCH inside MULTI is not allowed\r\n"
+    );
+    assert_eq!(say(&mut a, "INCR k").await, "+QUEUED\r\n");
+    assert_eq!(say(&mut a, "EXEC").await, "*1\r\n:11\r\n");
+    assert_eq!(say(&mut a, "MULTI").await, "+OK\r\n");
+    assert_eq!(say(&mut a, "INCR k").await, "+QUEUED\r\n");
+    assert_eq!(say(&mut a, "DISCARD").await, "+OK\r\n");
+    assert_eq!(say(&mut a, "GET k").await, "$2\r\n11\r\n");
+}

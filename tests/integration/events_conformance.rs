@@ -44,3 +44,37 @@ async fn bunder_adapter_on_real_redis() {
     };
     testing::run(&factory).await;
 }
+
+/// Buncast's Redis-protocol bus on our own bunder (WATCH/MULTI/EXEC,
+/// PSUBSCRIBE, lists, hashes, sorted sets): the swap compose will make.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bunder_adapter_on_our_bunder() {
+    use bunbase_core::kv::{Engine, EngineConfig};
+    use bunbase_shells::bunder::{self, BunderConfig};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(bunder::serve(
+        listener,
+        Arc::new(Engine::new(EngineConfig::default())),
+        BunderConfig::default(),
+        stop.clone(),
+    ));
+    let factory = move |config: BusConfig| -> BusFuture {
+        let url = url.clone();
+        Box::pin(async move {
+            let prefix = format!("bbtest{}", random_hex(4));
+            let bus = BunderBus::connect(
+                &url,
+                &prefix,
+                config,
+                Arc::new(EventMetrics::unregistered()),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+            Arc::new(bus) as Arc<dyn EventBus>
+        })
+    };
+    testing::run(&factory).await;
+    stop.cancel();
+}

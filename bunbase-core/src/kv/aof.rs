@@ -338,7 +338,9 @@ fn propagate(args: &[Bytes], reply: &Reply) -> Option<Vec<Bytes>> {
         b"SETNX" | b"MSET" | b"INCR" | b"DECR" | b"INCRBY" | b"DECRBY" | b"APPEND" | b"DEL"
         | b"UNLINK" | b"PEXPIREAT" | b"PERSIST" | b"FLUSHDB" | b"FLUSHALL" | b"LPUSH"
         | b"RPUSH" | b"LPOP" | b"RPOP" | b"HSET" | b"HMSET" | b"HSETNX" | b"HDEL" | b"HINCRBY"
-        | b"SADD" | b"SREM" | b"ZADD" | b"ZREM" => Some(args.to_vec()),
+        | b"SADD" | b"SREM" | b"ZADD" | b"ZREM" | b"LTRIM" | b"ZREMRANGEBYSCORE" => {
+            Some(args.to_vec())
+        }
         _ => None,
     }
 }

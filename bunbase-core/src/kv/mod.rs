@@ -18,6 +18,7 @@ pub mod resp;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tx;
 mod types;
 
 pub use engine::{Engine, EngineConfig};

@@ -84,6 +84,44 @@ fn parse_score(arg: &[u8]) -> Option<f64> {
     (!value.is_nan()).then_some(value)
 }
 
+/// A ZRANGEBYSCORE bound: `1.5`, `(1.5` (exclusive), `-inf`, `+inf`.
+#[derive(Clone, Copy)]
+struct ScoreBound {
+    value: f64,
+    exclusive: bool,
+}
+
+impl ScoreBound {
+    fn parse(arg: &[u8]) -> Option<ScoreBound> {
+        let (exclusive, rest) = match arg.first() {
+            Some(b'(') => (true, &arg[1..]),
+            _ => (false, arg),
+        };
+        Some(ScoreBound {
+            value: parse_score(rest)?,
+            exclusive,
+        })
+    }
+
+    /// `score` is at or above this lower bound.
+    fn below(self, score: f64) -> bool {
+        if self.exclusive {
+            score > self.value
+        } else {
+            score >= self.value
+        }
+    }
+
+    /// `score` is at or below this upper bound.
+    fn above(self, score: f64) -> bool {
+        if self.exclusive {
+            score < self.value
+        } else {
+            score <= self.value
+        }
+    }
+}
+
 /// Which collection a command needs.
 #[derive(Clone, Copy)]
 enum Kind {
@@ -285,6 +323,69 @@ impl Engine {
                                     .map_or(Reply::Nil, Reply::Bulk)
                             }
                             _ => Reply::Nil,
+                        }
+                    })
+                }
+                b"LTRIM" if a.len() == 3 => {
+                    let (Some(start), Some(stop)) = (parse_i64(&a[1]), parse_i64(&a[2])) else {
+                        return Some(Reply::error(NOT_INTEGER));
+                    };
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::List, false, |v| {
+                        if let Some(Value::List(list)) = v {
+                            match range(start, stop, list.len()) {
+                                Some((s, e)) => {
+                                    list.truncate(e + 1);
+                                    list.drain(..s);
+                                }
+                                None => list.clear(),
+                            }
+                        }
+                        Reply::ok()
+                    })
+                }
+                b"ZRANGEBYSCORE" | b"ZREMRANGEBYSCORE" | b"ZCOUNT" if a.len() >= 3 => {
+                    let (Some(min), Some(max)) =
+                        (ScoreBound::parse(&a[1]), ScoreBound::parse(&a[2]))
+                    else {
+                        return Some(Reply::error("ERR min or max is not a float"));
+                    };
+                    let with_scores =
+                        upper == b"ZRANGEBYSCORE" && a.len() == 4 && eq(&a[3], "WITHSCORES");
+                    if a.len() > 3 && !with_scores {
+                        return Some(Reply::error(SYNTAX));
+                    }
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::ZSet, false, |v| {
+                        let Some(Value::ZSet(z)) = v else {
+                            return if upper == b"ZRANGEBYSCORE" {
+                                Reply::Array(Vec::new())
+                            } else {
+                                Reply::Integer(0)
+                            };
+                        };
+                        let hits: Vec<(f64, Bytes)> = z
+                            .ordered
+                            .iter()
+                            .filter(|(s, _)| min.below(s.0) && max.above(s.0))
+                            .map(|(s, m)| (s.0, m.clone()))
+                            .collect();
+                        match upper {
+                            b"ZCOUNT" => Reply::Integer(hits.len() as i64),
+                            b"ZREMRANGEBYSCORE" => {
+                                for (_, m) in &hits {
+                                    z.remove(m);
+                                }
+                                Reply::Integer(hits.len() as i64)
+                            }
+                            _ => {
+                                let mut out = Vec::new();
+                                for (score, member) in hits {
+                                    out.push(Reply::Bulk(member));
+                                    if with_scores {
+                                        out.push(Reply::Bulk(Bytes::from(format_double(score))));
+                                    }
+                                }
+                                Reply::Array(out)
+                            }
                         }
                     })
                 }

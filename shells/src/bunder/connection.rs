@@ -7,6 +7,7 @@ use bunbase_core::kv::aof::{self, Aof};
 use bunbase_core::kv::engine::Session;
 use bunbase_core::kv::pubsub::{self, Inbox, Message, PubSub};
 use bunbase_core::kv::resp::{self, Limits};
+use bunbase_core::kv::tx::{Transactions, Watch};
 use bunbase_core::kv::{Engine, Reply};
 use bytes::{Bytes, BytesMut};
 use subtle::ConstantTimeEq;
@@ -21,6 +22,104 @@ pub struct Shared {
     pub password: Option<Vec<u8>>,
     pub aof: Option<Arc<Aof>>,
     pub pubsub: Arc<PubSub>,
+    pub tx: Arc<Transactions>,
+}
+
+/// A connection's MULTI queue and WATCHed keys (unwatched when it ends).
+struct TxState {
+    tx: Arc<Transactions>,
+    queue: Option<Vec<Vec<Bytes>>>,
+    watches: Vec<Watch>,
+}
+
+impl TxState {
+    fn reset(&mut self) {
+        self.queue = None;
+        self.tx.unwatch(&self.watches);
+        self.watches.clear();
+    }
+}
+
+impl Drop for TxState {
+    fn drop(&mut self) {
+        self.tx.unwatch(&self.watches);
+    }
+}
+
+/// Runs one command (logging it, and noting writes for WATCH); the caller
+/// holds the transaction gate.
+fn run(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
+    let db = session.db;
+    let reply = execute(shared, session, args);
+    if !reply.is_error() {
+        shared.tx.wrote(db, args);
+    }
+    reply
+}
+
+/// MULTI / EXEC / DISCARD / WATCH / UNWATCH, and queueing inside MULTI.
+/// `None` when the command should simply run.
+fn transaction_command(
+    shared: &Shared,
+    state: &mut TxState,
+    session: &mut Session,
+    args: &[Bytes],
+) -> Option<Reply> {
+    let name = args[0].to_ascii_uppercase();
+    let name = name.as_slice();
+    if let Some(queue) = state.queue.as_mut()
+        && !matches!(name, b"EXEC" | b"DISCARD" | b"MULTI" | b"WATCH" | b"QUIT")
+    {
+        queue.push(args.to_vec());
+        return Some(Reply::Simple("QUEUED"));
+    }
+    Some(match name {
+        b"MULTI" if state.queue.is_some() => Reply::error("ERR MULTI calls can not be nested"),
+        b"MULTI" => {
+            state.queue = Some(Vec::new());
+            Reply::ok()
+        }
+        b"WATCH" if state.queue.is_some() => Reply::error("ERR WATCH inside MULTI is not allowed"),
+        b"WATCH" if args.len() < 2 => {
+            Reply::error("ERR wrong number of arguments for 'watch' command")
+        }
+        b"WATCH" => {
+            for key in &args[1..] {
+                state.watches.push(shared.tx.watch(session.db, key.clone()));
+            }
+            Reply::ok()
+        }
+        b"UNWATCH" => {
+            state.tx.unwatch(&state.watches);
+            state.watches.clear();
+            Reply::ok()
+        }
+        b"DISCARD" if state.queue.is_none() => Reply::error("ERR DISCARD without MULTI"),
+        b"DISCARD" => {
+            state.reset();
+            Reply::ok()
+        }
+        b"EXEC" if state.queue.is_none() => Reply::error("ERR EXEC without MULTI"),
+        b"EXEC" => {
+            let queue = state.queue.take().unwrap_or_default();
+            let reply = {
+                let _alone = shared.tx.exclusive();
+                if shared.tx.unchanged(&state.watches) {
+                    Reply::Array(
+                        queue
+                            .iter()
+                            .map(|command| run(shared, session, command))
+                            .collect(),
+                    )
+                } else {
+                    Reply::NilArray
+                }
+            };
+            state.reset();
+            reply
+        }
+        _ => return None,
+    })
 }
 
 /// A connection's subscriptions.
@@ -166,6 +265,11 @@ pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: C
         pubsub: shared.pubsub.clone(),
         id,
     };
+    let mut tx_state = TxState {
+        tx: shared.tx.clone(),
+        queue: None,
+        watches: Vec::new(),
+    };
     loop {
         input.reserve(READ_CHUNK);
         let read = tokio::select! {
@@ -229,7 +333,15 @@ pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: C
             let reply = if authenticated {
                 match auth_command(&args, &shared) {
                     Some(reply) => reply,
-                    None => execute(&shared, &mut session, &args),
+                    None => {
+                        match transaction_command(&shared, &mut tx_state, &mut session, &args) {
+                            Some(reply) => reply,
+                            None => {
+                                let _gate = shared.tx.shared();
+                                run(&shared, &mut session, &args)
+                            }
+                        }
+                    }
                 }
             } else {
                 match auth_command(&args, &shared) {

@@ -8,6 +8,7 @@ use bunbase_core::kv::Engine;
 use bunbase_core::kv::aof::Aof;
 use bunbase_core::kv::pubsub::PubSub;
 use bunbase_core::kv::resp::Limits;
+use bunbase_core::kv::tx::Transactions;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -54,6 +55,7 @@ pub async fn serve(
         password: config.password.map(String::into_bytes),
         aof: config.aof.clone(),
         pubsub: Arc::new(PubSub::default()),
+        tx: Arc::new(Transactions::default()),
     });
     let slots = Arc::new(Semaphore::new(config.max_clients.max(1)));
     let ids = AtomicU64::new(1);
