@@ -23,13 +23,12 @@ async fn memory_adapter() {
     testing::run(&factory).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bunder_adapter_on_real_redis() {
-    let url = servers::redis_url().to_string();
-    let factory = move |config: BusConfig| -> BusFuture {
+/// Buses on the Redis-protocol server at `url`, each with a fresh key
+/// prefix so checks stay independent on one server.
+fn buses_on(url: String) -> impl Fn(BusConfig) -> BusFuture + Send + Sync {
+    move |config: BusConfig| -> BusFuture {
         let url = url.clone();
         Box::pin(async move {
-            // A fresh key prefix per bus keeps checks independent on one server.
             let prefix = format!("bbtest{}", random_hex(4));
             let bus = BunderBus::connect(
                 &url,
@@ -41,12 +40,16 @@ async fn bunder_adapter_on_real_redis() {
             .unwrap_or_else(|e| panic!("connect: {e}"));
             Arc::new(bus) as Arc<dyn EventBus>
         })
-    };
-    testing::run(&factory).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bunder_adapter_on_real_redis() {
+    testing::run(&buses_on(servers::redis_url().to_string())).await;
 }
 
 /// Buncast's Redis-protocol bus on our own bunder (WATCH/MULTI/EXEC,
-/// PSUBSCRIBE, lists, hashes, sorted sets): the swap compose will make.
+/// PSUBSCRIBE, lists, hashes, sorted sets): what compose runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bunder_adapter_on_our_bunder() {
     use bunbase_core::kv::{Engine, EngineConfig};
@@ -60,21 +63,6 @@ async fn bunder_adapter_on_our_bunder() {
         BunderConfig::default(),
         stop.clone(),
     ));
-    let factory = move |config: BusConfig| -> BusFuture {
-        let url = url.clone();
-        Box::pin(async move {
-            let prefix = format!("bbtest{}", random_hex(4));
-            let bus = BunderBus::connect(
-                &url,
-                &prefix,
-                config,
-                Arc::new(EventMetrics::unregistered()),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("connect: {e}"));
-            Arc::new(bus) as Arc<dyn EventBus>
-        })
-    };
-    testing::run(&factory).await;
+    testing::run(&buses_on(url)).await;
     stop.cancel();
 }

@@ -115,3 +115,13 @@ pub fn set_args(key: Bytes, value: Bytes, options: &PutOptions) -> Vec<Bytes> {
     }
     args
 }
+
+/// A PTTL answer as a KvStore TTL: -2 (no key) is `not_found`, -1 (no
+/// expiry) is `None`.
+pub fn ttl_from_pttl(ms: i64) -> Result<Option<Duration>, Error> {
+    match ms {
+        -2 => Err(Error::not_found("key")),
+        ms if ms >= 0 => Ok(Some(Duration::from_millis(ms as u64))),
+        _ => Ok(None),
+    }
+}

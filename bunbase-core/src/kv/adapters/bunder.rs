@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::id::ProjectId;
 use crate::kv::adapters::memory::engine_error;
 use crate::kv::store::{
-    KvStore, PutOptions, ScanPage, namespaced, prefix_pattern, set_args, strip,
+    KvStore, PutOptions, ScanPage, namespaced, prefix_pattern, set_args, strip, ttl_from_pttl,
 };
 
 /// Any Redis-protocol server (our bunder, or Redis) through a pool.
@@ -91,11 +91,7 @@ impl KvStore for BunderKv {
         let ms: i64 = self
             .query(vec![b("PTTL"), namespaced(project, key)?])
             .await?;
-        match ms {
-            -2 => Err(Error::not_found("key")),
-            ms if ms >= 0 => Ok(Some(Duration::from_millis(ms as u64))),
-            _ => Ok(None),
-        }
+        ttl_from_pttl(ms)
     }
 
     async fn scan(

@@ -9,7 +9,7 @@ use crate::id::ProjectId;
 use crate::kv::engine::{Engine, Session};
 use crate::kv::reply::Reply;
 use crate::kv::store::{
-    KvStore, PutOptions, ScanPage, namespaced, prefix_pattern, set_args, strip,
+    KvStore, PutOptions, ScanPage, namespaced, prefix_pattern, set_args, strip, ttl_from_pttl,
 };
 
 /// The engine in this process, through the same commands a client sends.
@@ -88,9 +88,8 @@ impl KvStore for MemoryKv {
 
     async fn ttl(&self, project: &ProjectId, key: &[u8]) -> Result<Option<Duration>, Error> {
         match self.run(vec![Bytes::from_static(b"PTTL"), namespaced(project, key)?])? {
-            Reply::Integer(-2) => Err(Error::not_found("key")),
-            Reply::Integer(ms) if ms >= 0 => Ok(Some(Duration::from_millis(ms as u64))),
-            _ => Ok(None),
+            Reply::Integer(ms) => ttl_from_pttl(ms),
+            other => Err(Error::internal(format!("unexpected PTTL reply {other:?}"))),
         }
     }
 
