@@ -338,8 +338,35 @@ fn propagate(args: &[Bytes], reply: &Reply) -> Option<Vec<Bytes>> {
         b"SETNX" | b"MSET" | b"INCR" | b"DECR" | b"INCRBY" | b"DECRBY" | b"APPEND" | b"DEL"
         | b"UNLINK" | b"PEXPIREAT" | b"PERSIST" | b"FLUSHDB" | b"FLUSHALL" | b"LPUSH"
         | b"RPUSH" | b"LPOP" | b"RPOP" | b"HSET" | b"HMSET" | b"HSETNX" | b"HDEL" | b"HINCRBY"
-        | b"SADD" | b"SREM" | b"ZADD" | b"ZREM" | b"LTRIM" | b"ZREMRANGEBYSCORE" => {
-            Some(args.to_vec())
+        | b"SADD" | b"SREM" | b"ZADD" | b"ZREM" | b"LTRIM" | b"ZREMRANGEBYSCORE" | b"SETRANGE"
+        | b"RENAME" | b"RENAMENX" => Some(args.to_vec()),
+        // The result, not the increment: float rounding must not drift.
+        b"INCRBYFLOAT" => match reply {
+            Reply::Bulk(v) => Some(vec![
+                Bytes::from_static(b"SET"),
+                args[1].clone(),
+                v.clone(),
+                Bytes::from_static(b"KEEPTTL"),
+            ]),
+            _ => None,
+        },
+        b"GETEX" if matches!(reply, Reply::Bulk(_)) => {
+            let word = args.get(2)?.to_ascii_uppercase();
+            if word.as_slice() == b"PERSIST" {
+                return Some(vec![Bytes::from_static(b"PERSIST"), args[1].clone()]);
+            }
+            let n = num(args.get(3)?)?;
+            let at = match word.as_slice() {
+                b"EX" => now.saturating_add(n.saturating_mul(1000)),
+                b"PX" => now.saturating_add(n),
+                b"EXAT" => n.saturating_mul(1000),
+                _ => n,
+            };
+            Some(vec![
+                Bytes::from_static(b"PEXPIREAT"),
+                args[1].clone(),
+                abs(at),
+            ])
         }
         _ => None,
     }

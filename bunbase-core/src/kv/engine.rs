@@ -151,6 +151,21 @@ impl Engine {
         }
     }
 
+    pub(super) fn shard_count(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Some live key of one shard (for RANDOMKEY).
+    pub(super) fn first_live_key(&self, db: usize, shard: usize, now: u64) -> Option<Bytes> {
+        let shard = self.dbs[db].shards[shard]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        shard
+            .iter()
+            .find(|(_, e)| !e.expired(now))
+            .map(|(k, _)| k.clone())
+    }
+
     pub fn databases(&self) -> usize {
         self.dbs.len()
     }
@@ -494,6 +509,7 @@ impl Engine {
             _ if let Some(reply) = self.execute_collection(session.db, &upper, &name_str, a) => {
                 reply
             }
+            _ if let Some(reply) = self.execute_strings(session.db, &upper, &name_str, a) => reply,
             _ if COMMANDS.contains(&name_str.as_str()) => wrong_args(&name_str),
             _ => {
                 let mut preview = String::new();

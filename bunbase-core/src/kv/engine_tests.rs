@@ -310,3 +310,42 @@ fn info_reports_keyspace() {
             .contains("redis_version:")
     );
 }
+
+#[test]
+fn more_strings_and_keys() {
+    let e = Engine::new(EngineConfig::default());
+    let s = &mut Session::new(1);
+    run(&e, s, "SET k Hello");
+    assert_eq!(run(&e, s, "GETRANGE k 1 3"), bulk("ell"));
+    assert_eq!(run(&e, s, "GETRANGE k -3 -1"), bulk("llo"));
+    assert_eq!(run(&e, s, "GETRANGE k 10 20"), bulk(""));
+    assert_eq!(run(&e, s, "SETRANGE k 6 World"), Reply::Integer(11));
+    assert_eq!(run(&e, s, "GET k"), Reply::bulk(b"Hello\0World".to_vec()));
+    assert_eq!(
+        err(run(&e, s, "SETRANGE k -1 x")),
+        "ERR offset is out of range"
+    );
+    assert_eq!(run(&e, s, "INCRBYFLOAT f 10.5"), bulk("10.5"));
+    assert_eq!(run(&e, s, "INCRBYFLOAT f 0.25"), bulk("10.75"));
+    assert_eq!(
+        err(run(&e, s, "INCRBYFLOAT k 1")),
+        "ERR value is not a valid float"
+    );
+    assert_eq!(run(&e, s, "GETEX f EX 100"), bulk("10.75"));
+    assert_eq!(run(&e, s, "TTL f"), Reply::Integer(100));
+    assert_eq!(run(&e, s, "GETEX f PERSIST"), bulk("10.75"));
+    assert_eq!(run(&e, s, "TTL f"), Reply::Integer(-1));
+    assert_eq!(run(&e, s, "RENAME f g"), Reply::ok());
+    assert_eq!(run(&e, s, "GET f"), Reply::Nil);
+    assert_eq!(run(&e, s, "GET g"), bulk("10.75"));
+    assert_eq!(run(&e, s, "RENAMENX g k"), Reply::Integer(0));
+    assert_eq!(
+        run(&e, s, "GET g"),
+        bulk("10.75"),
+        "a refused RENAMENX changes nothing"
+    );
+    assert_eq!(err(run(&e, s, "RENAME missing x")), "ERR no such key");
+    assert!(matches!(run(&e, s, "RANDOMKEY"), Reply::Bulk(_)));
+    run(&e, s, "FLUSHDB");
+    assert_eq!(run(&e, s, "RANDOMKEY"), Reply::Nil);
+}

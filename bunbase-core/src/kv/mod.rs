@@ -16,6 +16,7 @@ pub mod pubsub;
 pub mod reply;
 pub mod resp;
 mod store;
+mod strings;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tx;

@@ -127,7 +127,7 @@ impl Transactions {
 fn written_keys<'a>(name: &[u8], rest: &'a [Bytes]) -> Vec<&'a Bytes> {
     match name {
         b"MSET" => rest.iter().step_by(2).collect(),
-        b"DEL" | b"UNLINK" => rest.iter().collect(),
+        b"DEL" | b"UNLINK" | b"RENAME" | b"RENAMENX" => rest.iter().collect(),
         b"SET" | b"SETNX" | b"SETEX" | b"PSETEX" | b"GETDEL" | b"INCR" | b"DECR" | b"INCRBY"
         | b"DECRBY" | b"APPEND" | b"EXPIRE" | b"PEXPIRE" | b"EXPIREAT" | b"PEXPIREAT"
         | b"PERSIST" | b"LPUSH" | b"RPUSH" | b"LPOP" | b"RPOP" | b"HSET" | b"HMSET" | b"HSETNX"
