@@ -339,7 +339,21 @@ fn propagate(args: &[Bytes], reply: &Reply) -> Option<Vec<Bytes>> {
         | b"UNLINK" | b"PEXPIREAT" | b"PERSIST" | b"FLUSHDB" | b"FLUSHALL" | b"LPUSH"
         | b"RPUSH" | b"LPOP" | b"RPOP" | b"HSET" | b"HMSET" | b"HSETNX" | b"HDEL" | b"HINCRBY"
         | b"SADD" | b"SREM" | b"ZADD" | b"ZREM" | b"LTRIM" | b"ZREMRANGEBYSCORE" | b"SETRANGE"
-        | b"RENAME" | b"RENAMENX" => Some(args.to_vec()),
+        | b"RENAME" | b"RENAMENX" | b"LSET" | b"LREM" | b"LINSERT" | b"ZINCRBY" | b"ZPOPMIN"
+        | b"ZPOPMAX" => Some(args.to_vec()),
+        // Random picks are logged as what was removed.
+        b"SPOP" => {
+            let mut out = vec![Bytes::from_static(b"SREM"), args[1].clone()];
+            match reply {
+                Reply::Bulk(m) => out.push(m.clone()),
+                Reply::Array(items) => out.extend(items.iter().filter_map(|r| match r {
+                    Reply::Bulk(m) => Some(m.clone()),
+                    _ => None,
+                })),
+                _ => {}
+            }
+            (out.len() > 2).then_some(out)
+        }
         // The result, not the increment: float rounding must not drift.
         b"INCRBYFLOAT" => match reply {
             Reply::Bulk(v) => Some(vec![

@@ -349,3 +349,78 @@ fn more_strings_and_keys() {
     run(&e, s, "FLUSHDB");
     assert_eq!(run(&e, s, "RANDOMKEY"), Reply::Nil);
 }
+
+#[test]
+fn more_collection_commands() {
+    let e = Engine::new(EngineConfig::default());
+    let s = &mut Session::new(1);
+    run(&e, s, "RPUSH l a b a c a");
+    assert_eq!(run(&e, s, "LREM l 2 a"), Reply::Integer(2));
+    assert_eq!(
+        run(&e, s, "LRANGE l 0 -1"),
+        Reply::Array(vec![bulk("b"), bulk("c"), bulk("a")])
+    );
+    assert_eq!(run(&e, s, "LINSERT l BEFORE c x"), Reply::Integer(4));
+    assert_eq!(run(&e, s, "LINSERT l AFTER nope x"), Reply::Integer(-1));
+    assert_eq!(run(&e, s, "LSET l -1 z"), Reply::ok());
+    assert_eq!(
+        run(&e, s, "LRANGE l 0 -1"),
+        Reply::Array(vec![bulk("b"), bulk("x"), bulk("c"), bulk("z")])
+    );
+    assert_eq!(err(run(&e, s, "LSET l 9 q")), "ERR index out of range");
+    assert_eq!(err(run(&e, s, "LSET nolist 0 q")), "ERR no such key");
+
+    run(&e, s, "SADD s1 a b c");
+    run(&e, s, "SADD s2 b c d");
+    let sorted = |r: Reply| {
+        let Reply::Array(items) = r else { panic!() };
+        let mut v: Vec<String> = items
+            .into_iter()
+            .map(|i| match i {
+                Reply::Bulk(b) => String::from_utf8(b.to_vec()).unwrap(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(run(&e, s, "SINTER s1 s2")), ["b", "c"]);
+    assert_eq!(sorted(run(&e, s, "SUNION s1 s2")), ["a", "b", "c", "d"]);
+    assert_eq!(sorted(run(&e, s, "SDIFF s1 s2")), ["a"]);
+    assert_eq!(
+        run(&e, s, "SMISMEMBER s1 a d"),
+        Reply::Array(vec![Reply::Integer(1), Reply::Integer(0)])
+    );
+    assert!(matches!(run(&e, s, "SRANDMEMBER s1"), Reply::Bulk(_)));
+    assert_eq!(sorted(run(&e, s, "SPOP s1 3")).len(), 3);
+    assert_eq!(run(&e, s, "EXISTS s1"), Reply::Integer(0));
+    let Reply::Array(page) = run(&e, s, "SSCAN s2 0 MATCH [bc]") else {
+        panic!()
+    };
+    assert_eq!(page[0], bulk("0"), "one page, cursor 0");
+    assert_eq!(sorted(page[1].clone()), ["b", "c"]);
+
+    run(&e, s, "ZADD z 1 a 2 b 3 c");
+    assert_eq!(run(&e, s, "ZINCRBY z 5 a"), bulk("6"));
+    assert_eq!(run(&e, s, "ZRANK z a"), Reply::Integer(2));
+    assert_eq!(run(&e, s, "ZREVRANK z a"), Reply::Integer(0));
+    assert_eq!(run(&e, s, "ZRANK z nope"), Reply::Nil);
+    assert_eq!(
+        run(&e, s, "ZPOPMIN z"),
+        Reply::Array(vec![bulk("b"), bulk("2")])
+    );
+    assert_eq!(
+        run(&e, s, "ZPOPMAX z 5"),
+        Reply::Array(vec![bulk("a"), bulk("6"), bulk("c"), bulk("3")])
+    );
+
+    run(&e, s, "HSET h f1 1 f2 2 g 3");
+    let Reply::Array(page) = run(&e, s, "HSCAN h 0 MATCH f*") else {
+        panic!()
+    };
+    assert_eq!(page[0], bulk("0"));
+    let Reply::Array(items) = &page[1] else {
+        panic!()
+    };
+    assert_eq!(items.len(), 4, "two fields with their values");
+}

@@ -132,7 +132,10 @@ fn written_keys<'a>(name: &[u8], rest: &'a [Bytes]) -> Vec<&'a Bytes> {
         | b"DECRBY" | b"APPEND" | b"EXPIRE" | b"PEXPIRE" | b"EXPIREAT" | b"PEXPIREAT"
         | b"PERSIST" | b"LPUSH" | b"RPUSH" | b"LPOP" | b"RPOP" | b"HSET" | b"HMSET" | b"HSETNX"
         | b"HDEL" | b"HINCRBY" | b"SADD" | b"SREM" | b"ZADD" | b"ZREM" | b"LTRIM"
-        | b"ZREMRANGEBYSCORE" => rest.first().into_iter().collect(),
+        | b"ZREMRANGEBYSCORE" | b"SETRANGE" | b"INCRBYFLOAT" | b"GETEX" | b"LSET" | b"LREM"
+        | b"LINSERT" | b"SPOP" | b"ZINCRBY" | b"ZPOPMIN" | b"ZPOPMAX" => {
+            rest.first().into_iter().collect()
+        }
         _ => Vec::new(),
     }
 }

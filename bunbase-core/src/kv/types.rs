@@ -636,6 +636,307 @@ impl Engine {
                         }
                     })
                 }
+                b"LSET" if a.len() == 3 => {
+                    let Some(index) = parse_i64(&a[1]) else {
+                        return Some(Reply::error(NOT_INTEGER));
+                    };
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::List, false, |v| {
+                        match v {
+                            Some(Value::List(list)) => {
+                                let i = if index < 0 {
+                                    list.len() as i64 + index
+                                } else {
+                                    index
+                                };
+                                match usize::try_from(i).ok().and_then(|i| list.get_mut(i)) {
+                                    Some(slot) => {
+                                        *slot = a[2].clone();
+                                        Reply::ok()
+                                    }
+                                    None => Reply::error("ERR index out of range"),
+                                }
+                            }
+                            _ => Reply::error("ERR no such key"),
+                        }
+                    })
+                }
+                b"LREM" if a.len() == 3 => {
+                    let Some(count) = parse_i64(&a[1]) else {
+                        return Some(Reply::error(NOT_INTEGER));
+                    };
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::List, false, |v| {
+                        let Some(Value::List(list)) = v else {
+                            return Reply::Integer(0);
+                        };
+                        let limit = if count == 0 {
+                            usize::MAX
+                        } else {
+                            count.unsigned_abs() as usize
+                        };
+                        let mut removed = 0;
+                        if count >= 0 {
+                            let mut i = 0;
+                            while i < list.len() && removed < limit {
+                                if list[i] == a[2] {
+                                    list.remove(i);
+                                    removed += 1;
+                                } else {
+                                    i += 1;
+                                }
+                            }
+                        } else {
+                            let mut i = list.len();
+                            while i > 0 && removed < limit {
+                                i -= 1;
+                                if list[i] == a[2] {
+                                    list.remove(i);
+                                    removed += 1;
+                                }
+                            }
+                        }
+                        Reply::Integer(removed as i64)
+                    })
+                }
+                b"LINSERT" if a.len() == 4 => {
+                    let before = if eq(&a[1], "BEFORE") {
+                        true
+                    } else if eq(&a[1], "AFTER") {
+                        false
+                    } else {
+                        return Some(Reply::error(SYNTAX));
+                    };
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::List, false, |v| {
+                        let Some(Value::List(list)) = v else {
+                            return Reply::Integer(0);
+                        };
+                        match list.iter().position(|item| *item == a[2]) {
+                            Some(i) => {
+                                list.insert(if before { i } else { i + 1 }, a[3].clone());
+                                Reply::Integer(list.len() as i64)
+                            }
+                            None => Reply::Integer(-1),
+                        }
+                    })
+                }
+                b"SMISMEMBER" if a.len() >= 2 => {
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::Set, false, |v| {
+                        let set = match v {
+                            Some(Value::Set(set)) => Some(set),
+                            _ => None,
+                        };
+                        Reply::Array(
+                            a[1..]
+                                .iter()
+                                .map(|m| {
+                                    Reply::Integer(i64::from(
+                                        set.as_ref().is_some_and(|s| s.contains(m)),
+                                    ))
+                                })
+                                .collect(),
+                        )
+                    })
+                }
+                b"SINTER" | b"SUNION" | b"SDIFF" if !a.is_empty() => {
+                    let mut sets = Vec::with_capacity(a.len());
+                    for key in a {
+                        let members =
+                            with_collection(&mut self.shard(db, key), key, Kind::Set, false, |v| {
+                                match v {
+                                    Some(Value::Set(set)) => {
+                                        Reply::Array(set.iter().cloned().map(Reply::Bulk).collect())
+                                    }
+                                    _ => Reply::Array(Vec::new()),
+                                }
+                            });
+                        match members {
+                            Reply::Array(items) => sets.push(
+                                items
+                                    .into_iter()
+                                    .filter_map(|r| match r {
+                                        Reply::Bulk(b) => Some(b),
+                                        _ => None,
+                                    })
+                                    .collect::<std::collections::HashSet<Bytes>>(),
+                            ),
+                            error => return Some(error),
+                        }
+                    }
+                    let mut iter = sets.into_iter();
+                    let first = iter.next().unwrap_or_default();
+                    let result = iter.fold(first, |acc, next| match upper {
+                        b"SINTER" => acc.intersection(&next).cloned().collect(),
+                        b"SUNION" => acc.union(&next).cloned().collect(),
+                        _ => acc.difference(&next).cloned().collect(),
+                    });
+                    Reply::Array(result.into_iter().map(Reply::Bulk).collect())
+                }
+                b"SPOP" | b"SRANDMEMBER" if a.len() == 1 || a.len() == 2 => {
+                    let count = match a.get(1).map(|c| parse_i64(c)) {
+                        None => None,
+                        Some(Some(n)) if n >= 0 || upper == b"SRANDMEMBER" => Some(n),
+                        Some(_) => {
+                            return Some(Reply::error(
+                                "ERR value is out of range, must be positive",
+                            ));
+                        }
+                    };
+                    let pop = upper == b"SPOP";
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::Set, false, |v| {
+                        let Some(Value::Set(set)) = v else {
+                            return if count.is_some() {
+                                Reply::Array(Vec::new())
+                            } else {
+                                Reply::Nil
+                            };
+                        };
+                        use rand::seq::IteratorRandom;
+                        let mut rng = rand::rng();
+                        match count {
+                            None => {
+                                let Some(member) = set.iter().choose(&mut rng).cloned() else {
+                                    return Reply::Nil;
+                                };
+                                if pop {
+                                    set.remove(&member);
+                                }
+                                Reply::Bulk(member)
+                            }
+                            // A negative SRANDMEMBER count may repeat members.
+                            Some(n) if n < 0 => {
+                                let members: Vec<&Bytes> = set.iter().collect();
+                                Reply::Array(
+                                    (0..n.unsigned_abs())
+                                        .filter_map(|_| {
+                                            members
+                                                .iter()
+                                                .choose(&mut rng)
+                                                .map(|m| Reply::Bulk((*m).clone()))
+                                        })
+                                        .collect(),
+                                )
+                            }
+                            Some(n) => {
+                                let chosen: Vec<Bytes> =
+                                    set.iter().cloned().choose_multiple(&mut rng, n as usize);
+                                if pop {
+                                    for m in &chosen {
+                                        set.remove(m);
+                                    }
+                                }
+                                Reply::Array(chosen.into_iter().map(Reply::Bulk).collect())
+                            }
+                        }
+                    })
+                }
+                b"ZINCRBY" if a.len() == 3 => {
+                    let Some(by) = parse_score(&a[1]) else {
+                        return Some(Reply::error("ERR value is not a valid float"));
+                    };
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::ZSet, true, |v| {
+                        let Some(Value::ZSet(z)) = v else {
+                            return Reply::Nil;
+                        };
+                        let next = z.scores.get(&a[2]).copied().unwrap_or(0.0) + by;
+                        if next.is_nan() {
+                            return Reply::error("ERR resulting score is not a number (NaN)");
+                        }
+                        z.insert(a[2].clone(), next);
+                        Reply::Bulk(Bytes::from(format_double(next)))
+                    })
+                }
+                b"ZRANK" | b"ZREVRANK" if a.len() == 2 => {
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::ZSet, false, |v| {
+                        let Some(Value::ZSet(z)) = v else {
+                            return Reply::Nil;
+                        };
+                        let Some(score) = z.scores.get(&a[1]).copied() else {
+                            return Reply::Nil;
+                        };
+                        let rank = z.ordered.range(..(Score(score), a[1].clone())).count();
+                        Reply::Integer(if upper == b"ZRANK" {
+                            rank
+                        } else {
+                            z.len() - 1 - rank
+                        } as i64)
+                    })
+                }
+                b"ZPOPMIN" | b"ZPOPMAX" if a.len() == 1 || a.len() == 2 => {
+                    let count = match a.get(1).map(|c| parse_i64(c)) {
+                        None => 1,
+                        Some(Some(n)) if n >= 0 => n as usize,
+                        Some(_) => {
+                            return Some(Reply::error(
+                                "ERR value is out of range, must be positive",
+                            ));
+                        }
+                    };
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::ZSet, false, |v| {
+                        let Some(Value::ZSet(z)) = v else {
+                            return Reply::Array(Vec::new());
+                        };
+                        let mut out = Vec::new();
+                        for _ in 0..count {
+                            let next = if upper == b"ZPOPMIN" {
+                                z.ordered.first().cloned()
+                            } else {
+                                z.ordered.last().cloned()
+                            };
+                            let Some((score, member)) = next else { break };
+                            z.remove(&member);
+                            out.push(Reply::Bulk(member));
+                            out.push(Reply::Bulk(Bytes::from(format_double(score.0))));
+                        }
+                        Reply::Array(out)
+                    })
+                }
+                b"HSCAN" | b"SSCAN" if a.len() >= 2 => {
+                    // One page holds everything (a valid SCAN answer): cursor 0.
+                    let mut pattern: Option<Bytes> = None;
+                    let mut i = 2;
+                    while i < a.len() {
+                        if eq(&a[i], "MATCH") && i + 1 < a.len() {
+                            pattern = Some(a[i + 1].clone());
+                        } else if !(eq(&a[i], "COUNT") && i + 1 < a.len()) {
+                            return Some(Reply::error(SYNTAX));
+                        }
+                        i += 2;
+                    }
+                    let keep =
+                        |m: &Bytes| pattern.as_ref().is_none_or(|p| super::glob::matches(p, m));
+                    let kind = if upper == b"HSCAN" {
+                        Kind::Hash
+                    } else {
+                        Kind::Set
+                    };
+                    let items = with_collection(
+                        &mut self.shard(db, &a[0]),
+                        &a[0],
+                        kind,
+                        false,
+                        |v| match v {
+                            Some(Value::Hash(hash)) => Reply::Array(
+                                hash.iter()
+                                    .filter(|(f, _)| keep(f))
+                                    .flat_map(|(f, v)| {
+                                        [Reply::Bulk(f.clone()), Reply::Bulk(v.clone())]
+                                    })
+                                    .collect(),
+                            ),
+                            Some(Value::Set(set)) => Reply::Array(
+                                set.iter()
+                                    .filter(|m| keep(m))
+                                    .cloned()
+                                    .map(Reply::Bulk)
+                                    .collect(),
+                            ),
+                            _ => Reply::Array(Vec::new()),
+                        },
+                    );
+                    if items.is_error() {
+                        return Some(items);
+                    }
+                    Reply::Array(vec![Reply::bulk("0"), items])
+                }
                 _ if COLLECTION_COMMANDS.contains(&name) => wrong_args(name),
                 _ => return None,
             };
