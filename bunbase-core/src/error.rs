@@ -17,13 +17,15 @@ pub enum ErrorCode {
     PermissionDenied,
     Conflict,
     PayloadTooLarge,
+    /// A project's stored data reached its quota (keys, bytes).
+    QuotaExceeded,
     RateLimited,
     Unavailable,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::NotFound,
         ErrorCode::AlreadyExists,
         ErrorCode::InvalidInput,
@@ -31,6 +33,7 @@ impl ErrorCode {
         ErrorCode::PermissionDenied,
         ErrorCode::Conflict,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::QuotaExceeded,
         ErrorCode::RateLimited,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
@@ -45,6 +48,7 @@ impl ErrorCode {
             ErrorCode::PermissionDenied => "permission_denied",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -65,6 +69,7 @@ impl ErrorCode {
             ErrorCode::PermissionDenied => 7, // PERMISSION_DENIED
             ErrorCode::RateLimited => 8,      // RESOURCE_EXHAUSTED
             ErrorCode::PayloadTooLarge => 8,  // RESOURCE_EXHAUSTED
+            ErrorCode::QuotaExceeded => 8,    // RESOURCE_EXHAUSTED
             ErrorCode::Conflict => 10,        // ABORTED
             ErrorCode::Internal => 13,        // INTERNAL
             ErrorCode::Unavailable => 14,     // UNAVAILABLE
@@ -114,6 +119,8 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("{message}")]
     RateLimited {
         message: String,
@@ -137,6 +144,7 @@ impl Error {
             Error::PermissionDenied(_) => ErrorCode::PermissionDenied,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            Error::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             Error::RateLimited { .. } => ErrorCode::RateLimited,
             Error::Unavailable(_) => ErrorCode::Unavailable,
             Error::Internal(_) => ErrorCode::Internal,
@@ -162,6 +170,7 @@ impl Error {
             ErrorCode::PermissionDenied => Error::PermissionDenied(message),
             ErrorCode::Conflict => Error::Conflict(message),
             ErrorCode::PayloadTooLarge => Error::PayloadTooLarge(message),
+            ErrorCode::QuotaExceeded => Error::QuotaExceeded(message),
             ErrorCode::RateLimited => Error::RateLimited {
                 message,
                 retry_after: None,

@@ -8,6 +8,7 @@
 //!   both cores work) and command execution with Redis's semantics and
 //!   error texts.
 
+pub mod accounted;
 pub mod adapters;
 pub mod aof;
 pub mod engine;
@@ -15,6 +16,7 @@ pub mod glob;
 pub mod pubsub;
 pub mod reply;
 pub mod resp;
+pub mod runner;
 mod store;
 mod strings;
 #[cfg(feature = "testing")]
@@ -24,7 +26,7 @@ mod types;
 
 pub use engine::{Engine, EngineConfig};
 pub use reply::Reply;
-pub use store::{Condition, KvStore, MAX_KEY_LEN, PutOptions, ScanPage};
+pub use store::{Condition, KvStore, MAX_KEY_LEN, PutOptions, Quota, ScanPage, Usage};
 
 #[cfg(test)]
 mod engine_tests;

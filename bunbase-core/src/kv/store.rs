@@ -27,6 +27,24 @@ pub enum Condition {
 pub struct PutOptions {
     pub ttl: Option<Duration>,
     pub condition: Condition,
+    /// Refuse the write if it would take the project past this.
+    pub quota: Option<Quota>,
+}
+
+/// The most a project may store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub max_keys: u64,
+    /// Keys plus values, in bytes.
+    pub max_bytes: u64,
+}
+
+/// What a project stores: its live keys, and their keys plus values in
+/// bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    pub keys: u64,
+    pub bytes: u64,
 }
 
 /// One page of a scan.
@@ -38,6 +56,8 @@ pub struct ScanPage {
     pub cursor: u64,
 }
 
+/// Per-project key-value storage. Every write keeps the project's usage
+/// (keys, bytes) up to date, so quotas hold across instances.
 #[async_trait]
 pub trait KvStore: Send + Sync + 'static {
     async fn get(&self, project: &ProjectId, key: &[u8]) -> Result<Option<Bytes>, Error>;
@@ -51,7 +71,13 @@ pub trait KvStore: Send + Sync + 'static {
     ) -> Result<bool, Error>;
     async fn delete(&self, project: &ProjectId, key: &[u8]) -> Result<bool, Error>;
     /// Atomic increment of an integer value (a missing key counts as 0).
-    async fn incr(&self, project: &ProjectId, key: &[u8], by: i64) -> Result<i64, Error>;
+    async fn incr(
+        &self,
+        project: &ProjectId,
+        key: &[u8],
+        by: i64,
+        quota: Option<Quota>,
+    ) -> Result<i64, Error>;
     /// Remaining time to live: `None` for no expiry; `not_found` if missing.
     async fn ttl(&self, project: &ProjectId, key: &[u8]) -> Result<Option<Duration>, Error>;
     /// Keys starting with `prefix`, a page at a time.
@@ -62,6 +88,10 @@ pub trait KvStore: Send + Sync + 'static {
         cursor: u64,
         count: usize,
     ) -> Result<ScanPage, Error>;
+    /// The project's usage, expired keys no longer counted.
+    async fn usage(&self, project: &ProjectId) -> Result<Usage, Error>;
+    /// Whether the server answers.
+    async fn check(&self) -> Result<(), Error>;
 }
 
 /// Checks a key and returns its namespaced form `project:key`.
@@ -99,21 +129,6 @@ pub fn strip(project: &ProjectId, stored: &[u8]) -> Option<Bytes> {
         && stored.starts_with(project.as_str().as_bytes())
         && stored[prefix_len - 1] == b':')
         .then(|| Bytes::copy_from_slice(&stored[prefix_len..]))
-}
-
-/// The SET arguments for a put.
-pub fn set_args(key: Bytes, value: Bytes, options: &PutOptions) -> Vec<Bytes> {
-    let mut args = vec![Bytes::from_static(b"SET"), key, value];
-    match options.condition {
-        Condition::Always => {}
-        Condition::IfAbsent => args.push(Bytes::from_static(b"NX")),
-        Condition::IfPresent => args.push(Bytes::from_static(b"XX")),
-    }
-    if let Some(ttl) = options.ttl {
-        args.push(Bytes::from_static(b"PX"));
-        args.push(Bytes::from(ttl.as_millis().max(1).to_string()));
-    }
-    args
 }
 
 /// A PTTL answer as a KvStore TTL: -2 (no key) is `not_found`, -1 (no

@@ -13,6 +13,8 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
         ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        // 507: the request is fine, the project's storage is full.
+        ErrorCode::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -29,6 +31,7 @@ pub fn code_for_status(status: StatusCode) -> ErrorCode {
         409 => ErrorCode::Conflict,
         413 => ErrorCode::PayloadTooLarge,
         429 => ErrorCode::RateLimited,
+        507 => ErrorCode::QuotaExceeded,
         408 | 502..=504 => ErrorCode::Unavailable,
         400..=499 => ErrorCode::InvalidInput,
         _ => ErrorCode::Internal,

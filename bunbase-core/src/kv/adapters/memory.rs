@@ -1,133 +1,116 @@
+//! The engine in this process as a [`Runner`]: the all-in-one's KV store.
+//!
+//! Commands go through the same path a RESP client's do (the transaction
+//! gate, the append-only file, WATCH bookkeeping), so an in-process store
+//! and a RESP port can share one engine.
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::error::Error;
-use crate::id::ProjectId;
+use crate::kv::accounted::AccountedKv;
+use crate::kv::aof::{self, Aof};
 use crate::kv::engine::{Engine, Session};
 use crate::kv::reply::Reply;
-use crate::kv::store::{
-    KvStore, PutOptions, ScanPage, namespaced, prefix_pattern, set_args, strip, ttl_from_pttl,
-};
+use crate::kv::runner::{Command, Runner, Transaction, check_replies, engine_error};
+use crate::kv::tx::{Transactions, Watch};
 
-/// The engine in this process, through the same commands a client sends.
-pub struct MemoryKv {
-    engine: Arc<Engine>,
-}
+/// The store on the engine in this process.
+pub type MemoryKv = AccountedKv<EngineRunner>;
 
 impl MemoryKv {
+    /// A store on its own engine state (no persistence).
     pub fn new(engine: Arc<Engine>) -> MemoryKv {
-        MemoryKv { engine }
+        AccountedKv::on(EngineRunner::new(engine, Arc::default(), None))
+    }
+}
+
+/// Runs commands on an engine, in database 0.
+#[derive(Clone)]
+pub struct EngineRunner {
+    engine: Arc<Engine>,
+    tx: Arc<Transactions>,
+    aof: Option<Arc<Aof>>,
+}
+
+impl EngineRunner {
+    /// `tx` and `aof` are those of the RESP server sharing the engine, if
+    /// any, so its clients' WATCHes and the append-only file see our writes.
+    pub fn new(engine: Arc<Engine>, tx: Arc<Transactions>, aof: Option<Arc<Aof>>) -> EngineRunner {
+        EngineRunner { engine, tx, aof }
     }
 
-    fn run(&self, args: Vec<Bytes>) -> Result<Reply, Error> {
+    /// One command; the caller holds the transaction gate.
+    fn execute(&self, args: &[Bytes]) -> Reply {
         let mut session = Session::new(0);
-        match self.engine.execute(&mut session, &args) {
+        match aof::execute_logged(&self.engine, self.aof.as_ref(), &mut session, args) {
+            Ok(reply) => {
+                if !reply.is_error() {
+                    self.tx.wrote(0, args);
+                }
+                reply
+            }
+            Err(e) => Reply::Error(format!("ERR {e}")),
+        }
+    }
+}
+
+#[async_trait]
+impl Runner for EngineRunner {
+    async fn run(&self, command: Command) -> Result<Reply, Error> {
+        let reply = {
+            let _gate = self.tx.shared();
+            self.execute(&command)
+        };
+        match reply {
             Reply::Error(e) => Err(engine_error(e)),
             reply => Ok(reply),
         }
     }
-}
 
-/// Engine errors as platform errors (type and value errors are the caller's).
-pub fn engine_error(message: String) -> Error {
-    if message.starts_with("WRONGTYPE")
-        || message.contains("not an integer")
-        || message.contains("overflow")
-    {
-        Error::Conflict(message)
-    } else {
-        Error::InvalidInput(message)
+    async fn watch(&self, keys: Vec<Bytes>) -> Result<Box<dyn Transaction>, Error> {
+        let watches = keys.into_iter().map(|k| self.tx.watch(0, k)).collect();
+        Ok(Box::new(EngineTransaction {
+            runner: self.clone(),
+            watches,
+        }))
     }
 }
 
-fn cmd(parts: &[&[u8]]) -> Vec<Bytes> {
-    parts.iter().map(|p| Bytes::copy_from_slice(p)).collect()
+struct EngineTransaction {
+    runner: EngineRunner,
+    watches: Vec<Watch>,
+}
+
+impl Drop for EngineTransaction {
+    fn drop(&mut self) {
+        self.runner.tx.unwatch(&self.watches);
+    }
 }
 
 #[async_trait]
-impl KvStore for MemoryKv {
-    async fn get(&self, project: &ProjectId, key: &[u8]) -> Result<Option<Bytes>, Error> {
-        match self.run(vec![Bytes::from_static(b"GET"), namespaced(project, key)?])? {
-            Reply::Bulk(v) => Ok(Some(v)),
-            _ => Ok(None),
-        }
-    }
-
-    async fn put(
-        &self,
-        project: &ProjectId,
-        key: &[u8],
-        value: Bytes,
-        options: PutOptions,
-    ) -> Result<bool, Error> {
-        let reply = self.run(set_args(namespaced(project, key)?, value, &options))?;
-        Ok(!matches!(reply, Reply::Nil))
-    }
-
-    async fn delete(&self, project: &ProjectId, key: &[u8]) -> Result<bool, Error> {
-        let reply = self.run(vec![Bytes::from_static(b"DEL"), namespaced(project, key)?])?;
-        Ok(reply == Reply::Integer(1))
-    }
-
-    async fn incr(&self, project: &ProjectId, key: &[u8], by: i64) -> Result<i64, Error> {
-        let reply = self.run(vec![
-            Bytes::from_static(b"INCRBY"),
-            namespaced(project, key)?,
-            Bytes::from(by.to_string()),
-        ])?;
-        match reply {
-            Reply::Integer(n) => Ok(n),
-            other => Err(Error::internal(format!(
-                "unexpected INCRBY reply {other:?}"
-            ))),
-        }
-    }
-
-    async fn ttl(&self, project: &ProjectId, key: &[u8]) -> Result<Option<Duration>, Error> {
-        match self.run(vec![Bytes::from_static(b"PTTL"), namespaced(project, key)?])? {
-            Reply::Integer(ms) => ttl_from_pttl(ms),
-            other => Err(Error::internal(format!("unexpected PTTL reply {other:?}"))),
-        }
-    }
-
-    async fn scan(
-        &self,
-        project: &ProjectId,
-        prefix: &[u8],
-        cursor: u64,
-        count: usize,
-    ) -> Result<ScanPage, Error> {
-        let pattern = prefix_pattern(project, prefix);
-        let reply = self.run(cmd(&[
-            b"SCAN",
-            cursor.to_string().as_bytes(),
-            b"MATCH",
-            &pattern,
-            b"COUNT",
-            count.max(1).to_string().as_bytes(),
-        ]))?;
-        let Reply::Array(parts) = reply else {
-            return Err(Error::internal("unexpected SCAN reply"));
+impl Transaction for EngineTransaction {
+    async fn read(&mut self, commands: Vec<Command>) -> Result<Vec<Reply>, Error> {
+        let replies = {
+            let _gate = self.runner.tx.shared();
+            commands.iter().map(|c| self.runner.execute(c)).collect()
         };
-        let (Some(Reply::Bulk(next)), Some(Reply::Array(keys))) = (parts.first(), parts.get(1))
-        else {
-            return Err(Error::internal("unexpected SCAN reply"));
+        check_replies(replies)
+    }
+
+    async fn commit(self: Box<Self>, writes: Vec<Command>) -> Result<Option<Vec<Reply>>, Error> {
+        if writes.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let replies = {
+            let _alone = self.runner.tx.exclusive();
+            if !self.runner.tx.unchanged(&self.watches) {
+                return Ok(None);
+            }
+            writes.iter().map(|c| self.runner.execute(c)).collect()
         };
-        Ok(ScanPage {
-            cursor: std::str::from_utf8(next)
-                .ok()
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0),
-            keys: keys
-                .iter()
-                .filter_map(|k| match k {
-                    Reply::Bulk(k) => strip(project, k),
-                    _ => None,
-                })
-                .collect(),
-        })
+        check_replies(replies).map(Some)
     }
 }
