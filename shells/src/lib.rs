@@ -10,4 +10,5 @@ pub mod bunder;
 pub mod cli;
 pub mod identity;
 pub mod kit;
+pub mod kvmanager;
 pub mod platform;

@@ -13,10 +13,12 @@ pub mod adapters;
 pub mod aof;
 pub mod engine;
 pub mod glob;
+mod metrics;
 pub mod pubsub;
 pub mod reply;
 pub mod resp;
 pub mod runner;
+mod service;
 mod store;
 mod strings;
 #[cfg(feature = "testing")]
@@ -25,7 +27,9 @@ pub mod tx;
 mod types;
 
 pub use engine::{Engine, EngineConfig};
+pub use metrics::KvMetrics;
 pub use reply::Reply;
+pub use service::{CHANGES_TOPIC, KeyPage, Kv, KvLimits, PutRequest, UsageReport};
 pub use store::{Condition, KvStore, MAX_KEY_LEN, PutOptions, Quota, ScanPage, Usage};
 
 #[cfg(test)]

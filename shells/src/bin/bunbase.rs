@@ -10,11 +10,18 @@ use bunbase_core::auth::password::Passwords;
 use bunbase_core::auth::{
     AuthMetrics, AuthStore, Identity, IdentityConfig, StaticTokens, Verifiers,
 };
+use bunbase_core::config::resolve_secret;
 use bunbase_core::id::random_hex;
+use bunbase_core::kv::adapters::memory::{EngineRunner, MemoryKv};
+use bunbase_core::kv::aof::{Aof, FsyncPolicy};
+use bunbase_core::kv::tx::Transactions;
+use bunbase_core::kv::{Engine, EngineConfig, KvStore};
 use bunbase_core::metrics::Registry;
 use bunbase_shells::buncast::{self, BuncastState, EventsArgs};
+use bunbase_shells::bunder::{self, BunderConfig};
 use bunbase_shells::cli::{self, ServerArgs};
 use bunbase_shells::kit::{self, Shutdown};
+use bunbase_shells::kvmanager::{self, KvArgs, KvState};
 use bunbase_shells::platform::{self, PlatformState};
 use clap::Parser;
 
@@ -41,7 +48,46 @@ struct Args {
     #[command(flatten)]
     events: EventsArgs,
     #[command(flatten)]
+    kv: KvArgs,
+    /// Also serve the KV engine over RESP (Redis clients) on this address, e.g.
+    /// 127.0.0.1:6379. Off unless set.
+    #[arg(long, env = "BUNBASE_RESP_LISTEN")]
+    resp_listen: Option<String>,
+    /// Password RESP clients must AUTH with.
+    #[arg(long, env = "BUNBASE_RESP_PASSWORD", hide_env_values = true)]
+    resp_password: Option<String>,
+    /// File holding the RESP password; must be chmod 600.
+    #[arg(long, env = "BUNBASE_RESP_PASSWORD_FILE")]
+    resp_password_file: Option<PathBuf>,
+    /// When the KV engine's append-only file (kv.aof) is fsynced: always, everysec or no.
+    #[arg(long, env = "BUNBASE_KV_APPENDFSYNC", default_value = "everysec")]
+    kv_appendfsync: String,
+    #[command(flatten)]
     server: ServerArgs,
+}
+
+/// The KV engine of the all-in-one, persisted in the data directory.
+struct LocalKv {
+    engine: Arc<Engine>,
+    tx: Arc<Transactions>,
+    aof: Arc<Aof>,
+}
+
+fn open_local_kv(data_dir: &Path, fsync: &str) -> anyhow::Result<LocalKv> {
+    let engine = Arc::new(Engine::new(EngineConfig::default()));
+    let path = data_dir.join("kv.aof");
+    let (aof, loaded) = Aof::open(&path, FsyncPolicy::parse(fsync)?, &engine)
+        .with_context(|| format!("loading the KV append-only file {}", path.display()))?;
+    tracing::info!(
+        commands = loaded.commands,
+        truncated = loaded.truncated,
+        "KV append-only file loaded"
+    );
+    Ok(LocalKv {
+        engine,
+        tx: Arc::default(),
+        aof: Arc::new(aof),
+    })
 }
 
 const DEV_TOKENS_FILE: &str = "dev-tokens";
@@ -142,6 +188,63 @@ async fn main() -> anyhow::Result<()> {
         .build(&registry)
         .await
         .context("starting Buncast")?;
+    // KV: the in-process engine (persisted in the data directory), unless
+    // a Redis-protocol server is configured.
+    let remote_kv = args.kv.remote_store()?;
+    let local_kv = match remote_kv {
+        Some(_) => None,
+        None => Some(open_local_kv(&args.data_dir, &args.kv_appendfsync)?),
+    };
+    let kv_store: Arc<dyn KvStore> = match (remote_kv, &local_kv) {
+        (Some(remote), _) => Arc::new(remote),
+        (None, Some(local)) => Arc::new(MemoryKv::on(EngineRunner::new(
+            local.engine.clone(),
+            local.tx.clone(),
+            Some(local.aof.clone()),
+        ))),
+        (None, None) => anyhow::bail!("no KV store"),
+    };
+    let kv = args.kv.build(kv_store, events.clone(), &registry)?;
+    let upkeep = local_kv.as_ref().map(|local| {
+        bunder::spawn_upkeep(
+            local.engine.clone(),
+            Some(local.aof.clone()),
+            1_000_000,
+            shutdown.token.clone(),
+        )
+    });
+    let resp_address = match (&args.resp_listen, &local_kv) {
+        (Some(address), Some(local)) => {
+            let password = resolve_secret(
+                "BUNBASE_RESP_PASSWORD",
+                args.resp_password.clone(),
+                args.resp_password_file.as_deref(),
+            )?;
+            let resp = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen for RESP on {address}"))?;
+            let bound = resp.local_addr()?;
+            tokio::spawn(bunder::serve_shared(
+                resp,
+                local.engine.clone(),
+                BunderConfig {
+                    password: password.map(|p| p.expose().to_string()),
+                    aof: Some(local.aof.clone()),
+                    ..BunderConfig::default()
+                },
+                local.tx.clone(),
+                shutdown.token.clone(),
+            ));
+            Some(bound)
+        }
+        (Some(_), None) => {
+            anyhow::bail!(
+                "--resp-listen serves the in-process KV engine; it cannot be used with --kv-url"
+            )
+        }
+        (None, _) => None,
+    };
+
     let mut platform = platform::service(PlatformState {
         identity: identity.clone(),
     });
@@ -153,6 +256,11 @@ async fn main() -> anyhow::Result<()> {
         }));
     let services = vec![
         platform,
+        kvmanager::service(KvState {
+            kv,
+            verifier: verifier.clone(),
+            keepalive: args.events.keepalive(),
+        }),
         buncast::service(BuncastState {
             events,
             verifier,
@@ -170,6 +278,17 @@ async fn main() -> anyhow::Result<()> {
         "  /events         Buncast pub/sub ({})",
         args.events.describe()
     );
+    println!(
+        "  /kv             Bunder Manager: per-project key-value store ({})",
+        if local_kv.is_some() {
+            "in-process engine, kv.aof"
+        } else {
+            "remote KV server"
+        }
+    );
+    if let Some(bound) = resp_address {
+        println!("  redis://{bound}  the same KV engine over RESP (Redis clients)");
+    }
     println!("  /health         health of every service");
     println!("  /metrics        Prometheus metrics of every service");
     if let Some((token, path)) = dev_note {
@@ -189,9 +308,14 @@ async fn main() -> anyhow::Result<()> {
         services,
         &registry,
         args.server.config(),
-        shutdown,
+        shutdown.clone(),
     )
     .await?;
+    shutdown.token.cancel();
+    if let Some(upkeep) = upkeep {
+        upkeep.close();
+        upkeep.wait().await; // the final fsync
+    }
     println!("BunBase stopped");
     Ok(())
 }

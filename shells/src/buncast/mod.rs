@@ -8,8 +8,8 @@
 //! `{topic}` may be a pattern for subscriptions (`orders.*`, `orders.>`).
 
 mod config;
-mod routes;
-mod sse;
+pub(crate) mod routes;
+pub(crate) mod sse;
 mod ws;
 
 use std::sync::Arc;

@@ -39,7 +39,13 @@ pub async fn subscribe(
         .events
         .subscribe(&who, &project, &topic, after)
         .await?;
-    let stream = SseStream::new(subscription, state.keepalive);
+    Ok(stream_response(subscription, state.keepalive))
+}
+
+/// A subscription as a `text/event-stream` response (also Bunder
+/// Manager's change stream).
+pub fn stream_response(subscription: Subscription, keepalive: Duration) -> Response {
+    let stream = SseStream::new(subscription, keepalive);
     let mut response = Response::new(Body::from_stream(stream));
     let h = response.headers_mut();
     h.insert(
@@ -49,7 +55,7 @@ pub async fn subscribe(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Tell nginx-style proxies not to buffer the stream.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    response
 }
 
 /// Writes one delivery as an SSE frame.

@@ -5,4 +5,4 @@
 mod connection;
 mod server;
 
-pub use server::{BunderConfig, serve};
+pub use server::{BunderConfig, serve, serve_shared, spawn_upkeep};

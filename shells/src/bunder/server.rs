@@ -42,11 +42,48 @@ impl Default for BunderConfig {
 }
 
 /// Serves RESP on `listener` until `stop` is cancelled; open connections
-/// are closed then.
+/// are closed then. Runs the engine's upkeep (expiry sweep, append-only
+/// file) too.
 pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
     config: BunderConfig,
+    stop: CancellationToken,
+) {
+    let upkeep = spawn_upkeep(
+        engine.clone(),
+        config.aof.clone(),
+        config.rewrite_after,
+        stop.clone(),
+    );
+    serve_shared(listener, engine, config, Arc::default(), stop).await;
+    upkeep.close();
+    upkeep.wait().await;
+}
+
+/// Expiry sweeping, and the append-only file's fsync and rewrites, until
+/// `stop`; wait on the tracker for a final fsync.
+pub fn spawn_upkeep(
+    engine: Arc<Engine>,
+    aof: Option<Arc<Aof>>,
+    rewrite_after: u64,
+    stop: CancellationToken,
+) -> TaskTracker {
+    let tasks = TaskTracker::new();
+    tasks.spawn(sweep(engine.clone(), stop.clone()));
+    if let Some(aof) = aof {
+        tasks.spawn(persist(aof, engine, rewrite_after, stop));
+    }
+    tasks
+}
+
+/// Serves RESP on an engine shared with in-process users (whose writes go
+/// through `tx` too, so WATCH sees them); the caller runs the upkeep.
+pub async fn serve_shared(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    config: BunderConfig,
+    tx: Arc<Transactions>,
     stop: CancellationToken,
 ) {
     let shared = Arc::new(Shared {
@@ -55,15 +92,11 @@ pub async fn serve(
         password: config.password.map(String::into_bytes),
         aof: config.aof.clone(),
         pubsub: Arc::new(PubSub::default()),
-        tx: Arc::new(Transactions::default()),
+        tx,
     });
     let slots = Arc::new(Semaphore::new(config.max_clients.max(1)));
     let ids = AtomicU64::new(1);
     let tasks = TaskTracker::new();
-    tasks.spawn(sweep(engine.clone(), stop.clone()));
-    if let Some(aof) = config.aof.clone() {
-        tasks.spawn(persist(aof, engine, config.rewrite_after, stop.clone()));
-    }
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,

@@ -18,7 +18,7 @@ mod shutdown;
 
 pub use auth::{Auth, AuthState, bearer_token};
 pub use client_ip::ClientIp;
-pub use error::ApiError;
+pub use error::{ApiError, error_body};
 pub use health::{HealthCheck, health_check_fn};
 pub use json::ApiJson;
 pub use server::{ServerConfig, Service, app, serve};
