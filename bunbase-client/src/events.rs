@@ -117,9 +117,21 @@ impl EventsClient {
         after: Option<u64>,
     ) -> Result<EventStream, Error> {
         let url = format!("{}/subscribe", self.topic_url(project, filter));
-        let body = connect(&self.client, &url, after).await?;
+        stream_at(&self.client, url, after).await
+    }
+}
+
+/// Opens a resuming event stream on any Buncast-style SSE endpoint (also
+/// Bunder Manager's change stream).
+pub(crate) async fn stream_at(
+    client: &Client,
+    url: String,
+    after: Option<u64>,
+) -> Result<EventStream, Error> {
+    {
+        let body = connect(client, &url, after).await?;
         let mut state = StreamState {
-            client: self.client.clone(),
+            client: client.clone(),
             url,
             position: after,
             body: Some(body),

@@ -42,6 +42,11 @@ impl Client {
         EventsClient::new(self.clone())
     }
 
+    /// Bunder Manager (`/kv`): each project's key-value store.
+    pub fn kv(&self) -> crate::kv::KvClient {
+        crate::kv::KvClient::new(self.clone())
+    }
+
     /// The Platform API (`/api`): accounts, projects, keys, end users.
     pub fn platform(&self) -> crate::platform::PlatformClient {
         crate::platform::PlatformClient::new(self.clone())

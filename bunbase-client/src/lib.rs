@@ -14,11 +14,13 @@
 mod events;
 pub mod grpc;
 mod http;
+mod kv;
 mod platform;
 pub mod sse;
 
 pub use events::{EventStream, EventsClient, StreamItem};
 pub use http::Client;
+pub use kv::{KeyPage, KvClient, KvUsage, Put, PutCondition};
 pub use platform::{
     CreatedKey, EndUserAuth, KeyInfo, PlatformClient, ProjectInfo, Tokens, UsersPage,
 };

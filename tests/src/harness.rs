@@ -10,9 +10,11 @@ use bunbase_core::events::adapters::BusConfig;
 use bunbase_core::events::adapters::bunder::BunderBus;
 use bunbase_core::events::adapters::memory::MemoryBus;
 use bunbase_core::events::{EventBus, EventLimits, EventMetrics, Events};
+use bunbase_core::kv::{KvLimits, KvMetrics, KvStore};
 use bunbase_core::metrics::Registry;
 use bunbase_shells::buncast::{self, BuncastState};
 use bunbase_shells::kit::{self, ServerConfig, Shutdown};
+use bunbase_shells::kvmanager::{self, KvState};
 
 /// Full rights in project `alpha`.
 pub const ALPHA: &str = "alpha-token-000000000000000001";
@@ -45,6 +47,9 @@ pub struct Options {
     pub keepalive: Duration,
     /// Where to listen; a free port when `None`.
     pub listen: Option<SocketAddr>,
+    /// Also serve Bunder Manager (`/kv`) on this store, publishing through
+    /// the same events.
+    pub kv: Option<(Arc<dyn KvStore>, KvLimits)>,
 }
 
 impl Default for Options {
@@ -59,6 +64,7 @@ impl Default for Options {
             },
             keepalive: Duration::from_secs(15),
             listen: None,
+            kv: None,
         }
     }
 }
@@ -98,6 +104,15 @@ pub async fn start(options: Options) -> RunningServer {
         keepalive: options.keepalive,
         shutdown: shutdown.clone(),
     };
+    let mut services = vec![buncast::service(state)];
+    if let Some((store, limits)) = &options.kv {
+        let metrics = Arc::new(KvMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")));
+        services.push(kvmanager::service(KvState {
+            kv: bunbase_core::kv::Kv::new(store.clone(), events.clone(), *limits, metrics),
+            verifier: Arc::new(tokens()),
+            keepalive: options.keepalive,
+        }));
+    }
     let address = options
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -109,16 +124,9 @@ pub async fn start(options: Options) -> RunningServer {
         let registry = registry.clone();
         let shutdown = shutdown.clone();
         let server = options.server;
-        tokio::spawn(async move {
-            kit::serve(
-                listener,
-                vec![buncast::service(state)],
-                &registry,
-                server,
-                shutdown,
-            )
-            .await
-        })
+        tokio::spawn(
+            async move { kit::serve(listener, services, &registry, server, shutdown).await },
+        )
     };
     RunningServer {
         addr,
