@@ -27,9 +27,17 @@ fn temp_dir(name: &str) -> PathBuf {
 /// Starts `bunbase` on a free port; returns the child, its URL and its
 /// printed lines so far.
 async fn start_bunbase(data_dir: &std::path::Path) -> (Child, String, Vec<String>) {
+    start_bunbase_with(data_dir, &[]).await
+}
+
+async fn start_bunbase_with(
+    data_dir: &std::path::Path,
+    extra: &[&str],
+) -> (Child, String, Vec<String>) {
     let mut child = Command::new(BUNBASE)
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(extra)
         .env_remove("BUNBASE_TOKENS")
         .env_remove("BUNBASE_TOKENS_FILE")
         .stdout(Stdio::piped())
@@ -266,6 +274,23 @@ async fn help_lists_every_option_with_its_environment_name() {
                 "BUNBASE_DATA_DIR",
                 "BUNBASE_TOKENS_FILE",
                 "BUNCAST_BUS",
+                "BUNBASE_RESP_LISTEN",
+                "BUNBASE_RESP_PASSWORD_FILE",
+                "BUNBASE_KV_APPENDFSYNC",
+                "BUNDER_MANAGER_KV_URL",
+                "BUNDER_MANAGER_MAX_KEYS",
+            ][..],
+        ),
+        (
+            BUNDER_MANAGER,
+            &[
+                "BUNDER_MANAGER_LISTEN",
+                "BUNDER_MANAGER_TOKENS_FILE",
+                "BUNDER_MANAGER_AUTH_URL",
+                "BUNDER_MANAGER_KV_URL_FILE",
+                "BUNDER_MANAGER_MAX_BYTES",
+                "BUNDER_MANAGER_MAX_VALUE",
+                "BUNCAST_BUS",
             ][..],
         ),
     ] {
@@ -346,5 +371,163 @@ async fn bunder_keeps_every_acknowledged_write_across_a_crash() {
         .unwrap();
     assert_eq!(resp(&mut c, "GET a").await, "$2\r\n10\r\n");
     assert_eq!(resp(&mut c, "LLEN l").await, ":2\r\n");
+    std::fs::remove_dir_all(&data).ok();
+}
+
+const BUNDER_MANAGER: &str = env!("CARGO_BIN_EXE_bunder-manager");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn bunbase_kv_survives_a_restart_and_shares_its_engine_over_resp() {
+    let data = temp_dir("kv");
+    let resp_port = free_port();
+    let resp_addr = format!("127.0.0.1:{resp_port}");
+    let (child, url, banner) = start_bunbase_with(&data, &["--resp-listen", &resp_addr]).await;
+    let text = banner.join("\n");
+    assert!(text.contains("/kv"), "{text}");
+    assert!(text.contains(&format!("redis://{resp_addr}")), "{text}");
+    let spec = std::fs::read_to_string(data.join("dev-tokens")).unwrap();
+    let token = spec.trim().splitn(3, ':').nth(2).unwrap().to_string();
+    let http = reqwest::Client::new();
+    let key_url = format!("{url}/kv/v1/projects/demo/keys/greeting");
+    let put = http
+        .put(&key_url)
+        .bearer_auth(&token)
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    // The RESP port sees the same engine (keys live as kv:project:key).
+    let mut stream = tokio::net::TcpStream::connect(&resp_addr).await.unwrap();
+    assert_eq!(
+        resp(&mut stream, "GET kv:demo:greeting").await,
+        "$5\r\nhello\r\n"
+    );
+    assert_eq!(resp(&mut stream, "SET kv:demo:fromresp hi").await, "+OK\r\n");
+    drop(stream);
+    sigterm(&child);
+    let mut child = child;
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+
+    // Everything is back after the restart (data/kv.aof).
+    let (mut again, url, _) = start_bunbase(&data).await;
+    for (key, value) in [("greeting", "hello"), ("fromresp", "hi")] {
+        let got = http
+            .get(format!("{url}/kv/v1/projects/demo/keys/{key}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200, "{key}");
+        assert_eq!(got.text().await.unwrap(), value);
+    }
+    let usage: serde_json::Value = http
+        .get(format!("{url}/kv/v1/projects/demo/usage"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Only the write made through /kv is accounted.
+    assert_eq!(usage["keys"], 1, "{usage}");
+    sigterm(&again);
+    let _ = again.wait().await;
+    std::fs::remove_dir_all(&data).ok();
+}
+
+#[tokio::test]
+async fn bunder_manager_runs_on_a_bunder_server() {
+    // Refuses to start without a KV server or without credentials.
+    let mut command = Command::new(BUNDER_MANAGER);
+    command.env_clear().env(
+        "BUNDER_MANAGER_TOKENS",
+        "alpha:rw:alpha-token-0000000000000001",
+    );
+    let (ok, text) = run_to_exit(command).await;
+    assert!(!ok);
+    assert!(text.contains("BUNDER_MANAGER_KV_URL"), "{text}");
+    let mut command = Command::new(BUNDER_MANAGER);
+    command
+        .env_clear()
+        .env("BUNDER_MANAGER_KV_URL", "redis://127.0.0.1:1");
+    let (ok, text) = run_to_exit(command).await;
+    assert!(!ok);
+    assert!(text.contains("no credentials configured"), "{text}");
+
+    let data = temp_dir("manager");
+    let kv_port = free_port();
+    let mut bunder = start_bunder(&data, kv_port).await;
+    let port = free_port();
+    let mut manager = Command::new(BUNDER_MANAGER)
+        .env_clear()
+        .env("BUNDER_MANAGER_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "BUNDER_MANAGER_KV_URL",
+            format!("redis://127.0.0.1:{kv_port}"),
+        )
+        .env(
+            "BUNDER_MANAGER_TOKENS",
+            "alpha:rw:alpha-token-0000000000000001",
+        )
+        .env("BUNDER_MANAGER_MAX_KEYS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut healthy = false;
+    for _ in 0..100 {
+        if let Ok(r) = http.get(format!("{base}/health")).send().await {
+            healthy = r.status() == 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(healthy, "bunder-manager is healthy");
+    let put = |key: &'static str| {
+        http.put(format!("{base}/kv/v1/projects/alpha/keys/{key}"))
+            .bearer_auth("alpha-token-0000000000000001")
+            .body("v")
+            .send()
+    };
+    assert_eq!(put("one").await.unwrap().status(), 200);
+    assert_eq!(
+        put("two").await.unwrap().status(),
+        507,
+        "the key quota of 1"
+    );
+    let got = http
+        .get(format!("{base}/kv/v1/projects/alpha/keys/one"))
+        .bearer_auth("alpha-token-0000000000000001")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.text().await.unwrap(), "v");
+    // The KV server going away turns health red, not the process down.
+    let _ = bunder.kill().await;
+    let health = http.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(health.status(), 503);
+    sigterm(&manager);
+    let status = tokio::time::timeout(Duration::from_secs(15), manager.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
     std::fs::remove_dir_all(&data).ok();
 }

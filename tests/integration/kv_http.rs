@@ -139,17 +139,41 @@ async fn client_round_trip_with_change_stream() {
         json!({"op": "incr", "key": "hits/a b", "value": 2}),
         json!({"op": "incr", "key": "hits/a b", "value": -3}),
     ];
+    // Each carries the project's revision at the write, rising by one.
+    let mut last_rev = 0;
+    let mut without_rev = |mut change: Value| {
+        let rev = change["rev"].as_u64().expect("a revision");
+        assert_eq!(rev, last_rev + 1, "{change}");
+        last_rev = rev;
+        change.as_object_mut().unwrap().remove("rev");
+        change
+    };
     for want in &expected {
-        assert_eq!(&next_change(&mut changes).await, want);
-        assert_eq!(&next_change(&mut via_buncast).await, want);
+        let on_buncast = next_change(&mut via_buncast).await;
+        let change = next_change(&mut changes).await;
+        assert_eq!(on_buncast, change);
+        assert_eq!(&without_rev(change), want);
     }
     for i in 0..30 {
-        assert_eq!(next_change(&mut changes).await["key"], format!("user:{i}"));
+        let change = without_rev(next_change(&mut changes).await);
+        assert_eq!(change["key"], format!("user:{i}"));
     }
     assert_eq!(
-        next_change(&mut changes).await,
+        without_rev(next_change(&mut changes).await),
         json!({"op": "delete", "key": "greeting"})
     );
+    // Only the platform publishes the change feed.
+    let forged = http()
+        .post(format!(
+            "{}/events/v1/projects/alpha/topics/kv",
+            server.url()
+        ))
+        .bearer_auth(ALPHA)
+        .json(&json!({"data": {"op": "delete", "key": "x"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
     server.shutdown.trigger();
 }
 

@@ -10,6 +10,10 @@ use crate::auth::{Access, Principal};
 use crate::error::Error;
 use crate::id::ProjectId;
 
+/// Topics only the platform's services publish to (clients subscribe):
+/// `kv` is Bunder Manager's change feed.
+pub const RESERVED_TOPICS: &[&str] = &["kv"];
+
 /// Limits applied before anything reaches the bus.
 #[derive(Debug, Clone, Copy)]
 pub struct EventLimits {
@@ -60,6 +64,11 @@ impl Events {
     ) -> Result<u64, Error> {
         who.authorize(project, Access::Write)?;
         let topic = Topic::new(topic)?;
+        if RESERVED_TOPICS.contains(&topic.as_str()) {
+            return Err(Error::PermissionDenied(format!(
+                "topic {topic} carries the platform's own change feed; only the platform publishes to it"
+            )));
+        }
         let data = Payload::from_json(data_json, self.limits.max_payload_bytes)?;
         self.publish_payload(project, &topic, data).await
     }

@@ -11,6 +11,7 @@
 //!   keys that expire stop counting: each write (and each usage read)
 //!   first settles up to [`SETTLE_BATCH`] expired keys.
 //! - `_kv:{project}:bytes`: the byte total.
+//! - `_kv:{project}:rev`: the project's revision, one more per write.
 //!
 //! Expiry times are absolute (`PXAT`, this process's clock) so the
 //! bookkeeping and the server agree on when a key ends. Writes made to the
@@ -24,8 +25,8 @@ use bytes::Bytes;
 use super::reply::Reply;
 use super::runner::{Command, Runner, Transaction};
 use super::store::{
-    Condition, KvStore, PutOptions, Quota, ScanPage, Usage, namespaced, prefix_pattern, strip,
-    ttl_from_pttl,
+    Condition, KvStore, PutOptions, Quota, Revision, ScanPage, Usage, namespaced, prefix_pattern,
+    strip, ttl_from_pttl,
 };
 use crate::error::Error;
 use crate::id::{ProjectId, now_millis};
@@ -56,6 +57,7 @@ struct Names {
     sizes: Bytes,
     expiry: Bytes,
     bytes: Bytes,
+    rev: Bytes,
 }
 
 fn bookkeeping(project: &ProjectId, what: &str) -> Bytes {
@@ -70,6 +72,7 @@ impl Names {
             sizes: bookkeeping(project, "sizes"),
             expiry: bookkeeping(project, "expiry"),
             bytes: bookkeeping(project, "bytes"),
+            rev: bookkeeping(project, "rev"),
         })
     }
 
@@ -82,6 +85,7 @@ impl Names {
             sizes: bookkeeping(project, "sizes"),
             expiry: bookkeeping(project, "expiry"),
             bytes: bookkeeping(project, "bytes"),
+            rev: bookkeeping(project, "rev"),
         }
     }
 
@@ -121,6 +125,8 @@ struct Found {
     bytes: u64,
     /// Expired keys (other than this one) to settle, with their sizes.
     expired: Vec<(Bytes, u64)>,
+    /// A full batch expired: more may wait behind it.
+    more_expired: bool,
     /// Replies to the caller's extra reads.
     extra: Vec<Reply>,
 }
@@ -161,7 +167,40 @@ impl Found {
         Ok(())
     }
 
-    /// The writes that settle the expired keys.
+    /// `Ok(None)` when the write fits `quota`. When it does not but more
+    /// expired keys wait than one batch settles, `Ok(Some(writes))` settles
+    /// a batch (the caller commits them and tries again); else the error.
+    fn check_or_settle(
+        &self,
+        project: &ProjectId,
+        n: &Names,
+        size: u64,
+        quota: Option<Quota>,
+    ) -> Result<Option<Vec<Command>>, Error> {
+        match self.check(project, size, quota) {
+            Ok(()) => Ok(None),
+            Err(_) if self.more_expired => Ok(Some(self.settle_alone(project, n)?)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn expired_bytes(&self) -> u64 {
+        self.expired.iter().map(|(_, s)| s).sum()
+    }
+
+    /// The writes that settle the expired keys, their bytes included (for
+    /// transactions that write nothing else).
+    fn settle_alone(&self, project: &ProjectId, n: &Names) -> Result<Vec<Command>, Error> {
+        let mut writes = self.settle(project, n)?;
+        if !writes.is_empty() {
+            let freed = self.expired_bytes().to_string();
+            writes.push(cmd(&[b"DECRBY", &n.bytes, freed.as_bytes()]));
+        }
+        Ok(writes)
+    }
+
+    /// The writes that settle the expired keys (their bytes are released
+    /// by the caller's own byte update).
     fn settle(&self, project: &ProjectId, n: &Names) -> Result<Vec<Command>, Error> {
         if self.expired.is_empty() {
             return Ok(Vec::new());
@@ -237,6 +276,7 @@ async fn observe(
     let mut replies = tx.read(reads).await?;
     let extra = replies.split_off(5);
     let expired_keys = past_expiries(&replies[4], now)?;
+    let more_expired = expired_keys.len() >= SETTLE_BATCH;
     let self_expired = expired_keys.contains(&n.user_key);
     let others: Vec<Bytes> = expired_keys
         .into_iter()
@@ -263,6 +303,7 @@ async fn observe(
         keys: number(&replies[2])?.max(0) as u64,
         bytes: number(&replies[3])?.max(0) as u64,
         expired,
+        more_expired,
         extra,
     })
 }
@@ -298,6 +339,23 @@ fn account(n: &Names, found: &Found, size: u64) -> Vec<Command> {
     ]
 }
 
+/// Commits `writes` plus the project's revision bump; the revision, or
+/// `None` if a watched key changed (nothing was written).
+async fn commit_with_revision(
+    tx: Box<dyn Transaction>,
+    n: &Names,
+    mut writes: Vec<Command>,
+) -> Result<Option<Revision>, Error> {
+    writes.push(cmd(&[b"INCR", &n.rev]));
+    let Some(replies) = tx.commit(writes).await? else {
+        return Ok(None);
+    };
+    match replies.last() {
+        Some(Reply::Integer(rev)) => Ok(Some(*rev as Revision)),
+        other => Err(Error::internal(format!("unexpected INCR reply {other:?}"))),
+    }
+}
+
 /// Parses a stored counter the way Redis does (canonical decimal only).
 fn parse_counter(value: &[u8]) -> Result<i64, Error> {
     std::str::from_utf8(value)
@@ -325,7 +383,7 @@ impl<R: Runner> KvStore for AccountedKv<R> {
         key: &[u8],
         value: Bytes,
         options: PutOptions,
-    ) -> Result<bool, Error> {
+    ) -> Result<Option<Revision>, Error> {
         let n = Names::new(project, key)?;
         let size = (key.len() + value.len()) as u64;
         retrying(project, || async {
@@ -338,10 +396,12 @@ impl<R: Runner> KvStore for AccountedKv<R> {
             };
             if !allowed {
                 // Nothing to write but the settling of expired keys.
-                let settle = found.settle(project, &n)?;
-                return Ok(tx.commit(settle).await?.map(|_| false));
+                let settle = found.settle_alone(project, &n)?;
+                return Ok(tx.commit(settle).await?.map(|_| None));
             }
-            found.check(project, size, options.quota)?;
+            if let Some(settled) = found.check_or_settle(project, &n, size, options.quota)? {
+                return Ok(tx.commit(settled).await?.and(None));
+            }
             let mut writes = vec![vec![
                 Bytes::from_static(b"SET"),
                 n.key.clone(),
@@ -358,18 +418,19 @@ impl<R: Runner> KvStore for AccountedKv<R> {
             }
             writes.extend(account(&n, &found, size));
             writes.extend(found.settle(project, &n)?);
-            Ok(tx.commit(writes).await?.map(|_| true))
+            commit_with_revision(tx, &n, writes)
+                .await
+                .map(|r| r.map(Some))
         })
         .await
     }
 
-    async fn delete(&self, project: &ProjectId, key: &[u8]) -> Result<bool, Error> {
+    async fn delete(&self, project: &ProjectId, key: &[u8]) -> Result<Option<Revision>, Error> {
         let n = Names::new(project, key)?;
         retrying(project, || async {
             let mut tx = self.runner.watch(n.watched()).await?;
             let found = observe(&mut tx, &n, Vec::new()).await?;
-            let freed =
-                found.counted.unwrap_or(0) + found.expired.iter().map(|(_, s)| s).sum::<u64>();
+            let freed = found.counted.unwrap_or(0) + found.expired_bytes();
             let mut writes = vec![
                 cmd(&[b"DEL", &n.key]),
                 cmd(&[b"HDEL", &n.sizes, key]),
@@ -377,7 +438,13 @@ impl<R: Runner> KvStore for AccountedKv<R> {
                 cmd(&[b"DECRBY", &n.bytes, freed.to_string().as_bytes()]),
             ];
             writes.extend(found.settle(project, &n)?);
-            Ok(tx.commit(writes).await?.map(|_| found.exists))
+            if !found.exists {
+                // Tidy (an expired key's leftovers), but no change to report.
+                return Ok(tx.commit(writes).await?.map(|_| None));
+            }
+            commit_with_revision(tx, &n, writes)
+                .await
+                .map(|r| r.map(Some))
         })
         .await
     }
@@ -388,7 +455,7 @@ impl<R: Runner> KvStore for AccountedKv<R> {
         key: &[u8],
         by: i64,
         quota: Option<Quota>,
-    ) -> Result<i64, Error> {
+    ) -> Result<(i64, Revision), Error> {
         let n = Names::new(project, key)?;
         retrying(project, || async {
             let mut tx = self.runner.watch(n.watched()).await?;
@@ -402,7 +469,9 @@ impl<R: Runner> KvStore for AccountedKv<R> {
                 .ok_or_else(|| Error::Conflict("increment or decrement would overflow".into()))?;
             let text = next.to_string();
             let size = (key.len() + text.len()) as u64;
-            found.check(project, size, quota)?;
+            if let Some(settled) = found.check_or_settle(project, &n, size, quota)? {
+                return Ok(tx.commit(settled).await?.and(None));
+            }
             let mut writes = if found.exists {
                 // INCR keeps a key's time to live.
                 vec![cmd(&[b"SET", &n.key, text.as_bytes(), b"KEEPTTL"])]
@@ -414,7 +483,9 @@ impl<R: Runner> KvStore for AccountedKv<R> {
             };
             writes.extend(account(&n, &found, size));
             writes.extend(found.settle(project, &n)?);
-            Ok(tx.commit(writes).await?.map(|_| next))
+            commit_with_revision(tx, &n, writes)
+                .await
+                .map(|r| r.map(|rev| (next, rev)))
         })
         .await
     }
@@ -481,11 +552,7 @@ impl<R: Runner> KvStore for AccountedKv<R> {
                     .bytes
                     .saturating_sub(found.expired.iter().map(|(_, s)| s).sum::<u64>()),
             };
-            let mut writes = found.settle(project, &n)?;
-            if !writes.is_empty() {
-                let freed: u64 = found.expired.iter().map(|(_, s)| s).sum();
-                writes.push(cmd(&[b"DECRBY", &n.bytes, freed.to_string().as_bytes()]));
-            }
+            let writes = found.settle_alone(project, &n)?;
             Ok(tx.commit(writes).await?.map(|_| usage))
         })
         .await

@@ -30,7 +30,7 @@ pub use engine::{Engine, EngineConfig};
 pub use metrics::KvMetrics;
 pub use reply::Reply;
 pub use service::{CHANGES_TOPIC, KeyPage, Kv, KvLimits, PutRequest, UsageReport};
-pub use store::{Condition, KvStore, MAX_KEY_LEN, PutOptions, Quota, ScanPage, Usage};
+pub use store::{Condition, KvStore, MAX_KEY_LEN, PutOptions, Quota, Revision, ScanPage, Usage};
 
 #[cfg(test)]
 mod engine_tests;

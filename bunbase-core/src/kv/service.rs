@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::metrics::KvMetrics;
-use super::store::{Condition, KvStore, MAX_KEY_LEN, PutOptions, Quota, Usage};
+use super::store::{Condition, KvStore, MAX_KEY_LEN, PutOptions, Quota, Revision, Usage};
 use crate::auth::{Access, Principal};
 use crate::error::Error;
 use crate::events::{Events, Payload, Subscription, Topic};
@@ -69,11 +69,14 @@ pub struct UsageReport {
 }
 
 /// What a change event says (the `data` of a Buncast event on topic `kv`).
+/// `rev` is the project's revision at the write: events of concurrent
+/// writes may arrive out of order, the higher `rev` is the later write.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 enum Change<'a> {
     Put {
         key: &'a str,
+        rev: Revision,
         size: usize,
         #[serde(skip_serializing_if = "Option::is_none")]
         value: Option<&'a str>,
@@ -82,10 +85,12 @@ enum Change<'a> {
     },
     Incr {
         key: &'a str,
+        rev: Revision,
         value: i64,
     },
     Delete {
         key: &'a str,
+        rev: Revision,
     },
 }
 
@@ -194,7 +199,7 @@ impl Kv {
                 .store
                 .put(project, key.as_bytes(), value.clone(), options)
                 .await?;
-            if written {
+            if let Some(rev) = written {
                 let text = std::str::from_utf8(&value)
                     .ok()
                     .filter(|t| t.len() <= EVENT_VALUE_MAX);
@@ -202,6 +207,7 @@ impl Kv {
                     project,
                     &Change::Put {
                         key,
+                        rev,
                         size: value.len(),
                         value: text,
                         ttl_ms: request.ttl.map(|t| t.as_millis() as u64),
@@ -209,7 +215,7 @@ impl Kv {
                 )
                 .await;
             }
-            Ok(written)
+            Ok(written.is_some())
         }
         .await;
         self.counted("put", result)
@@ -225,10 +231,10 @@ impl Kv {
             who.authorize(project, Access::Write)?;
             check_key(key)?;
             let deleted = self.store.delete(project, key.as_bytes()).await?;
-            if deleted {
-                self.publish(project, &Change::Delete { key }).await;
+            if let Some(rev) = deleted {
+                self.publish(project, &Change::Delete { key, rev }).await;
             }
-            Ok(deleted)
+            Ok(deleted.is_some())
         }
         .await;
         self.counted("delete", result)
@@ -244,11 +250,12 @@ impl Kv {
         let result = async {
             who.authorize(project, Access::Write)?;
             check_key(key)?;
-            let value = self
+            let (value, rev) = self
                 .store
                 .incr(project, key.as_bytes(), by, Some(self.limits.quota))
                 .await?;
-            self.publish(project, &Change::Incr { key, value }).await;
+            self.publish(project, &Change::Incr { key, rev, value })
+                .await;
             Ok(value)
         }
         .await;
@@ -270,9 +277,10 @@ impl Kv {
         self.counted("ttl", result)
     }
 
-    /// Keys starting with `prefix`, at most `limit` (capped) a page. Keys
-    /// may come back in any order and a page may hold fewer than `limit`
-    /// (even none) while the scan goes on: stop when `cursor` is `None`.
+    /// Keys starting with `prefix`, about `limit` (capped) a page. As with
+    /// Redis's SCAN, keys come in no order, a page may hold fewer (even
+    /// none) or somewhat more, and the scan is done only when `cursor` is
+    /// `None`.
     pub async fn scan(
         &self,
         who: &Principal,

@@ -47,6 +47,11 @@ pub struct Usage {
     pub bytes: u64,
 }
 
+/// A write's place in its project's history: each committed write gets
+/// the next one, in commit order, so consumers of change events can tell
+/// which of two writes to a key came last.
+pub type Revision = u64;
+
 /// One page of a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanPage {
@@ -61,23 +66,25 @@ pub struct ScanPage {
 #[async_trait]
 pub trait KvStore: Send + Sync + 'static {
     async fn get(&self, project: &ProjectId, key: &[u8]) -> Result<Option<Bytes>, Error>;
-    /// Returns whether the value was written (conditions may refuse).
+    /// The write's revision, or `None` when its condition refused it.
     async fn put(
         &self,
         project: &ProjectId,
         key: &[u8],
         value: Bytes,
         options: PutOptions,
-    ) -> Result<bool, Error>;
-    async fn delete(&self, project: &ProjectId, key: &[u8]) -> Result<bool, Error>;
-    /// Atomic increment of an integer value (a missing key counts as 0).
+    ) -> Result<Option<Revision>, Error>;
+    /// The delete's revision, or `None` if there was no such key.
+    async fn delete(&self, project: &ProjectId, key: &[u8]) -> Result<Option<Revision>, Error>;
+    /// Atomic increment of an integer value (a missing key counts as 0):
+    /// the new value and the write's revision.
     async fn incr(
         &self,
         project: &ProjectId,
         key: &[u8],
         by: i64,
         quota: Option<Quota>,
-    ) -> Result<i64, Error>;
+    ) -> Result<(i64, Revision), Error>;
     /// Remaining time to live: `None` for no expiry; `not_found` if missing.
     async fn ttl(&self, project: &ProjectId, key: &[u8]) -> Result<Option<Duration>, Error>;
     /// Keys starting with `prefix`, a page at a time.
@@ -94,14 +101,27 @@ pub trait KvStore: Send + Sync + 'static {
     async fn check(&self) -> Result<(), Error>;
 }
 
-/// Checks a key and returns its namespaced form `project:key`.
+/// Every project key starts `kv:{project}:`, so on a server shared with
+/// other subsystems (Buncast's `buncast:…`, the identity cache's
+/// `bunbase:…`) no project id can reach their keys.
+const KEY_PREFIX: &[u8] = b"kv:";
+
+/// `kv:{project}:` — project ids have no `:`, so one project's prefix is
+/// never a prefix of another's.
+fn project_prefix(project: &ProjectId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(KEY_PREFIX.len() + project.as_str().len() + 1);
+    out.extend_from_slice(KEY_PREFIX);
+    out.extend_from_slice(project.as_str().as_bytes());
+    out.push(b':');
+    out
+}
+
+/// Checks a key and returns its namespaced form `kv:{project}:{key}`.
 pub fn namespaced(project: &ProjectId, key: &[u8]) -> Result<Bytes, Error> {
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return Err(Error::invalid(format!("keys are 1 to {MAX_KEY_LEN} bytes")));
     }
-    let mut out = Vec::with_capacity(project.as_str().len() + 1 + key.len());
-    out.extend_from_slice(project.as_str().as_bytes());
-    out.push(b':');
+    let mut out = project_prefix(project);
     out.extend_from_slice(key);
     Ok(Bytes::from(out))
 }
@@ -109,9 +129,7 @@ pub fn namespaced(project: &ProjectId, key: &[u8]) -> Result<Bytes, Error> {
 /// A glob matching every key of `project` that starts with `prefix`
 /// (glob characters in the prefix are escaped).
 pub fn prefix_pattern(project: &ProjectId, prefix: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(project.as_str().len() + prefix.len() + 4);
-    out.extend_from_slice(project.as_str().as_bytes());
-    out.push(b':');
+    let mut out = project_prefix(project);
     for &b in prefix {
         if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
             out.push(b'\\');
@@ -124,11 +142,9 @@ pub fn prefix_pattern(project: &ProjectId, prefix: &[u8]) -> Vec<u8> {
 
 /// Strips the namespace from a stored key.
 pub fn strip(project: &ProjectId, stored: &[u8]) -> Option<Bytes> {
-    let prefix_len = project.as_str().len() + 1;
-    (stored.len() > prefix_len
-        && stored.starts_with(project.as_str().as_bytes())
-        && stored[prefix_len - 1] == b':')
-        .then(|| Bytes::copy_from_slice(&stored[prefix_len..]))
+    let prefix = project_prefix(project);
+    (stored.len() > prefix.len() && stored.starts_with(&prefix))
+        .then(|| Bytes::copy_from_slice(&stored[prefix.len()..]))
 }
 
 /// A PTTL answer as a KvStore TTL: -2 (no key) is `not_found`, -1 (no

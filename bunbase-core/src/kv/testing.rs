@@ -34,6 +34,7 @@ async fn basics(store: &dyn KvStore) {
             .put(&a, b"k", v("1"), PutOptions::default())
             .await
             .unwrap()
+            .is_some()
     );
     assert_eq!(store.get(&a, b"k").await.unwrap(), Some(v("1")));
     assert!(
@@ -41,10 +42,11 @@ async fn basics(store: &dyn KvStore) {
             .put(&a, b"k", v("2"), PutOptions::default())
             .await
             .unwrap()
+            .is_some()
     );
     assert_eq!(store.get(&a, b"k").await.unwrap(), Some(v("2")));
-    assert!(store.delete(&a, b"k").await.unwrap());
-    assert!(!store.delete(&a, b"k").await.unwrap());
+    assert!(store.delete(&a, b"k").await.unwrap().is_some());
+    assert!(store.delete(&a, b"k").await.unwrap().is_none());
     assert_eq!(store.get(&a, b"k").await.unwrap(), None);
 
     // Binary keys and values.
@@ -73,15 +75,15 @@ async fn basics(store: &dyn KvStore) {
         ..PutOptions::default()
     };
     assert!(
-        !store.put(&a, b"c", v("x"), update).await.unwrap(),
+        store.put(&a, b"c", v("x"), update).await.unwrap().is_none(),
         "nothing to update"
     );
-    assert!(store.put(&a, b"c", v("x"), create).await.unwrap());
+    assert!(store.put(&a, b"c", v("x"), create).await.unwrap().is_some());
     assert!(
-        !store.put(&a, b"c", v("y"), create).await.unwrap(),
+        store.put(&a, b"c", v("y"), create).await.unwrap().is_none(),
         "exists already"
     );
-    assert!(store.put(&a, b"c", v("z"), update).await.unwrap());
+    assert!(store.put(&a, b"c", v("z"), update).await.unwrap().is_some());
     assert_eq!(store.get(&a, b"c").await.unwrap(), Some(v("z")));
 
     // TTLs.
@@ -101,8 +103,8 @@ async fn basics(store: &dyn KvStore) {
     assert_eq!(store.get(&a, b"t").await.unwrap(), None, "expired");
 
     // Counters.
-    assert_eq!(store.incr(&a, b"n", 5, None).await.unwrap(), 5);
-    assert_eq!(store.incr(&a, b"n", -7, None).await.unwrap(), -2);
+    assert_eq!(store.incr(&a, b"n", 5, None).await.unwrap().0, 5);
+    assert_eq!(store.incr(&a, b"n", -7, None).await.unwrap().0, -2);
     assert_eq!(
         store.incr(&a, b"c", 1, None).await.unwrap_err().code(),
         ErrorCode::Conflict
@@ -118,7 +120,7 @@ async fn basics(store: &dyn KvStore) {
         .await
         .unwrap();
     assert_eq!(store.get(&b, b"k").await.unwrap(), Some(v("b's")));
-    assert!(store.delete(&b, b"k").await.unwrap());
+    assert!(store.delete(&b, b"k").await.unwrap().is_some());
     assert_eq!(store.get(&a, b"k").await.unwrap(), Some(v("a's")));
 
     // Scans by prefix, paged, each key once, never another project's.
@@ -203,16 +205,22 @@ async fn accounting(store: &dyn KvStore) {
         condition: Condition::IfAbsent,
         ..PutOptions::default()
     };
-    assert!(!store.put(&p, b"ab", v("xxxxxxxx"), create).await.unwrap());
+    assert!(
+        store
+            .put(&p, b"ab", v("xxxxxxxx"), create)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(store.usage(&p).await.unwrap(), Usage { keys: 2, bytes: 6 });
     // Counters count their decimal text.
-    assert_eq!(store.incr(&p, b"n", 100, None).await.unwrap(), 100);
+    assert_eq!(store.incr(&p, b"n", 100, None).await.unwrap().0, 100);
     assert_eq!(store.usage(&p).await.unwrap(), Usage { keys: 3, bytes: 10 });
-    assert_eq!(store.incr(&p, b"n", -95, None).await.unwrap(), 5);
+    assert_eq!(store.incr(&p, b"n", -95, None).await.unwrap().0, 5);
     assert_eq!(store.usage(&p).await.unwrap(), Usage { keys: 3, bytes: 8 });
     // Deletes free, deleting a missing key changes nothing.
-    assert!(store.delete(&p, b"c").await.unwrap());
-    assert!(!store.delete(&p, b"c").await.unwrap());
+    assert!(store.delete(&p, b"c").await.unwrap().is_some());
+    assert!(store.delete(&p, b"c").await.unwrap().is_none());
     assert_eq!(store.usage(&p).await.unwrap(), Usage { keys: 2, bytes: 5 });
     // Keys that expire stop counting, without anyone touching them.
     for i in 0..5 {
@@ -246,10 +254,23 @@ async fn accounting(store: &dyn KvStore) {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(60)).await;
     assert!(
-        store.put(&p, b"e", v("yy"), create).await.unwrap(),
+        store
+            .put(&p, b"e", v("yy"), create)
+            .await
+            .unwrap()
+            .is_some(),
         "expired keys are absent"
     );
     assert_eq!(store.usage(&p).await.unwrap(), Usage { keys: 4, bytes: 10 });
+    // Every write gets the project's next revision, so change events can
+    // be ordered per key whatever order they arrive in.
+    let r1 = store.put(&p, b"r", v("1"), put_plain(None)).await.unwrap();
+    let (_, r2) = store.incr(&p, b"rn", 1, None).await.unwrap();
+    let r3 = store.delete(&p, b"r").await.unwrap();
+    let (r1, r3) = (r1.expect("written"), r3.expect("deleted"));
+    assert!(r1 < r2 && r2 < r3, "{r1} {r2} {r3}");
+    assert!(store.delete(&p, b"r").await.unwrap().is_none());
+    assert!(store.delete(&p, b"rn").await.unwrap().is_some());
     // Scans never show the bookkeeping.
     let page = store.scan(&p, b"", 0, 1000).await.unwrap();
     let mut keys: Vec<Bytes> = page.keys;
@@ -294,7 +315,7 @@ async fn quotas(store: &dyn KvStore) {
     assert_eq!(store.get(&p, b"b").await.unwrap(), Some(v("123")));
     // Shrinking is always allowed, deleting frees room.
     store.put(&p, b"a", v("1"), limited).await.unwrap();
-    assert!(store.delete(&p, b"c").await.unwrap());
+    assert!(store.delete(&p, b"c").await.unwrap().is_some());
     store.put(&p, b"d", v("1"), limited).await.unwrap();
     assert_eq!(store.usage(&p).await.unwrap(), Usage { keys: 3, bytes: 8 });
     // Another project's quota is its own.

@@ -224,6 +224,12 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen for RESP on {address}"))?;
             let bound = resp.local_addr()?;
+            // Like Redis's protected mode: every project's keys are on this
+            // port, so beyond loopback it needs a password.
+            anyhow::ensure!(
+                bound.ip().is_loopback() || password.is_some(),
+                "--resp-listen {address} is reachable from other machines: set BUNBASE_RESP_PASSWORD (or _FILE), or listen on 127.0.0.1"
+            );
             tokio::spawn(bunder::serve_shared(
                 resp,
                 local.engine.clone(),
