@@ -4,22 +4,41 @@
 //! commands on different keys run in parallel on both cores. Expired keys
 //! are removed when touched (lazily) and by [`Engine::sweep_expired`],
 //! which the server calls periodically so memory is freed without traffic.
+//! Every shard also keeps the estimated size of its entries, for
+//! `maxmemory` (see [`memory`]).
 
+mod blocking;
+mod clients;
+mod commands;
+mod memory;
+
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
 use super::reply::Reply;
 
+pub use blocking::{ListWait, block_timeout};
+pub use clients::{Activity, ClientHandle};
+pub use memory::{EvictionPolicy, MemoryStats};
+
+#[cfg(test)]
+pub(super) use commands::names as command_names;
+
 #[derive(Debug, Clone, Copy)]
 pub struct EngineConfig {
     pub databases: usize,
     /// Locks per database (a power of two).
     pub shards: usize,
+    /// `maxmemory` in bytes (estimated; see [`MemoryStats`]); `None` = no limit.
+    pub max_memory: Option<usize>,
+    /// What writes do once over `max_memory`.
+    pub eviction: EvictionPolicy,
 }
 
 impl Default for EngineConfig {
@@ -27,6 +46,8 @@ impl Default for EngineConfig {
         EngineConfig {
             databases: 16,
             shards: 64,
+            max_memory: None,
+            eviction: EvictionPolicy::NoEviction,
         }
     }
 }
@@ -35,10 +56,10 @@ impl Default for EngineConfig {
 #[derive(Debug, Clone)]
 pub enum Value {
     Str(Bytes),
-    List(std::collections::VecDeque<Bytes>),
-    // Boxed, so every entry stays the size of a string value.
-    Hash(Box<HashMap<Bytes, Bytes>>),
-    Set(Box<std::collections::HashSet<Bytes>>),
+    // Collections are boxed, so every entry stays the size of a string value.
+    List(Box<super::types::List>),
+    Hash(Box<super::types::Hash>),
+    Set(Box<super::types::Set>),
     ZSet(Box<super::types::ZSet>),
 }
 
@@ -52,6 +73,19 @@ impl Value {
             Value::ZSet(_) => "zset",
         }
     }
+
+    /// Estimated bytes beyond the entry itself (O(1): collections count
+    /// their payload as it changes).
+    pub(super) fn mem(&self) -> usize {
+        use memory::{COLLECTION_OVERHEAD, HASH_ITEM, LIST_ITEM, SET_ITEM, ZSET_ITEM};
+        match self {
+            Value::Str(v) => v.len(),
+            Value::List(l) => COLLECTION_OVERHEAD + l.bytes() + l.len() * LIST_ITEM,
+            Value::Hash(h) => COLLECTION_OVERHEAD + h.bytes() + h.len() * HASH_ITEM,
+            Value::Set(s) => COLLECTION_OVERHEAD + s.bytes() + s.len() * SET_ITEM,
+            Value::ZSet(z) => COLLECTION_OVERHEAD + z.bytes() + z.len() * ZSET_ITEM,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -59,15 +93,148 @@ pub(super) struct Entry {
     pub(super) value: Value,
     /// Milliseconds since the epoch; 0 = no expiry.
     pub(super) expires_at: u64,
+    /// When it was last touched, in [`memory`] clock ticks (0 while no LRU
+    /// policy is in force). A `Cell`, so reads can stamp it under the lock.
+    pub(super) access: Cell<u32>,
 }
 
 impl Entry {
+    pub(super) fn new(value: Value, expires_at: u64) -> Entry {
+        Entry {
+            value,
+            expires_at,
+            access: Cell::new(0),
+        }
+    }
+
     pub(super) fn expired(&self, now: u64) -> bool {
         self.expires_at != 0 && self.expires_at <= now
     }
 }
 
-pub(super) type Shard = HashMap<Bytes, Entry>;
+fn entry_size(key_len: usize, entry: &Entry) -> usize {
+    memory::ENTRY_OVERHEAD + key_len + entry.value.mem()
+}
+
+/// One lock's worth of a database: its entries and their estimated size.
+/// Every change goes through these methods, which keep `used` right.
+#[derive(Default)]
+pub(super) struct Shard {
+    map: HashMap<Bytes, Entry>,
+    /// Estimated bytes of the entries.
+    used: usize,
+    /// The part of `used` already counted in the engine-wide total.
+    reported: usize,
+    /// Access time stamped on entries touched under this lock (0 = none).
+    clock: u32,
+    /// The database it belongs to (its size counts there too).
+    db: usize,
+}
+
+impl Shard {
+    fn touch(&self, entry: &Entry) {
+        if self.clock != 0 {
+            entry.access.set(self.clock);
+        }
+    }
+
+    pub(super) fn get(&self, key: &[u8]) -> Option<&Entry> {
+        let entry = self.map.get(key)?;
+        self.touch(entry);
+        Some(entry)
+    }
+
+    /// For edits that keep the value's size (expiry); after changing the
+    /// value itself, call [`Shard::resized`].
+    pub(super) fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let clock = self.clock;
+        let entry = self.map.get_mut(key)?;
+        if clock != 0 {
+            entry.access.set(clock);
+        }
+        Some(entry)
+    }
+
+    /// Records that a value changed in place from `before` to `after`
+    /// bytes (as [`Value::mem`] measures them).
+    pub(super) fn resized(&mut self, before: usize, after: usize) {
+        self.used = self.used.saturating_sub(before) + after;
+    }
+
+    pub(super) fn insert(&mut self, key: Bytes, entry: Entry) -> Option<Entry> {
+        entry.access.set(self.clock);
+        let key_len = key.len();
+        self.used += entry_size(key_len, &entry);
+        let old = self.map.insert(key, entry);
+        if let Some(old) = &old {
+            self.used = self.used.saturating_sub(entry_size(key_len, old));
+        }
+        old
+    }
+
+    pub(super) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let entry = self.map.remove(key)?;
+        self.used = self.used.saturating_sub(entry_size(key.len(), &entry));
+        Some(entry)
+    }
+
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&Bytes, &Entry) -> bool) {
+        let mut freed = 0;
+        self.map.retain(|k, e| {
+            let kept = keep(k, e);
+            if !kept {
+                freed += entry_size(k.len(), e);
+            }
+            kept
+        });
+        self.used = self.used.saturating_sub(freed);
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.map.clear();
+        self.used = 0;
+    }
+
+    /// Every entry, without touching access times.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.map.iter()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// A locked shard; reports its size change to the engine-wide total when
+/// released.
+pub(super) struct ShardGuard<'a> {
+    shard: MutexGuard<'a, Shard>,
+    memory: &'a memory::Memory,
+}
+
+impl std::ops::Deref for ShardGuard<'_> {
+    type Target = Shard;
+
+    fn deref(&self) -> &Shard {
+        &self.shard
+    }
+}
+
+impl std::ops::DerefMut for ShardGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Shard {
+        &mut self.shard
+    }
+}
+
+impl Drop for ShardGuard<'_> {
+    fn drop(&mut self) {
+        self.memory.report(&mut self.shard);
+    }
+}
 
 struct Db {
     shards: Vec<Mutex<Shard>>,
@@ -82,6 +249,15 @@ pub struct Session {
     pub id: u64,
     /// Set by QUIT: the connection closes after the reply.
     pub closing: bool,
+    /// CLIENT SETINFO LIB-NAME / LIB-VER.
+    pub lib_name: Option<Bytes>,
+    pub lib_ver: Option<Bytes>,
+    /// Keys (db, key) evicted to make room for the last command; the
+    /// append-only file logs them as DELs, WATCH counts them as writes.
+    pub evicted: Vec<(usize, Bytes)>,
+    /// Replaying the append-only file: no memory limit applies (it already
+    /// holds the DELs of what was evicted).
+    pub(super) replaying: bool,
 }
 
 impl Session {
@@ -92,6 +268,10 @@ impl Session {
             name: None,
             id,
             closing: false,
+            lib_name: None,
+            lib_ver: None,
+            evicted: Vec::new(),
+            replaying: false,
         }
     }
 }
@@ -104,7 +284,12 @@ pub struct Engine {
     /// Connected clients, kept by the server (for INFO).
     pub clients: std::sync::atomic::AtomicU64,
     /// Commands executed (for INFO).
-    commands: std::sync::atomic::AtomicU64,
+    /// Calls per command, by table position; the last slot counts
+    /// unknown commands.
+    calls: Box<[std::sync::atomic::AtomicU64]>,
+    memory: memory::Memory,
+    client_registry: Arc<clients::Registry>,
+    waiters: blocking::Waiters,
 }
 
 pub(super) fn now_ms() -> u64 {
@@ -134,20 +319,64 @@ pub(super) fn eq(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
+/// Redis's rule for client and library names: printable, no spaces.
+fn valid_name(name: &[u8]) -> bool {
+    name.iter().all(|b| (b'!'..=b'~').contains(b))
+}
+
+/// CLIENT SETINFO LIB-NAME|LIB-VER value (shown by CLIENT LIST).
+fn client_setinfo(session: &mut Session, attribute: &[u8], value: &Bytes) -> Reply {
+    let slot = if eq(attribute, "LIB-NAME") {
+        &mut session.lib_name
+    } else if eq(attribute, "LIB-VER") {
+        &mut session.lib_ver
+    } else {
+        return Reply::error(format!(
+            "ERR Unrecognized option '{}'",
+            String::from_utf8_lossy(attribute)
+        ));
+    };
+    if !valid_name(value) {
+        return Reply::error(format!(
+            "ERR {} cannot contain spaces, newlines or special characters.",
+            String::from_utf8_lossy(attribute).to_ascii_lowercase()
+        ));
+    }
+    *slot = (!value.is_empty()).then(|| value.clone());
+    Reply::ok()
+}
+
 impl Engine {
     pub fn new(config: EngineConfig) -> Engine {
         let shards = config.shards.max(1).next_power_of_two();
+        let databases = config.databases.max(1);
         Engine {
-            dbs: (0..config.databases.max(1))
-                .map(|_| Db {
-                    shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
+            dbs: (0..databases)
+                .map(|db| Db {
+                    shards: (0..shards)
+                        .map(|_| {
+                            Mutex::new(Shard {
+                                db,
+                                ..Shard::default()
+                            })
+                        })
+                        .collect(),
                 })
                 .collect(),
             hasher: RandomState::new(),
             mask: shards - 1,
             started: std::time::Instant::now(),
             clients: std::sync::atomic::AtomicU64::new(0),
-            commands: std::sync::atomic::AtomicU64::new(0),
+            calls: (0..=commands::count())
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+            memory: memory::Memory::new(
+                config.max_memory.filter(|m| *m > 0),
+                config.eviction,
+                databases,
+            ),
+            client_registry: Arc::default(),
+            waiters: blocking::Waiters::default(),
         }
     }
 
@@ -155,43 +384,81 @@ impl Engine {
         self.mask + 1
     }
 
-    /// Some live key of one shard (for RANDOMKEY).
-    pub(super) fn first_live_key(&self, db: usize, shard: usize, now: u64) -> Option<Bytes> {
-        let shard = self.dbs[db].shards[shard]
+    /// Locks shard `index` of `db`, stamping the LRU clock on it.
+    pub(super) fn lock_shard(&self, db: usize, index: usize) -> ShardGuard<'_> {
+        let mut shard = self.dbs[db].shards[index]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        shard.clock = self.memory.clock();
+        ShardGuard {
+            shard,
+            memory: &self.memory,
+        }
+    }
+
+    /// Some live key of one shard (for RANDOMKEY).
+    pub(super) fn first_live_key(&self, db: usize, shard: usize, now: u64) -> Option<Bytes> {
+        let shard = self.lock_shard(db, shard);
         shard
             .iter()
             .find(|(_, e)| !e.expired(now))
             .map(|(k, _)| k.clone())
     }
 
+    /// Calls so far of each command that ran at least once (`unknown`
+    /// for names we don't know).
+    pub fn command_calls(&self) -> Vec<(&'static str, u64)> {
+        self.calls
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                (
+                    commands::name_at(i),
+                    n.load(std::sync::atomic::Ordering::Relaxed),
+                )
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    fn total_calls(&self) -> u64 {
+        self.calls
+            .iter()
+            .map(|n| n.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
     pub fn databases(&self) -> usize {
         self.dbs.len()
     }
 
-    pub(super) fn shard(&self, db: usize, key: &[u8]) -> std::sync::MutexGuard<'_, Shard> {
-        let index = (self.hasher.hash_one(key) as usize) & self.mask;
-        self.dbs[db].shards[index]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    pub(super) fn shard(&self, db: usize, key: &[u8]) -> ShardGuard<'_> {
+        self.lock_shard(db, self.shard_index(key))
     }
 
     fn shard_index(&self, key: &[u8]) -> usize {
         (self.hasher.hash_one(key) as usize) & self.mask
     }
 
+    /// When a live key expires (ms since the epoch; 0 = never), `None` if
+    /// it does not exist. WATCH remembers it: a key that expires before
+    /// EXEC counts as changed.
+    pub fn expires_at(&self, db: usize, key: &[u8]) -> Option<u64> {
+        let shard = self.shard(db, key);
+        shard
+            .get(key)
+            .filter(|e| !e.expired(now_ms()))
+            .map(|e| e.expires_at)
+    }
+
     /// Keys in a database (expired ones not yet swept are not counted).
     pub fn dbsize(&self, db: usize) -> usize {
         let now = now_ms();
-        self.dbs[db]
-            .shards
-            .iter()
-            .map(|s| {
-                s.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .values()
-                    .filter(|e| !e.expired(now))
+        (0..self.shard_count())
+            .map(|index| {
+                self.lock_shard(db, index)
+                    .iter()
+                    .filter(|(_, e)| !e.expired(now))
                     .count()
             })
             .sum()
@@ -206,8 +473,8 @@ impl Engine {
         let total = self.mask + 1;
         for step in 0..max_shards.min(total) {
             let index = (cursor + step) & self.mask;
-            for db in &self.dbs {
-                let mut shard = db.shards[index].lock().unwrap_or_else(|e| e.into_inner());
+            for db in 0..self.dbs.len() {
+                let mut shard = self.lock_shard(db, index);
                 let before = shard.len();
                 shard.retain(|_, e| !e.expired(now));
                 freed += before - shard.len();
@@ -223,10 +490,10 @@ impl Engine {
         let now = now_ms();
         let b = |s: &'static str| Bytes::from_static(s.as_bytes());
         let mut out = Vec::new();
-        for (index, db) in self.dbs.iter().enumerate() {
+        for index in 0..self.dbs.len() {
             let mut commands = Vec::new();
-            for shard in &db.shards {
-                let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for shard_index in 0..self.shard_count() {
+                let shard = self.lock_shard(index, shard_index);
                 for (key, entry) in shard.iter().filter(|(_, e)| !e.expired(now)) {
                     let head = |cmd: &'static str| vec![b(cmd), key.clone()];
                     match &entry.value {
@@ -291,9 +558,16 @@ impl Engine {
         let Some(name) = args.first() else {
             return Reply::error("ERR empty command");
         };
-        self.commands
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let upper = name.to_ascii_uppercase();
+        let slot = commands::position(&upper).unwrap_or(self.calls.len() - 1);
+        self.calls[slot].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        session.evicted.clear();
+        if self.memory.limit().is_some()
+            && !session.replaying
+            && let Err(oom) = self.make_room(session, &upper)
+        {
+            return oom;
+        }
         let name_str = String::from_utf8_lossy(&upper).into_owned();
         let a = &args[1..];
         match upper.as_slice() {
@@ -471,15 +745,15 @@ impl Engine {
             }
             b"SCAN" if !a.is_empty() => self.scan(session.db, a),
             b"FLUSHDB" => {
-                for shard in &self.dbs[session.db].shards {
-                    shard.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                for index in 0..self.shard_count() {
+                    self.lock_shard(session.db, index).clear();
                 }
                 Reply::ok()
             }
             b"FLUSHALL" => {
-                for db in &self.dbs {
-                    for shard in &db.shards {
-                        shard.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                for db in 0..self.dbs.len() {
+                    for index in 0..self.shard_count() {
+                        self.lock_shard(db, index).clear();
                     }
                 }
                 Reply::ok()
@@ -498,19 +772,12 @@ impl Engine {
             b"INFO" => Reply::Bulk(Bytes::from(
                 self.info(a.first().map(|s| s.to_ascii_lowercase())),
             )),
-            b"CLIENT" if !a.is_empty() => self.client(session, a),
+            b"CLIENT" if !a.is_empty() => self.client(session, args),
             b"CONFIG" if !a.is_empty() => self.config(a),
-            b"COMMAND" => match a.first() {
-                Some(sub) if eq(sub, "COUNT") => Reply::Integer(COMMANDS.len() as i64),
-                // Clients ask for DOCS/INFO to learn commands; an empty
-                // answer makes them fall back to sending commands as-is.
-                _ => Reply::Array(Vec::new()),
-            },
-            _ if let Some(reply) = self.execute_collection(session.db, &upper, &name_str, a) => {
-                reply
-            }
+            b"COMMAND" => commands::command(a),
+            _ if let Some(reply) = self.execute_collection(session, &upper, a) => reply,
             _ if let Some(reply) = self.execute_strings(session.db, &upper, &name_str, a) => reply,
-            _ if COMMANDS.contains(&name_str.as_str()) => wrong_args(&name_str),
+            _ if commands::known(&upper) => wrong_args(&name_str),
             _ => {
                 let mut preview = String::new();
                 for arg in a.iter().take(3) {
@@ -534,9 +801,7 @@ impl Engine {
         let now = now_ms();
         let mut keys = Vec::new();
         for index in shards {
-            let shard = self.dbs[db].shards[index]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let shard = self.lock_shard(db, index);
             keys.extend(
                 shard
                     .iter()
@@ -703,10 +968,7 @@ impl Engine {
         };
         shard.insert(
             key.clone(),
-            Entry {
-                value: Value::Str(value.clone()),
-                expires_at,
-            },
+            Entry::new(Value::Str(value.clone()), expires_at),
         );
         Ok(SetOutcome::Written(old))
     }
@@ -716,26 +978,13 @@ impl Engine {
         let mut indices: Vec<usize> = a.chunks(2).map(|pair| self.shard_index(&pair[0])).collect();
         indices.sort_unstable();
         indices.dedup();
-        let mut guards: HashMap<usize, std::sync::MutexGuard<'_, Shard>> = indices
+        let mut guards: HashMap<usize, ShardGuard<'_>> = indices
             .iter()
-            .map(|&i| {
-                (
-                    i,
-                    self.dbs[db].shards[i]
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner()),
-                )
-            })
+            .map(|&i| (i, self.lock_shard(db, i)))
             .collect();
         for pair in a.chunks(2) {
             if let Some(shard) = guards.get_mut(&self.shard_index(&pair[0])) {
-                shard.insert(
-                    pair[0].clone(),
-                    Entry {
-                        value: Value::Str(pair[1].clone()),
-                        expires_at: 0,
-                    },
-                );
+                shard.insert(pair[0].clone(), Entry::new(Value::Str(pair[1].clone()), 0));
             }
         }
     }
@@ -748,6 +997,7 @@ impl Engine {
             Some(Entry {
                 value: Value::Str(v),
                 expires_at,
+                ..
             }) => match parse_i64(v) {
                 Some(n)
                     if v.len() <= 20
@@ -765,10 +1015,7 @@ impl Engine {
         };
         shard.insert(
             key.clone(),
-            Entry {
-                value: Value::Str(Bytes::from(next.to_string())),
-                expires_at,
-            },
+            Entry::new(Value::Str(Bytes::from(next.to_string())), expires_at),
         );
         Reply::Integer(next)
     }
@@ -781,6 +1028,7 @@ impl Engine {
             Some(Entry {
                 value: Value::Str(v),
                 expires_at,
+                ..
             }) => (v.to_vec(), *expires_at),
             Some(_) => return Reply::error(WRONGTYPE),
         };
@@ -788,10 +1036,7 @@ impl Engine {
         let len = value.len();
         shard.insert(
             key.clone(),
-            Entry {
-                value: Value::Str(Bytes::from(value)),
-                expires_at,
-            },
+            Entry::new(Value::Str(Bytes::from(value)), expires_at),
         );
         Reply::Integer(len as i64)
     }
@@ -812,8 +1057,8 @@ impl Engine {
         }
     }
 
-    /// INFO: the sections clients and tools read (server, clients, stats,
-    /// keyspace), in Redis's `field:value` text format.
+    /// INFO: the sections clients and tools read (server, clients, memory,
+    /// stats, keyspace), in Redis's `field:value` text format.
     fn info(&self, section: Option<Vec<u8>>) -> String {
         use std::fmt::Write;
         let wants = |name: &str| {
@@ -833,31 +1078,45 @@ impl Engine {
         if wants("clients") {
             let _ = write!(
                 out,
-                "# Clients\r\nconnected_clients:{}\r\n\r\n",
-                self.clients.load(std::sync::atomic::Ordering::Relaxed)
+                "# Clients\r\nconnected_clients:{}\r\nblocked_clients:{}\r\n\r\n",
+                self.clients.load(std::sync::atomic::Ordering::Relaxed),
+                self.blocked_clients()
+            );
+        }
+        if wants("memory") {
+            let stats = self.memory_stats();
+            let max = stats.max.unwrap_or(0);
+            let _ = write!(
+                out,
+                "# Memory\r\nused_memory:{}\r\nused_memory_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\n\r\n",
+                stats.used,
+                memory::human(stats.used),
+                memory::human(max),
+                stats.policy,
             );
         }
         if wants("stats") {
             let _ = write!(
                 out,
-                "# Stats\r\ntotal_commands_processed:{}\r\n\r\n",
-                self.commands.load(std::sync::atomic::Ordering::Relaxed)
+                "# Stats\r\ntotal_commands_processed:{}\r\nevicted_keys:{}\r\n\r\n",
+                self.total_calls(),
+                self.evicted_keys()
             );
         }
         if wants("keyspace") {
             out.push_str("# Keyspace\r\n");
             let now = now_ms();
-            for (index, db) in self.dbs.iter().enumerate() {
+            for db in 0..self.dbs.len() {
                 let (mut keys, mut expires) = (0usize, 0usize);
-                for shard in &db.shards {
-                    let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-                    for entry in shard.values().filter(|e| !e.expired(now)) {
+                for index in 0..self.shard_count() {
+                    let shard = self.lock_shard(db, index);
+                    for (_, entry) in shard.iter().filter(|(_, e)| !e.expired(now)) {
                         keys += 1;
                         expires += usize::from(entry.expires_at != 0);
                     }
                 }
                 if keys > 0 {
-                    let _ = write!(out, "db{index}:keys={keys},expires={expires},avg_ttl=0\r\n");
+                    let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
                 }
             }
         }
@@ -878,6 +1137,11 @@ impl Engine {
         let mut i = 1;
         while i < a.len() {
             if eq(&a[i], "SETNAME") && i + 1 < a.len() {
+                if !valid_name(&a[i + 1]) {
+                    return Reply::error(
+                        "ERR Client names cannot contain spaces, newlines or special characters.",
+                    );
+                }
                 session.name = Some(a[i + 1].clone());
                 i += 2;
             } else if eq(&a[i], "AUTH") && i + 2 < a.len() {
@@ -903,22 +1167,39 @@ impl Engine {
         ])
     }
 
-    fn client(&self, session: &mut Session, a: &[Bytes]) -> Reply {
+    /// CLIENT …; `args` is the whole command (CLIENT LIST/INFO show it).
+    fn client(&self, session: &mut Session, args: &[Bytes]) -> Reply {
+        let a = &args[1..];
         let sub = &a[0];
-        if eq(sub, "SETNAME") && a.len() == 2 {
-            if a[1].iter().any(|b| *b == b' ' || *b == b'\n') {
+        let arity = |n: usize, name: &str| {
+            (a.len() != n).then(|| {
+                Reply::error(format!(
+                    "ERR wrong number of arguments for 'client|{name}' command"
+                ))
+            })
+        };
+        if eq(sub, "SETNAME") {
+            if let Some(e) = arity(2, "setname") {
+                return e;
+            }
+            if !valid_name(&a[1]) {
                 return Reply::error(
                     "ERR Client names cannot contain spaces, newlines or special characters.",
                 );
             }
             session.name = (!a[1].is_empty()).then(|| a[1].clone());
             Reply::ok()
-        } else if eq(sub, "GETNAME") && a.len() == 1 {
-            session.name.clone().map_or(Reply::Nil, Reply::Bulk)
-        } else if eq(sub, "ID") && a.len() == 1 {
-            Reply::Integer(session.id as i64)
+        } else if eq(sub, "GETNAME") {
+            arity(1, "getname")
+                .unwrap_or_else(|| session.name.clone().map_or(Reply::Nil, Reply::Bulk))
+        } else if eq(sub, "ID") {
+            arity(1, "id").unwrap_or(Reply::Integer(session.id as i64))
+        } else if eq(sub, "INFO") {
+            arity(1, "info").unwrap_or_else(|| self.client_info(session, args))
+        } else if eq(sub, "LIST") {
+            self.client_list(session, args, &a[1..])
         } else if eq(sub, "SETINFO") {
-            Reply::ok()
+            arity(3, "setinfo").unwrap_or_else(|| client_setinfo(session, &a[1], &a[2]))
         } else {
             Reply::error(format!(
                 "ERR unknown subcommand '{}'. Try CLIENT HELP.",
@@ -929,24 +1210,84 @@ impl Engine {
 
     fn config(&self, a: &[Bytes]) -> Reply {
         if eq(&a[0], "GET") && a.len() >= 2 {
+            let params = [
+                ("save", String::new()),
+                ("appendonly", "no".to_string()),
+                ("databases", self.dbs.len().to_string()),
+                ("maxmemory", self.memory.limit().unwrap_or(0).to_string()),
+                ("maxmemory-policy", self.memory.policy().name().to_string()),
+            ];
             let mut pairs = Vec::new();
             for pattern in &a[1..] {
-                for (name, value) in [("save", ""), ("appendonly", "no"), ("databases", "16")] {
+                for (name, value) in &params {
                     if super::glob::matches(pattern, name.as_bytes()) {
-                        pairs.push(Reply::bulk(name));
-                        pairs.push(Reply::bulk(value));
+                        pairs.push(Reply::bulk(*name));
+                        pairs.push(Reply::bulk(value.clone()));
                     }
                 }
             }
             Reply::Array(pairs)
+        } else if eq(&a[0], "GET") {
+            Reply::error("ERR wrong number of arguments for 'config|get' command")
         } else if eq(&a[0], "SET") {
-            Reply::ok()
+            self.config_set(&a[1..])
         } else {
             Reply::error(format!(
                 "ERR unknown subcommand '{}'. Try CONFIG HELP.",
                 String::from_utf8_lossy(&a[0])
             ))
         }
+    }
+
+    /// CONFIG SET name value […]: all checked before any applies. Settings
+    /// we do not have are accepted and ignored.
+    fn config_set(&self, pairs: &[Bytes]) -> Reply {
+        if pairs.is_empty() {
+            return Reply::error("ERR wrong number of arguments for 'config|set' command");
+        }
+        if !pairs.len().is_multiple_of(2) {
+            return Reply::error(SYNTAX);
+        }
+        let failed = |name: &[u8], why: &str| {
+            Reply::error(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{}') - {why}",
+                String::from_utf8_lossy(name)
+            ))
+        };
+        let (mut limit, mut policy) = (None, None);
+        for (i, pair) in pairs.chunks(2).enumerate() {
+            let (name, value) = (&pair[0], &pair[1]);
+            if pairs[..i * 2]
+                .iter()
+                .step_by(2)
+                .any(|n| n.eq_ignore_ascii_case(name))
+            {
+                return failed(name, "duplicate parameter");
+            }
+            if eq(name, "maxmemory") {
+                match memory::parse_redis_size(value) {
+                    Some(n) => limit = Some(n),
+                    None => return failed(name, "argument must be a memory value"),
+                }
+            } else if eq(name, "maxmemory-policy") {
+                match std::str::from_utf8(value).ok().map(EvictionPolicy::parse) {
+                    Some(Ok(p)) => policy = Some(p),
+                    _ => {
+                        return failed(
+                            name,
+                            "argument(s) must be one of the following: volatile-lru, allkeys-lru, noeviction",
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(p) = policy {
+            self.set_eviction_policy(p);
+        }
+        if let Some(n) = limit {
+            self.set_max_memory((n > 0).then_some(n));
+        }
+        Reply::ok()
     }
 }
 
@@ -972,44 +1313,3 @@ enum SetOutcome {
     Written(Option<Bytes>),
     Skipped(Option<Bytes>),
 }
-
-/// Commands this engine knows (for COMMAND COUNT and arity errors).
-const COMMANDS: &[&str] = &[
-    "PING",
-    "ECHO",
-    "QUIT",
-    "SELECT",
-    "GET",
-    "SET",
-    "SETNX",
-    "SETEX",
-    "PSETEX",
-    "MGET",
-    "MSET",
-    "GETDEL",
-    "INCR",
-    "DECR",
-    "INCRBY",
-    "DECRBY",
-    "APPEND",
-    "STRLEN",
-    "DEL",
-    "UNLINK",
-    "EXISTS",
-    "EXPIRE",
-    "PEXPIRE",
-    "EXPIREAT",
-    "PEXPIREAT",
-    "TTL",
-    "PTTL",
-    "PERSIST",
-    "TYPE",
-    "DBSIZE",
-    "FLUSHDB",
-    "FLUSHALL",
-    "TIME",
-    "HELLO",
-    "CLIENT",
-    "CONFIG",
-    "COMMAND",
-];

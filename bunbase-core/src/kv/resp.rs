@@ -63,7 +63,8 @@ fn parse_len(line: &[u8]) -> Option<i64> {
         if !b.is_ascii_digit() {
             return None;
         }
-        v = v * 10 + i64::from(b - b'0');
+        // 19 digits can exceed i64::MAX: an overflow is not a length.
+        v = v.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
     }
     Some(if negative { -v } else { v })
 }
@@ -85,6 +86,10 @@ pub fn parse_command(
         }
         return Ok(None);
     };
+    // The header line with its '\r' is what the check above bounds.
+    if end >= limits.max_inline_len {
+        return Err(error("too big mbulk count string"));
+    }
     let count = parse_len(&buf[1..end]).ok_or_else(|| error("invalid multibulk length"))?;
     if count > limits.max_args as i64 {
         return Err(error("invalid multibulk length"));
@@ -138,6 +143,10 @@ fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>
         }
         return Ok(None);
     };
+    // Checked here too, so the limit holds however the line arrived.
+    if end > limits.max_inline_len {
+        return Err(error("too big inline request"));
+    }
     let line = buf.split_to(end + 1);
     let text = line.strip_suffix(b"\n").unwrap_or(&line);
     let text = text.strip_suffix(b"\r").unwrap_or(text);
@@ -217,6 +226,55 @@ mod tests {
         }
         let long_line = vec![b'a'; 70 * 1024];
         assert!(parse_all(&long_line).is_err());
+    }
+
+    /// Found by fuzzing (fuzz/ resp_parse): an inline line over
+    /// `max_inline_len` was refused only while its '\n' had not arrived,
+    /// so the same bytes in one read were accepted.
+    #[test]
+    fn inline_limit_holds_when_the_whole_line_is_buffered() {
+        let mut long_line = vec![b'a'; 70 * 1024];
+        long_line.extend_from_slice(b"\r\n");
+        assert!(parse_all(&long_line).is_err());
+        let limits = Limits {
+            max_inline_len: 4,
+            ..Limits::default()
+        };
+        let mut buf = BytesMut::from(&b"GET k\n"[..]);
+        assert!(parse_command(&mut buf, &limits).is_err());
+        let mut buf = BytesMut::from(&b"GET\r\n"[..]);
+        assert_eq!(parse_command(&mut buf, &limits).unwrap().unwrap().len(), 1);
+        // Same for a multibulk header line ("*1\r" is 3 bytes).
+        let limits = Limits {
+            max_inline_len: 2,
+            ..Limits::default()
+        };
+        let mut buf = BytesMut::from(&b"*1\r\n$1\r\na\r\n"[..]);
+        assert!(parse_command(&mut buf, &limits).is_err());
+        let mut buf = BytesMut::from(&b"*1"[..]);
+        assert_eq!(parse_command(&mut buf, &limits), Ok(None));
+        buf.extend_from_slice(b"\r");
+        assert!(parse_command(&mut buf, &limits).is_err());
+    }
+
+    /// Found by fuzzing (fuzz/ resp_parse): a 19-digit length overflowed
+    /// i64 (a panic in debug builds; in release a wrapped negative count
+    /// was read as an empty command and the frame's body as new commands).
+    #[test]
+    fn nineteen_digit_lengths_are_refused() {
+        for bad in [
+            &b"*9999999999999999999\r\n$3\r\nGET\r\n"[..],
+            b"*1\r\n$9999999999999999999\r\n",
+            b"*1\r\n$-9999999999999999999\r\n",
+        ] {
+            assert!(
+                parse_all(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(parse_len(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_len(b"9223372036854775808"), None);
     }
 
     #[test]

@@ -61,6 +61,7 @@ impl Engine {
                     Some(Entry {
                         value: Value::Str(v),
                         expires_at,
+                        ..
                     }) => (v.to_vec(), *expires_at),
                     Some(_) => return Some(Reply::error(WRONGTYPE)),
                 };
@@ -74,10 +75,7 @@ impl Engine {
                 let len = value.len();
                 shard.insert(
                     a[0].clone(),
-                    Entry {
-                        value: Value::Str(Bytes::from(value)),
-                        expires_at,
-                    },
+                    Entry::new(Value::Str(Bytes::from(value)), expires_at),
                 );
                 Reply::Integer(len as i64)
             }
@@ -96,6 +94,7 @@ impl Engine {
                     Some(Entry {
                         value: Value::Str(v),
                         expires_at,
+                        ..
                     }) => match std::str::from_utf8(v)
                         .ok()
                         .and_then(|s| s.parse::<f64>().ok())
@@ -112,10 +111,7 @@ impl Engine {
                 let text = format_double(next);
                 shard.insert(
                     a[0].clone(),
-                    Entry {
-                        value: Value::Str(Bytes::from(text.clone())),
-                        expires_at,
-                    },
+                    Entry::new(Value::Str(Bytes::from(text.clone())), expires_at),
                 );
                 Reply::bulk(text)
             }
@@ -205,6 +201,7 @@ impl Engine {
             Some(Entry {
                 value: Value::Str(v),
                 expires_at,
+                ..
             }) => {
                 if let Some(at) = expiry {
                     *expires_at = at;
@@ -238,7 +235,13 @@ impl Engine {
             self.shard(db, from).insert(from.clone(), entry);
             return Reply::Integer(0);
         }
+        let list = matches!(entry.value, Value::List(_));
         target.insert(to.clone(), entry);
+        drop(target);
+        if list {
+            // A client may be blocked waiting for a list under this name.
+            self.list_pushed(db, to);
+        }
         if only_if_absent {
             Reply::Integer(1)
         } else {

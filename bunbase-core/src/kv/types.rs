@@ -1,19 +1,27 @@
 //! Lists, hashes, sets and sorted sets.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+mod counted;
+mod zrange;
+
+use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 
 use super::engine::{
-    Engine, Entry, NOT_INTEGER, SYNTAX, Shard, Value, WRONGTYPE, eq, now_ms, parse_i64, wrong_args,
+    Engine, Entry, NOT_INTEGER, SYNTAX, Session, Shard, Value, WRONGTYPE, block_timeout, eq,
+    now_ms, parse_i64,
 };
 use super::reply::{Reply, format_double};
+
+pub use counted::{Hash, List, Set};
 
 /// A sorted set: member → score, and (score, member) in order.
 #[derive(Debug, Clone, Default)]
 pub struct ZSet {
     scores: HashMap<Bytes, f64>,
     ordered: BTreeSet<(Score, Bytes)>,
+    /// Bytes of the members (for maxmemory).
+    bytes: usize,
 }
 
 /// f64 with a total order (NaN is never stored).
@@ -44,6 +52,7 @@ impl ZSet {
                 false
             }
             None => {
+                self.bytes += member.len();
                 self.ordered.insert((Score(score), member));
                 true
             }
@@ -53,11 +62,16 @@ impl ZSet {
     fn remove(&mut self, member: &Bytes) -> bool {
         match self.scores.remove(member) {
             Some(score) => {
+                self.bytes -= member.len();
                 self.ordered.remove(&(Score(score), member.clone()));
                 true
             }
             None => false,
         }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn len(&self) -> usize {
@@ -72,6 +86,24 @@ impl ZSet {
     pub fn is_empty(&self) -> bool {
         self.scores.is_empty()
     }
+}
+
+/// `[count]` of the pop commands: absent, or a non-negative integer.
+fn optional_count(arg: Option<&Bytes>) -> Result<Option<usize>, Reply> {
+    match arg.map(|c| parse_i64(c)) {
+        None => Ok(None),
+        Some(Some(n)) if n >= 0 => Ok(Some(n as usize)),
+        Some(_) => Err(Reply::error("ERR value is out of range, must be positive")),
+    }
+}
+
+/// A float argument or stored value (`inf` allowed, `nan` not).
+fn parse_float(arg: &[u8]) -> Option<f64> {
+    std::str::from_utf8(arg)
+        .ok()?
+        .parse::<f64>()
+        .ok()
+        .filter(|f| !f.is_nan())
 }
 
 fn parse_score(arg: &[u8]) -> Option<f64> {
@@ -134,7 +166,7 @@ enum Kind {
 impl Kind {
     fn empty(self) -> Value {
         match self {
-            Kind::List => Value::List(VecDeque::new()),
+            Kind::List => Value::List(Box::default()),
             Kind::Hash => Value::Hash(Box::default()),
             Kind::Set => Value::Set(Box::default()),
             Kind::ZSet => Value::ZSet(Box::default()),
@@ -179,8 +211,11 @@ fn with_collection(
     match shard.get_mut(key) {
         Some(entry) if !kind.matches(&entry.value) => Reply::error(WRONGTYPE),
         Some(entry) => {
+            let before = entry.value.mem();
             let reply = f(Some(&mut entry.value));
-            if is_empty(&entry.value) {
+            let (after, empty) = (entry.value.mem(), is_empty(&entry.value));
+            shard.resized(before, after);
+            if empty {
                 shard.remove(key);
             }
             reply
@@ -189,13 +224,7 @@ fn with_collection(
             let mut value = kind.empty();
             let reply = f(Some(&mut value));
             if !reply.is_error() && !is_empty(&value) {
-                shard.insert(
-                    key.clone(),
-                    Entry {
-                        value,
-                        expires_at: 0,
-                    },
-                );
+                shard.insert(key.clone(), Entry::new(value, 0));
             }
             reply
         }
@@ -220,42 +249,59 @@ fn range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
 }
 
 impl Engine {
-    /// Collection commands; `None` if `name` is not one (or has bad arity).
+    /// Collection commands; `None` if `upper` is not one (or has bad arity:
+    /// the caller answers that from the command table).
     pub(super) fn execute_collection(
         &self,
-        db: usize,
+        session: &Session,
         upper: &[u8],
-        name: &str,
         a: &[Bytes],
     ) -> Option<Reply> {
+        let db = session.db;
         let reply =
             match upper {
                 b"LPUSH" | b"RPUSH" if a.len() >= 2 => {
                     let front = upper == b"LPUSH";
-                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::List, true, |v| {
-                        let Some(Value::List(list)) = v else {
-                            return Reply::Integer(0);
-                        };
-                        for item in &a[1..] {
-                            if front {
-                                list.push_front(item.clone());
-                            } else {
-                                list.push_back(item.clone());
+                    let reply =
+                        with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::List, true, |v| {
+                            let Some(Value::List(list)) = v else {
+                                return Reply::Integer(0);
+                            };
+                            for item in &a[1..] {
+                                if front {
+                                    list.push_front(item.clone());
+                                } else {
+                                    list.push_back(item.clone());
+                                }
                             }
+                            Reply::Integer(list.len() as i64)
+                        });
+                    if !reply.is_error() {
+                        self.list_pushed(db, &a[0]);
+                    }
+                    reply
+                }
+                b"BLPOP" | b"BRPOP" if a.len() >= 2 => {
+                    self.pop_first(db, &a[..a.len() - 1], &a[a.len() - 1], upper == b"BLPOP")
+                }
+                b"HINCRBYFLOAT" if a.len() == 3 => self.hincrbyfloat(db, a),
+                _ if zrange::handles(upper) && a.len() >= 3 => {
+                    let query = match zrange::Query::parse(upper, a) {
+                        Ok(q) => q,
+                        Err(e) => return Some(e),
+                    };
+                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::ZSet, false, |v| {
+                        match v {
+                            Some(Value::ZSet(z)) => query.run(z, session.resp3),
+                            _ => Reply::Array(Vec::new()),
                         }
-                        Reply::Integer(list.len() as i64)
                     })
                 }
                 b"LPOP" | b"RPOP" if a.len() == 1 || a.len() == 2 => {
                     let front = upper == b"LPOP";
-                    let count = match a.get(1).map(|c| parse_i64(c)) {
-                        None => None,
-                        Some(Some(n)) if n >= 0 => Some(n as usize),
-                        Some(_) => {
-                            return Some(Reply::error(
-                                "ERR value is out of range, must be positive",
-                            ));
-                        }
+                    let count = match optional_count(a.get(1)) {
+                        Ok(c) => c,
+                        Err(e) => return Some(e),
                     };
                     with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::List, false, |v| {
                         let Some(Value::List(list)) = v else {
@@ -265,13 +311,7 @@ impl Engine {
                                 Reply::Nil
                             };
                         };
-                        let mut pop = || {
-                            if front {
-                                list.pop_front()
-                            } else {
-                                list.pop_back()
-                            }
-                        };
+                        let mut pop = || list.pop(front);
                         match count {
                             None => pop().map_or(Reply::Nil, Reply::Bulk),
                             Some(n) => {
@@ -333,34 +373,22 @@ impl Engine {
                     with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::List, false, |v| {
                         if let Some(Value::List(list)) = v {
                             match range(start, stop, list.len()) {
-                                Some((s, e)) => {
-                                    list.truncate(e + 1);
-                                    list.drain(..s);
-                                }
+                                Some((s, e)) => list.keep(s, e),
                                 None => list.clear(),
                             }
                         }
                         Reply::ok()
                     })
                 }
-                b"ZRANGEBYSCORE" | b"ZREMRANGEBYSCORE" | b"ZCOUNT" if a.len() >= 3 => {
+                b"ZREMRANGEBYSCORE" | b"ZCOUNT" if a.len() == 3 => {
                     let (Some(min), Some(max)) =
                         (ScoreBound::parse(&a[1]), ScoreBound::parse(&a[2]))
                     else {
                         return Some(Reply::error("ERR min or max is not a float"));
                     };
-                    let with_scores =
-                        upper == b"ZRANGEBYSCORE" && a.len() == 4 && eq(&a[3], "WITHSCORES");
-                    if a.len() > 3 && !with_scores {
-                        return Some(Reply::error(SYNTAX));
-                    }
                     with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::ZSet, false, |v| {
                         let Some(Value::ZSet(z)) = v else {
-                            return if upper == b"ZRANGEBYSCORE" {
-                                Reply::Array(Vec::new())
-                            } else {
-                                Reply::Integer(0)
-                            };
+                            return Reply::Integer(0);
                         };
                         let hits: Vec<(f64, Bytes)> = z
                             .ordered
@@ -370,21 +398,11 @@ impl Engine {
                             .collect();
                         match upper {
                             b"ZCOUNT" => Reply::Integer(hits.len() as i64),
-                            b"ZREMRANGEBYSCORE" => {
+                            _ => {
                                 for (_, m) in &hits {
                                     z.remove(m);
                                 }
                                 Reply::Integer(hits.len() as i64)
-                            }
-                            _ => {
-                                let mut out = Vec::new();
-                                for (score, member) in hits {
-                                    out.push(Reply::Bulk(member));
-                                    if with_scores {
-                                        out.push(Reply::Bulk(Bytes::from(format_double(score))));
-                                    }
-                                }
-                                Reply::Array(out)
                             }
                         }
                     })
@@ -474,7 +492,7 @@ impl Engine {
                     with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::Hash, false, |v| {
                         match v {
                             Some(Value::Hash(hash)) => Reply::Integer(
-                                a[1..].iter().filter(|f| hash.remove(*f).is_some()).count() as i64,
+                                a[1..].iter().filter(|f| hash.remove(f).is_some()).count() as i64,
                             ),
                             _ => Reply::Integer(0),
                         }
@@ -539,7 +557,7 @@ impl Engine {
                     false,
                     |v| match v {
                         Some(Value::Set(set)) => {
-                            Reply::Integer(a[1..].iter().filter(|m| set.remove(*m)).count() as i64)
+                            Reply::Integer(a[1..].iter().filter(|m| set.remove(m)).count() as i64)
                         }
                         _ => Reply::Integer(0),
                     },
@@ -605,37 +623,6 @@ impl Engine {
                         }
                     })
                 }
-                b"ZRANGE" if a.len() == 3 || a.len() == 4 => {
-                    let (Some(start), Some(stop)) = (parse_i64(&a[1]), parse_i64(&a[2])) else {
-                        return Some(Reply::error(NOT_INTEGER));
-                    };
-                    let with_scores = match a.get(3) {
-                        None => false,
-                        Some(w) if eq(w, "WITHSCORES") => true,
-                        Some(_) => return Some(Reply::error(SYNTAX)),
-                    };
-                    with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::ZSet, false, |v| {
-                        match v {
-                            Some(Value::ZSet(z)) => match range(start, stop, z.len()) {
-                                Some((s, e)) => {
-                                    let mut out = Vec::new();
-                                    for (score, member) in z.ordered.iter().skip(s).take(e - s + 1)
-                                    {
-                                        out.push(Reply::Bulk(member.clone()));
-                                        if with_scores {
-                                            out.push(Reply::Bulk(Bytes::from(format_double(
-                                                score.0,
-                                            ))));
-                                        }
-                                    }
-                                    Reply::Array(out)
-                                }
-                                None => Reply::Array(Vec::new()),
-                            },
-                            _ => Reply::Array(Vec::new()),
-                        }
-                    })
-                }
                 b"LSET" if a.len() == 3 => {
                     let Some(index) = parse_i64(&a[1]) else {
                         return Some(Reply::error(NOT_INTEGER));
@@ -648,12 +635,9 @@ impl Engine {
                                 } else {
                                     index
                                 };
-                                match usize::try_from(i).ok().and_then(|i| list.get_mut(i)) {
-                                    Some(slot) => {
-                                        *slot = a[2].clone();
-                                        Reply::ok()
-                                    }
-                                    None => Reply::error("ERR index out of range"),
+                                match usize::try_from(i) {
+                                    Ok(i) if list.replace(i, a[2].clone()) => Reply::ok(),
+                                    _ => Reply::error("ERR index out of range"),
                                 }
                             }
                             _ => Reply::error("ERR no such key"),
@@ -771,16 +755,24 @@ impl Engine {
                     Reply::Array(result.into_iter().map(Reply::Bulk).collect())
                 }
                 b"SPOP" | b"SRANDMEMBER" if a.len() == 1 || a.len() == 2 => {
-                    let count = match a.get(1).map(|c| parse_i64(c)) {
-                        None => None,
-                        Some(Some(n)) if n >= 0 || upper == b"SRANDMEMBER" => Some(n),
-                        Some(_) => {
-                            return Some(Reply::error(
-                                "ERR value is out of range, must be positive",
-                            ));
-                        }
-                    };
                     let pop = upper == b"SPOP";
+                    // SRANDMEMBER takes a negative count (repeats allowed).
+                    let count = match (pop, a.get(1)) {
+                        (_, None) => None,
+                        (true, count) => match optional_count(count) {
+                            Ok(n) => n.map(|n| n as i64),
+                            Err(e) => return Some(e),
+                        },
+                        (false, Some(n)) => match parse_i64(n) {
+                            // Repeats are built in one reply: bound them, or a
+                            // count like -2^63 exhausts memory and aborts.
+                            Some(n) if n < -(1 << 20) => {
+                                return Some(Reply::error("ERR value is out of range"));
+                            }
+                            Some(n) => Some(n),
+                            None => return Some(Reply::error(NOT_INTEGER)),
+                        },
+                    };
                     with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::Set, false, |v| {
                         let Some(Value::Set(set)) = v else {
                             return if count.is_some() {
@@ -816,8 +808,10 @@ impl Engine {
                                 )
                             }
                             Some(n) => {
+                                // Capped: choose_multiple reserves `n` slots up front.
+                                let n = (n as usize).min(set.len());
                                 let chosen: Vec<Bytes> =
-                                    set.iter().cloned().choose_multiple(&mut rng, n as usize);
+                                    set.iter().cloned().choose_multiple(&mut rng, n);
                                 if pop {
                                     for m in &chosen {
                                         set.remove(m);
@@ -861,14 +855,9 @@ impl Engine {
                     })
                 }
                 b"ZPOPMIN" | b"ZPOPMAX" if a.len() == 1 || a.len() == 2 => {
-                    let count = match a.get(1).map(|c| parse_i64(c)) {
-                        None => 1,
-                        Some(Some(n)) if n >= 0 => n as usize,
-                        Some(_) => {
-                            return Some(Reply::error(
-                                "ERR value is out of range, must be positive",
-                            ));
-                        }
+                    let count = match optional_count(a.get(1)) {
+                        Ok(n) => n.unwrap_or(1),
+                        Err(e) => return Some(e),
                     };
                     with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::ZSet, false, |v| {
                         let Some(Value::ZSet(z)) = v else {
@@ -937,10 +926,68 @@ impl Engine {
                     }
                     Reply::Array(vec![Reply::bulk("0"), items])
                 }
-                _ if COLLECTION_COMMANDS.contains(&name) => wrong_args(name),
                 _ => return None,
             };
         Some(reply)
+    }
+
+    /// BLPOP/BRPOP without blocking: pops from the first non-empty list
+    /// of `keys` ([key, item]), or answers a null array (the connection
+    /// decides whether to wait).
+    fn pop_first(&self, db: usize, keys: &[Bytes], timeout: &[u8], front: bool) -> Reply {
+        if let Err(e) = block_timeout(timeout) {
+            return e;
+        }
+        for key in keys {
+            let popped =
+                with_collection(
+                    &mut self.shard(db, key),
+                    key,
+                    Kind::List,
+                    false,
+                    |v| match v {
+                        Some(Value::List(list)) => {
+                            list.pop(front).map_or(Reply::NilArray, Reply::Bulk)
+                        }
+                        _ => Reply::NilArray,
+                    },
+                );
+            match popped {
+                Reply::NilArray => continue,
+                Reply::Bulk(item) => {
+                    return Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(item)]);
+                }
+                error => return error,
+            }
+        }
+        Reply::NilArray
+    }
+
+    fn hincrbyfloat(&self, db: usize, a: &[Bytes]) -> Reply {
+        let by = match parse_float(&a[2]) {
+            Some(by) if by.is_finite() => by,
+            Some(_) => return Reply::error("ERR value is NaN or Infinity"),
+            None => return Reply::error("ERR value is not a valid float"),
+        };
+        with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::Hash, true, |v| {
+            let Some(Value::Hash(hash)) = v else {
+                return Reply::Nil;
+            };
+            let current = match hash.get(&a[1]) {
+                None => 0.0,
+                Some(raw) => match parse_float(raw) {
+                    Some(f) => f,
+                    None => return Reply::error("ERR hash value is not a float"),
+                },
+            };
+            let next = current + by;
+            if !next.is_finite() {
+                return Reply::error("ERR increment would produce NaN or Infinity");
+            }
+            let text = Bytes::from(format_double(next));
+            hash.insert(a[1].clone(), text.clone());
+            Reply::Bulk(text)
+        })
     }
 
     fn zadd(&self, db: usize, a: &[Bytes]) -> Reply {
@@ -1029,35 +1076,3 @@ impl Engine {
         })
     }
 }
-
-const COLLECTION_COMMANDS: &[&str] = &[
-    "LPUSH",
-    "RPUSH",
-    "LPOP",
-    "RPOP",
-    "LLEN",
-    "LRANGE",
-    "LINDEX",
-    "HSET",
-    "HMSET",
-    "HSETNX",
-    "HGET",
-    "HMGET",
-    "HGETALL",
-    "HKEYS",
-    "HVALS",
-    "HDEL",
-    "HEXISTS",
-    "HLEN",
-    "HINCRBY",
-    "SADD",
-    "SREM",
-    "SMEMBERS",
-    "SISMEMBER",
-    "SCARD",
-    "ZADD",
-    "ZSCORE",
-    "ZCARD",
-    "ZREM",
-    "ZRANGE",
-];

@@ -1,10 +1,11 @@
 //! One client connection: read what arrived, answer every complete command
-//! in it (pipelining), write the replies in one go.
+//! in it (pipelining), write the replies in one go. BLPOP/BRPOP on empty
+//! lists wait here, between reads, without holding anything shared.
 
 use std::sync::Arc;
 
 use bunbase_core::kv::aof::{self, Aof};
-use bunbase_core::kv::engine::Session;
+use bunbase_core::kv::engine::{Activity, ClientHandle, Session, block_timeout};
 use bunbase_core::kv::pubsub::{self, Inbox, Message, PubSub};
 use bunbase_core::kv::resp::{self, Limits};
 use bunbase_core::kv::tx::{Transactions, Watch};
@@ -46,14 +47,12 @@ impl Drop for TxState {
     }
 }
 
-/// Runs one command (logging it, and noting writes for WATCH); the caller
-/// holds the transaction gate.
+/// Runs one command (logging it, and noting writes and evictions for
+/// WATCH); the caller holds the transaction gate.
 fn run(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
     let db = session.db;
     let reply = execute(shared, session, args);
-    if !reply.is_error() {
-        shared.tx.wrote(db, args);
-    }
+    shared.tx.record(db, args, &reply, &session.evicted);
     reply
 }
 
@@ -85,7 +84,11 @@ fn transaction_command(
         }
         b"WATCH" => {
             for key in &args[1..] {
-                state.watches.push(shared.tx.watch(session.db, key.clone()));
+                // A key that expires before EXEC counts as changed.
+                let deadline = shared.engine.expires_at(session.db, key).unwrap_or(0);
+                state
+                    .watches
+                    .push(shared.tx.watch_until(session.db, key.clone(), deadline));
             }
             Reply::ok()
         }
@@ -244,6 +247,77 @@ fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
 const READ_CHUNK: usize = 16 * 1024;
 /// Replies are flushed once this much is buffered, even mid-pipeline.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
+/// While blocked, input is read (to notice a hang-up) up to this much.
+const BLOCKED_INPUT_MAX: usize = 1024 * 1024;
+
+fn is_blocking_pop(args: &[Bytes]) -> bool {
+    is(&args[0], "BLPOP") || is(&args[0], "BRPOP")
+}
+
+/// What CLIENT LIST shows of this connection besides its session.
+fn activity<'a>(
+    last: &'a [Bytes],
+    subs: &Subscriptions,
+    tx: &TxState,
+    blocked: bool,
+) -> Activity<'a> {
+    Activity {
+        last_command: last,
+        channels: subs.channels.len(),
+        patterns: subs.patterns.len(),
+        queued: tx.queue.as_ref().map(Vec::len),
+        blocked,
+    }
+}
+
+/// BLPOP/BRPOP found every list empty: waits, holding no lock, until a
+/// push lets a retry pop, or the timeout passes (a null reply). `None`
+/// when the connection must end (server stopping, client gone).
+async fn block_on_lists(
+    shared: &Shared,
+    session: &mut Session,
+    args: &[Bytes],
+    socket: &mut TcpStream,
+    input: &mut BytesMut,
+    stop: &CancellationToken,
+) -> Option<Reply> {
+    let timeout = match block_timeout(&args[args.len() - 1]) {
+        Ok(t) => t,
+        Err(e) => return Some(e),
+    };
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let wait = shared
+        .engine
+        .wait_for_lists(session.db, &args[1..args.len() - 1]);
+    loop {
+        // Registered first, so a push between this try and the wait
+        // below still wakes it.
+        let reply = {
+            let _gate = shared.tx.shared();
+            run(shared, session, args)
+        };
+        if reply != Reply::NilArray {
+            return Some(reply);
+        }
+        let expired = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = wait.ready() => {}
+            _ = expired => return Some(Reply::NilArray),
+            _ = stop.cancelled() => return None,
+            // Whatever the client sends meanwhile waits its turn.
+            read = socket.read_buf(input), if input.len() < BLOCKED_INPUT_MAX => {
+                if matches!(read, Ok(0) | Err(_)) {
+                    return None;
+                }
+            }
+        }
+    }
+}
 
 pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: CancellationToken) {
     let _ = socket.set_nodelay(true);
@@ -270,6 +344,15 @@ pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: C
         queue: None,
         watches: Vec::new(),
     };
+    let address = |a: std::io::Result<std::net::SocketAddr>| a.map(|a| a.to_string());
+    let client: ClientHandle = shared.engine.register_client(
+        id,
+        address(socket.peer_addr()).unwrap_or_default(),
+        address(socket.local_addr()).unwrap_or_default(),
+    );
+    // The last command of a batch (for CLIENT LIST's cmd=); emptied after
+    // each batch so the read buffer is not kept alive.
+    let mut last: Vec<Bytes> = Vec::new();
     loop {
         input.reserve(READ_CHUNK);
         let read = tokio::select! {
@@ -312,8 +395,10 @@ pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: C
             if args.is_empty() {
                 continue;
             }
+            last = args;
+            let args = &last;
             if authenticated
-                && pubsub_command(&shared, &mut subs, id, &args, &mut output, session.resp3)
+                && pubsub_command(&shared, &mut subs, id, args, &mut output, session.resp3)
                     .is_some()
             {
                 continue;
@@ -330,31 +415,46 @@ pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: C
                 .encode(&mut output, session.resp3);
                 continue;
             }
-            let reply = if authenticated {
-                match auth_command(&args, &shared) {
+            let mut reply = if authenticated {
+                match auth_command(args, &shared) {
                     Some(reply) => reply,
-                    None => {
-                        match transaction_command(&shared, &mut tx_state, &mut session, &args) {
-                            Some(reply) => reply,
-                            None => {
-                                let _gate = shared.tx.shared();
-                                run(&shared, &mut session, &args)
-                            }
+                    None => match transaction_command(&shared, &mut tx_state, &mut session, args) {
+                        Some(reply) => reply,
+                        None => {
+                            let _gate = shared.tx.shared();
+                            run(&shared, &mut session, args)
                         }
-                    }
+                    },
                 }
             } else {
-                match auth_command(&args, &shared) {
+                match auth_command(args, &shared) {
                     Some(reply) => {
                         if !reply.is_error() {
                             authenticated = true;
                         }
                         reply
                     }
-                    None if is(&args[0], "QUIT") => execute(&shared, &mut session, &args),
+                    None if is(&args[0], "QUIT") => execute(&shared, &mut session, args),
                     None => Reply::error("NOAUTH Authentication required."),
                 }
             };
+            // Nothing to pop (and not in MULTI, where it was queued): answer
+            // what came before, then wait.
+            if reply == Reply::NilArray && is_blocking_pop(args) {
+                if !output.is_empty() {
+                    if socket.write_all(&output).await.is_err() {
+                        return;
+                    }
+                    output.clear();
+                }
+                client.update(&session, activity(args, &subs, &tx_state, true));
+                let blocked =
+                    block_on_lists(&shared, &mut session, args, &mut socket, &mut input, &stop);
+                match blocked.await {
+                    Some(popped) => reply = popped,
+                    None => return,
+                }
+            }
             reply.encode(&mut output, session.resp3);
             if session.closing {
                 let _ = socket.write_all(&output).await;
@@ -366,6 +466,10 @@ pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: C
                 }
                 output.clear();
             }
+        }
+        if !last.is_empty() {
+            client.update(&session, activity(&last, &subs, &tx_state, false));
+            last.clear();
         }
         if !output.is_empty() {
             if socket.write_all(&output).await.is_err() {
