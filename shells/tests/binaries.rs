@@ -411,7 +411,10 @@ async fn bunbase_kv_survives_a_restart_and_shares_its_engine_over_resp() {
         resp(&mut stream, "GET kv:demo:greeting").await,
         "$5\r\nhello\r\n"
     );
-    assert_eq!(resp(&mut stream, "SET kv:demo:fromresp hi").await, "+OK\r\n");
+    assert_eq!(
+        resp(&mut stream, "SET kv:demo:fromresp hi").await,
+        "+OK\r\n"
+    );
     drop(stream);
     sigterm(&child);
     let mut child = child;
@@ -525,6 +528,80 @@ async fn bunder_manager_runs_on_a_bunder_server() {
     assert_eq!(health.status(), 503);
     sigterm(&manager);
     let status = tokio::time::timeout(Duration::from_secs(15), manager.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    std::fs::remove_dir_all(&data).ok();
+}
+
+#[tokio::test]
+async fn bunder_serves_prometheus_metrics() {
+    let data = temp_dir("bunder-metrics");
+    let (port, metrics_port) = (free_port(), free_port());
+    let mut child = Command::new(BUNDER)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--metrics-listen",
+            &format!("127.0.0.1:{metrics_port}"),
+            "--appendonly",
+            "--appendfsync",
+            "everysec",
+            "--maxmemory",
+            "64MiB",
+            "--maxmemory-policy",
+            "allkeys-lru",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stream = None;
+    for _ in 0..100 {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            stream = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut stream = stream.expect("bunder listens");
+    assert_eq!(resp(&mut stream, "SET a 1").await, "+OK\r\n");
+    assert_eq!(resp(&mut stream, "SET b 2").await, "+OK\r\n");
+    assert_eq!(resp(&mut stream, "GET a").await, "$1\r\n1\r\n");
+    let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "bunder_commands_total{command=\"set\"} 2",
+        "bunder_commands_total{command=\"get\"} 1",
+        "bunder_keys{db=\"0\"} 2",
+        "bunder_connected_clients 1",
+        "bunder_maxmemory_bytes 67108864",
+        "bunder_evicted_keys_total 0",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    for name in [
+        "bunder_used_memory_bytes",
+        "bunder_process_resident_memory_bytes",
+        "bunder_aof_unsynced_bytes",
+        "bunder_aof_seconds_since_fsync",
+    ] {
+        assert!(text.contains(name), "missing {name}");
+    }
+    let health = reqwest::get(format!("http://127.0.0.1:{metrics_port}/health"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    sigterm(&child);
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
         .await
         .unwrap()
         .unwrap();

@@ -50,6 +50,18 @@ struct Writer {
     dirty: bool,
     /// Commands logged since the file was last rewritten.
     since_rewrite: u64,
+    /// Bytes appended and not yet fsynced, and since when.
+    unsynced_bytes: u64,
+    unsynced_since: Option<std::time::Instant>,
+}
+
+/// How far the file on disk is behind acknowledged writes (what a power
+/// loss could take).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AofLag {
+    pub unsynced_bytes: u64,
+    /// How long the oldest unsynced write has waited; `None` when none.
+    pub pending_for: Option<std::time::Duration>,
 }
 
 pub struct Aof {
@@ -94,11 +106,12 @@ impl Aof {
                 truncated: 0,
             }
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| io(path, "open", e))?;
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        // Every project's data is in it: readable by its owner only.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path).map_err(|e| io(path, "open", e))?;
         Ok((
             Aof {
                 path: path.to_path_buf(),
@@ -108,6 +121,8 @@ impl Aof {
                     db: None,
                     dirty: false,
                     since_rewrite: loaded.commands,
+                    unsynced_bytes: 0,
+                    unsynced_since: None,
                 }),
                 gate: std::sync::RwLock::new(()),
             },
@@ -117,9 +132,14 @@ impl Aof {
 
     /// Logs a command that was just executed (if it changed anything).
     pub fn log(&self, db: usize, args: &[Bytes], reply: &Reply) -> Result<(), Error> {
-        let Some(command) = propagate(args, reply) else {
-            return Ok(());
-        };
+        match propagate(args, reply) {
+            Some(command) => self.append(db, &command),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends one command, as run in `db`.
+    fn append(&self, db: usize, command: &[Bytes]) -> Result<(), Error> {
         let mut out = BytesMut::new();
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         if writer.db != Some(db) {
@@ -129,7 +149,7 @@ impl Aof {
             );
             writer.db = Some(db);
         }
-        encode(&mut out, &command);
+        encode(&mut out, command);
         writer
             .file
             .write_all(&out)
@@ -142,8 +162,20 @@ impl Aof {
                 .map_err(|e| io(&self.path, "fsync", e))?;
         } else {
             writer.dirty = true;
+            writer.unsynced_bytes += out.len() as u64;
+            writer
+                .unsynced_since
+                .get_or_insert_with(std::time::Instant::now);
         }
         Ok(())
+    }
+
+    pub fn lag(&self) -> AofLag {
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        AofLag {
+            unsynced_bytes: writer.unsynced_bytes,
+            pending_for: writer.unsynced_since.map(|t| t.elapsed()),
+        }
     }
 
     /// fsyncs if anything was written since the last call (`everysec`).
@@ -154,6 +186,8 @@ impl Aof {
                 .file
                 .sync_data()
                 .map_err(|e| io(&self.path, "fsync", e))?;
+            writer.unsynced_bytes = 0;
+            writer.unsynced_since = None;
         }
         writer.dirty = false;
         Ok(())
@@ -178,7 +212,11 @@ impl Aof {
             let _paused = self.gate.write().unwrap_or_else(|e| e.into_inner());
             engine.snapshot()
         };
-        let mut file = File::create(&temp).map_err(|e| io(&temp, "create", e))?;
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temp).map_err(|e| io(&temp, "create", e))?;
         let mut out = BytesMut::new();
         for (db, commands) in snapshot {
             encode(
@@ -202,6 +240,10 @@ impl Aof {
             .map_err(|e| io(&self.path, "reopen", e))?;
         writer.db = None;
         writer.since_rewrite = 0;
+        // The new file was fsynced whole.
+        writer.dirty = false;
+        writer.unsynced_bytes = 0;
+        writer.unsynced_since = None;
         Ok(())
     }
 }
@@ -219,6 +261,7 @@ fn replay(path: &Path, engine: &Engine) -> Result<Loaded, Error> {
     let mut buf = BytesMut::from(&raw[..]);
     let limits = Limits::default();
     let mut session = Session::new(0);
+    session.replaying = true;
     let mut commands = 0;
     loop {
         let offset = total - buf.len();
@@ -354,6 +397,30 @@ fn propagate(args: &[Bytes], reply: &Reply) -> Option<Vec<Bytes>> {
             }
             (out.len() > 2).then_some(out)
         }
+        // What was popped, from which key (not a wait: replay must not block).
+        b"BLPOP" | b"BRPOP" => match reply {
+            Reply::Array(items) => match items.first() {
+                Some(Reply::Bulk(key)) => Some(vec![
+                    Bytes::from_static(if name.as_slice() == b"BLPOP" {
+                        b"LPOP"
+                    } else {
+                        b"RPOP"
+                    }),
+                    key.clone(),
+                ]),
+                _ => None,
+            },
+            _ => None,
+        },
+        b"HINCRBYFLOAT" => match reply {
+            Reply::Bulk(v) => Some(vec![
+                Bytes::from_static(b"HSET"),
+                args[1].clone(),
+                args[2].clone(),
+                v.clone(),
+            ]),
+            _ => None,
+        },
         // The result, not the increment: float rounding must not drift.
         b"INCRBYFLOAT" => match reply {
             Reply::Bulk(v) => Some(vec![
@@ -399,6 +466,10 @@ pub fn execute_logged(
     let db = session.db;
     let _gate = aof.gate.read().unwrap_or_else(|e| e.into_inner());
     let reply = engine.execute(session, args);
+    // Evictions made room before the command ran: log them first.
+    for (evicted_db, key) in &session.evicted {
+        aof.append(*evicted_db, &[Bytes::from_static(b"DEL"), key.clone()])?;
+    }
     aof.log(db, args, &reply)?;
     Ok(reply)
 }
@@ -546,6 +617,65 @@ mod tests {
         assert_eq!(get(&restored, 0, "LLEN l"), Reply::Integer(3));
         assert_eq!(get(&restored, 0, "ZSCORE z x"), Reply::bulk("0.1"));
         assert!(matches!(get(&restored, 0, "PTTL temp"), Reply::Integer(t) if t > 90_000));
+        std::fs::remove_file(&path).ok();
+    }
+
+    #[test]
+    fn pops_increments_and_evictions_are_logged_as_what_they_did() {
+        use crate::kv::engine::EvictionPolicy;
+        let path = temp_path();
+        let kept;
+        {
+            let engine = fresh();
+            let (aof, _) = Aof::open(&path, FsyncPolicy::Always, &engine).unwrap();
+            let aof = Arc::new(aof);
+            let s = &mut Session::new(1);
+            run(&engine, &aof, s, "RPUSH jobs a b c");
+            run(&engine, &aof, s, "BLPOP empty jobs 0");
+            run(&engine, &aof, s, "BRPOP jobs 0");
+            run(&engine, &aof, s, "BLPOP empty 0"); // nothing popped, nothing logged
+            run(&engine, &aof, s, "HINCRBYFLOAT h f 0.1");
+            run(&engine, &aof, s, "HINCRBYFLOAT h f 0.2");
+            // Only these can be evicted (volatile-lru), so the checks
+            // below do not depend on which keys the sampling picks.
+            for i in 0..20 {
+                run(&engine, &aof, s, &format!("SET k{i} v EX 1000"));
+            }
+            engine.set_eviction_policy(EvictionPolicy::VolatileLru);
+            engine.set_max_memory(Some(engine.used_memory() - 1));
+            run(&engine, &aof, s, "SET last v");
+            assert!(!s.evicted.is_empty());
+            kept = Reply::Integer(engine.dbsize(0) as i64);
+        }
+        // Replayed under a limit nothing fits in: the log already holds the
+        // evictions, so replay must not evict (or refuse) anything.
+        let engine = Engine::new(EngineConfig {
+            max_memory: Some(1),
+            ..EngineConfig::default()
+        });
+        let (_aof, loaded) = Aof::open(&path, FsyncPolicy::Always, &engine).unwrap();
+        assert!(loaded.commands > 0);
+        assert_eq!(
+            get(&engine, 0, "LRANGE jobs 0 -1"),
+            Reply::Array(vec![Reply::bulk("b")])
+        );
+        assert!(matches!(get(&engine, 0, "HGET h f"), Reply::Bulk(v) if v.starts_with(b"0.3")));
+        assert_eq!(
+            get(&engine, 0, "DBSIZE"),
+            kept,
+            "the evicted keys stay gone"
+        );
+        assert_eq!(get(&engine, 0, "EXISTS last"), Reply::Integer(1));
+        let log = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            log.contains("$4\r\nLPOP\r\n$4\r\njobs") && log.contains("$4\r\nRPOP\r\n"),
+            "{log}"
+        );
+        assert!(log.contains("$3\r\nDEL\r\n"), "{log}");
+        assert!(
+            !log.contains("BLPOP") && !log.contains("HINCRBYFLOAT"),
+            "{log}"
+        );
         std::fs::remove_file(&path).ok();
     }
 }

@@ -182,13 +182,13 @@ impl Kv {
                     self.limits.max_value_bytes
                 )));
             }
-            if let Some(ttl) = request.ttl {
-                if ttl.is_zero() || ttl > self.limits.max_ttl {
-                    return Err(Error::invalid(format!(
-                        "a time to live is 1 ms to {} s",
-                        self.limits.max_ttl.as_secs()
-                    )));
-                }
+            if let Some(ttl) = request.ttl
+                && (ttl.is_zero() || ttl > self.limits.max_ttl)
+            {
+                return Err(Error::invalid(format!(
+                    "a time to live is 1 ms to {} s",
+                    self.limits.max_ttl.as_secs()
+                )));
             }
             let options = PutOptions {
                 ttl: request.ttl,

@@ -205,6 +205,12 @@ async fn main() -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("no KV store"),
     };
     let kv = args.kv.build(kv_store, events.clone(), &registry)?;
+    if let Some(local) = &local_kv {
+        registry.register(Box::new(bunder::BunderCollector::new(
+            local.engine.clone(),
+            Some(local.aof.clone()),
+        )))?;
+    }
     let upkeep = local_kv.as_ref().map(|local| {
         bunder::spawn_upkeep(
             local.engine.clone(),

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use bunbase_core::config::resolve_secret;
 use bunbase_core::kv::aof::{Aof, FsyncPolicy};
+use bunbase_core::kv::engine::EvictionPolicy;
 use bunbase_core::kv::resp::Limits;
 use bunbase_core::kv::{Engine, EngineConfig};
+use bunbase_core::metrics::Registry;
 use bunbase_shells::bunder::{self, BunderConfig};
 use bunbase_shells::cli::{self, parse_size_arg};
-use bunbase_shells::kit::{self, Shutdown};
+use bunbase_shells::kit::{self, ServerConfig, Shutdown};
 use clap::Parser;
 
 /// Bunder: a Redis-protocol key-value server.
@@ -47,6 +49,16 @@ struct Args {
     /// Where the append-only file lives.
     #[arg(long, env = "BUNDER_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
+    /// Most memory for keys and values (estimated), e.g. 256MiB; none by default.
+    #[arg(long, env = "BUNDER_MAXMEMORY", value_parser = parse_size_arg)]
+    maxmemory: Option<usize>,
+    /// Over --maxmemory: noeviction (writes fail), allkeys-lru or volatile-lru.
+    #[arg(long, env = "BUNDER_MAXMEMORY_POLICY", default_value = "noeviction")]
+    maxmemory_policy: EvictionPolicy,
+    /// Serve /metrics (Prometheus) and /health over HTTP on this address, e.g.
+    /// 127.0.0.1:9121. Off unless set.
+    #[arg(long, env = "BUNDER_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
 }
 
 #[tokio::main]
@@ -60,6 +72,8 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let engine = Arc::new(Engine::new(EngineConfig {
         databases: args.databases.clamp(1, 1024),
+        max_memory: args.maxmemory.filter(|m| *m > 0),
+        eviction: args.maxmemory_policy,
         ..EngineConfig::default()
     }));
     let aof = if args.appendonly {
@@ -80,6 +94,37 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "bunder serving RESP");
     let shutdown = Shutdown::new();
     kit::shutdown_on_signals(&shutdown);
+    let metrics = match &args.metrics_listen {
+        Some(address) => {
+            let http = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {address}"))?;
+            tracing::info!(address = %http.local_addr()?, "bunder serving /metrics and /health");
+            let registry = Registry::new();
+            registry.register(Box::new(bunder::BunderCollector::new(
+                engine.clone(),
+                aof.clone(),
+            )))?;
+            let service = kit::Service {
+                name: "bunder".into(),
+                router: axum::Router::new(),
+                health: Vec::new(),
+                on_shutdown: None,
+            };
+            let shutdown = shutdown.clone();
+            Some(tokio::spawn(async move {
+                kit::serve(
+                    http,
+                    vec![service],
+                    &registry,
+                    ServerConfig::default(),
+                    shutdown,
+                )
+                .await
+            }))
+        }
+        None => None,
+    };
     let config = BunderConfig {
         max_clients: args.max_clients,
         limits: Limits {
@@ -91,6 +136,10 @@ async fn main() -> anyhow::Result<()> {
         rewrite_after: args.rewrite_after.max(1000),
     };
     bunder::serve(listener, engine, config, shutdown.token.clone()).await;
+    if let Some(metrics) = metrics {
+        shutdown.trigger();
+        metrics.await??;
+    }
     tracing::info!("bunder stopped");
     Ok(())
 }

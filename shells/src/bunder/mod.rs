@@ -3,6 +3,9 @@
 //! engine), and here the connection loop and the accept loop.
 
 mod connection;
+mod metrics;
 mod server;
+
+pub use metrics::BunderCollector;
 
 pub use server::{BunderConfig, serve, serve_shared, spawn_upkeep};

@@ -47,9 +47,8 @@ impl EngineRunner {
         let mut session = Session::new(0);
         match aof::execute_logged(&self.engine, self.aof.as_ref(), &mut session, args) {
             Ok(reply) => {
-                if !reply.is_error() {
-                    self.tx.wrote(0, args);
-                }
+                // Writes and evictions count as changes for WATCH.
+                self.tx.record(0, args, &reply, &session.evicted);
                 reply
             }
             Err(e) => Reply::Error(format!("ERR {e}")),
@@ -71,7 +70,14 @@ impl Runner for EngineRunner {
     }
 
     async fn watch(&self, keys: Vec<Bytes>) -> Result<Box<dyn Transaction>, Error> {
-        let watches = keys.into_iter().map(|k| self.tx.watch(0, k)).collect();
+        // A watched key that expires before the commit counts as changed.
+        let watches = keys
+            .into_iter()
+            .map(|k| {
+                let deadline = self.engine.expires_at(0, &k).unwrap_or(0);
+                self.tx.watch_until(0, k, deadline)
+            })
+            .collect();
         Ok(Box::new(EngineTransaction {
             runner: self.clone(),
             watches,
