@@ -608,3 +608,81 @@ async fn bunder_serves_prometheus_metrics() {
     assert!(status.success(), "exit status {status:?}");
     std::fs::remove_dir_all(&data).ok();
 }
+
+/// Without the append-only file, snapshots are the persistence: SAVE and
+/// BGSAVE write one, shutdown writes a last one, start loads it.
+#[tokio::test]
+async fn bunder_snapshots_survive_a_restart() {
+    let data = temp_dir("bunder-snapshot");
+    let port = free_port();
+    let start = || {
+        Command::new(BUNDER)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--snapshot-interval",
+                "3600",
+                "--data-dir",
+            ])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let connect = || async {
+        for _ in 0..100 {
+            if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("bunder did not start");
+    };
+    let mut child = start();
+    let mut stream = connect().await;
+    assert_eq!(resp(&mut stream, "RPUSH saved a b").await, ":2\r\n");
+    assert_eq!(resp(&mut stream, "SAVE").await, "+OK\r\n");
+    assert!(resp(&mut stream, "LASTSAVE").await.starts_with(':'));
+    assert_eq!(resp(&mut stream, "SET after-save 1").await, "+OK\r\n");
+    assert_eq!(
+        resp(&mut stream, "BGSAVE").await,
+        "+Background saving started\r\n"
+    );
+    assert_eq!(
+        resp(&mut stream, "SAVE now").await,
+        "-ERR wrong number of arguments for 'save' command\r\n"
+    );
+    assert_eq!(resp(&mut stream, "SET at-shutdown 1").await, "+OK\r\n");
+    drop(stream);
+    sigterm(&child);
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("bunder.snapshot"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let mut child = start();
+    let mut stream = connect().await;
+    assert_eq!(
+        resp(&mut stream, "LRANGE saved 0 -1").await,
+        "*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+    );
+    assert_eq!(
+        resp(&mut stream, "EXISTS after-save at-shutdown").await,
+        ":2\r\n"
+    );
+    drop(stream);
+    let _ = child.kill().await;
+    std::fs::remove_dir_all(&data).ok();
+}

@@ -91,7 +91,7 @@ impl std::fmt::Debug for Aof {
     }
 }
 
-fn io(path: &Path, what: &str, e: std::io::Error) -> Error {
+pub(super) fn io(path: &Path, what: &str, e: std::io::Error) -> Error {
     Error::Unavailable(format!("cannot {what} {}: {e}", path.display()))
 }
 
@@ -212,27 +212,8 @@ impl Aof {
             let _paused = self.gate.write().unwrap_or_else(|e| e.into_inner());
             engine.snapshot()
         };
-        let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&temp).map_err(|e| io(&temp, "create", e))?;
-        let mut out = BytesMut::new();
-        for (db, commands) in snapshot {
-            encode(
-                &mut out,
-                &[Bytes::from_static(b"SELECT"), Bytes::from(db.to_string())],
-            );
-            for command in commands {
-                encode(&mut out, &command);
-                if out.len() > 1 << 20 {
-                    file.write_all(&out).map_err(|e| io(&temp, "write", e))?;
-                    out.clear();
-                }
-            }
-        }
-        file.write_all(&out).map_err(|e| io(&temp, "write", e))?;
-        file.sync_all().map_err(|e| io(&temp, "fsync", e))?;
+        let mut file = create_private(&temp)?;
+        write_image(&mut file, &temp, snapshot)?;
         std::fs::rename(&temp, &self.path).map_err(|e| io(&self.path, "replace", e))?;
         writer.file = OpenOptions::new()
             .append(true)
@@ -257,8 +238,48 @@ fn replay(path: &Path, engine: &Engine) -> Result<Loaded, Error> {
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut raw))
         .map_err(|e| io(path, "read", e))?;
+    let applied = apply(&raw, engine, path, "append-only file")?;
+    let torn = (raw.len() - applied.complete) as u64;
+    if torn > 0 {
+        // A crash cut the last command short: drop it.
+        tracing::warn!(
+            path = %path.display(),
+            bytes = torn,
+            "append-only file ends with an incomplete command; truncating it"
+        );
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| io(path, "open", e))?;
+        file.set_len(applied.complete as u64)
+            .map_err(|e| io(path, "truncate", e))?;
+        file.sync_all().map_err(|e| io(path, "fsync", e))?;
+    }
+    Ok(Loaded {
+        commands: applied.commands,
+        truncated: torn,
+    })
+}
+
+/// What [`apply`] ran.
+pub(super) struct Applied {
+    pub commands: u64,
+    /// Bytes of whole commands (the rest is an incomplete last one).
+    pub complete: usize,
+}
+
+/// Runs the commands in `raw` (a file of RESP commands: the append-only
+/// file or a snapshot) on `engine`. A malformed or failing command is an
+/// error naming its byte offset; an incomplete last one is left to the
+/// caller.
+pub(super) fn apply(
+    raw: &[u8],
+    engine: &Engine,
+    path: &Path,
+    what: &str,
+) -> Result<Applied, Error> {
     let total = raw.len();
-    let mut buf = BytesMut::from(&raw[..]);
+    let mut buf = BytesMut::from(raw);
     let limits = Limits::default();
     let mut session = Session::new(0);
     session.replaying = true;
@@ -269,7 +290,7 @@ fn replay(path: &Path, engine: &Engine) -> Result<Loaded, Error> {
             Ok(Some(args)) if !args.is_empty() => {
                 if let Reply::Error(e) = engine.execute(&mut session, &args) {
                     return Err(Error::internal(format!(
-                        "append-only file {} is corrupt at byte {offset}: replaying a command failed: {e}",
+                        "{what} {} is corrupt at byte {offset}: replaying a command failed: {e}",
                         path.display()
                     )));
                 }
@@ -277,35 +298,52 @@ fn replay(path: &Path, engine: &Engine) -> Result<Loaded, Error> {
             }
             Ok(Some(_)) => {}
             Ok(None) => {
-                let torn = buf.len() as u64;
-                if torn > 0 {
-                    // A crash cut the last command short: drop it.
-                    tracing::warn!(
-                        path = %path.display(),
-                        bytes = torn,
-                        "append-only file ends with an incomplete command; truncating it"
-                    );
-                    let file = OpenOptions::new()
-                        .write(true)
-                        .open(path)
-                        .map_err(|e| io(path, "open", e))?;
-                    file.set_len(offset as u64)
-                        .map_err(|e| io(path, "truncate", e))?;
-                    file.sync_all().map_err(|e| io(path, "fsync", e))?;
-                }
-                return Ok(Loaded {
+                return Ok(Applied {
                     commands,
-                    truncated: torn,
+                    complete: offset,
                 });
             }
             Err(e) => {
                 return Err(Error::internal(format!(
-                    "append-only file {} is corrupt at byte {offset} ({e}); refusing to start rather than lose data — repair or move the file",
+                    "{what} {} is corrupt at byte {offset} ({e}); refusing to start rather than lose data — repair or move the file",
                     path.display()
                 )));
             }
         }
     }
+}
+
+/// Writes `snapshot` (the engine's rebuilding commands) to `file`.
+pub(super) fn write_image(
+    file: &mut File,
+    path: &Path,
+    snapshot: Vec<(usize, Vec<Vec<Bytes>>)>,
+) -> Result<(), Error> {
+    let mut out = BytesMut::new();
+    for (db, commands) in snapshot {
+        encode(
+            &mut out,
+            &[Bytes::from_static(b"SELECT"), Bytes::from(db.to_string())],
+        );
+        for command in commands {
+            encode(&mut out, &command);
+            if out.len() > 1 << 20 {
+                file.write_all(&out).map_err(|e| io(path, "write", e))?;
+                out.clear();
+            }
+        }
+    }
+    file.write_all(&out).map_err(|e| io(path, "write", e))?;
+    file.sync_all().map_err(|e| io(path, "fsync", e))
+}
+
+/// A new file only its owner can read (it holds every key).
+pub(super) fn create_private(path: &Path) -> Result<File, Error> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map_err(|e| io(path, "create", e))
 }
 
 /// The command to log for `args`, whose execution answered `reply`.

@@ -19,6 +19,7 @@ pub mod reply;
 pub mod resp;
 pub mod runner;
 mod service;
+pub mod snapshot;
 mod store;
 mod strings;
 #[cfg(feature = "testing")]

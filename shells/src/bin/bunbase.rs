@@ -14,6 +14,7 @@ use bunbase_core::config::resolve_secret;
 use bunbase_core::id::random_hex;
 use bunbase_core::kv::adapters::memory::{EngineRunner, MemoryKv};
 use bunbase_core::kv::aof::{Aof, FsyncPolicy};
+use bunbase_core::kv::snapshot::Snapshots;
 use bunbase_core::kv::tx::Transactions;
 use bunbase_core::kv::{Engine, EngineConfig, KvStore};
 use bunbase_core::metrics::Registry;
@@ -211,16 +212,25 @@ async fn main() -> anyhow::Result<()> {
             Some(local.aof.clone()),
         )))?;
     }
-    let upkeep = local_kv.as_ref().map(|local| {
-        bunder::spawn_upkeep(
+    // The engine's upkeep (expiry sweep, kv.aof) and its snapshot file
+    // (SAVE / BGSAVE over the RESP port: a consistent copy to back up).
+    let kv_config = local_kv.as_ref().map(|local| BunderConfig {
+        aof: Some(local.aof.clone()),
+        snapshots: Some(Arc::new(Snapshots::new(
+            args.data_dir.join("kv.snapshot"),
             local.engine.clone(),
-            Some(local.aof.clone()),
-            1_000_000,
-            shutdown.token.clone(),
-        )
+            local.tx.clone(),
+        ))),
+        ..BunderConfig::default()
     });
-    let resp_address = match (&args.resp_listen, &local_kv) {
-        (Some(address), Some(local)) => {
+    let upkeep = local_kv
+        .as_ref()
+        .zip(kv_config.as_ref())
+        .map(|(local, config)| {
+            bunder::spawn_upkeep(local.engine.clone(), config, shutdown.token.clone())
+        });
+    let resp_address = match (&args.resp_listen, local_kv.as_ref().zip(kv_config)) {
+        (Some(address), Some((local, config))) => {
             let password = resolve_secret(
                 "BUNBASE_RESP_PASSWORD",
                 args.resp_password.clone(),
@@ -241,8 +251,7 @@ async fn main() -> anyhow::Result<()> {
                 local.engine.clone(),
                 BunderConfig {
                     password: password.map(|p| p.expose().to_string()),
-                    aof: Some(local.aof.clone()),
-                    ..BunderConfig::default()
+                    ..config
                 },
                 local.tx.clone(),
                 shutdown.token.clone(),

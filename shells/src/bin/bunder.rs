@@ -8,6 +8,8 @@ use bunbase_core::config::resolve_secret;
 use bunbase_core::kv::aof::{Aof, FsyncPolicy};
 use bunbase_core::kv::engine::EvictionPolicy;
 use bunbase_core::kv::resp::Limits;
+use bunbase_core::kv::snapshot::Snapshots;
+use bunbase_core::kv::tx::Transactions;
 use bunbase_core::kv::{Engine, EngineConfig};
 use bunbase_core::metrics::Registry;
 use bunbase_shells::bunder::{self, BunderConfig};
@@ -55,6 +57,11 @@ struct Args {
     /// Over --maxmemory: noeviction (writes fail), allkeys-lru or volatile-lru.
     #[arg(long, env = "BUNDER_MAXMEMORY_POLICY", default_value = "noeviction")]
     maxmemory_policy: EvictionPolicy,
+    /// Save a snapshot (bunder.snapshot in --data-dir) every this many seconds and
+    /// at shutdown; 0 = only on SAVE / BGSAVE. Without --appendonly the snapshot
+    /// is loaded at start (persistence like Redis's RDB).
+    #[arg(long, env = "BUNDER_SNAPSHOT_INTERVAL", default_value_t = 0)]
+    snapshot_interval: u64,
     /// Serve /metrics (Prometheus) and /health over HTTP on this address, e.g.
     /// 127.0.0.1:9121. Off unless set.
     #[arg(long, env = "BUNDER_METRICS_LISTEN")]
@@ -88,6 +95,21 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+    // The append-only file, when on, holds every write: it alone is
+    // loaded. Otherwise the last snapshot is.
+    let tx = Arc::new(Transactions::default());
+    let snapshots = Arc::new(Snapshots::new(
+        args.data_dir.join("bunder.snapshot"),
+        engine.clone(),
+        tx.clone(),
+    ));
+    if aof.is_none() {
+        if let Some(commands) = snapshots.load().context("loading the snapshot")? {
+            tracing::info!(path = %snapshots.path().display(), commands, "snapshot loaded");
+        }
+    } else if snapshots.path().exists() {
+        tracing::info!(path = %snapshots.path().display(), "snapshot not loaded: the append-only file is authoritative");
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -134,8 +156,14 @@ async fn main() -> anyhow::Result<()> {
         password: password.map(|p| p.expose().to_string()),
         aof,
         rewrite_after: args.rewrite_after.max(1000),
+        snapshots: Some(snapshots),
+        snapshot_every: (args.snapshot_interval > 0)
+            .then(|| std::time::Duration::from_secs(args.snapshot_interval)),
     };
-    bunder::serve(listener, engine, config, shutdown.token.clone()).await;
+    let upkeep = bunder::spawn_upkeep(engine.clone(), &config, shutdown.token.clone());
+    bunder::serve_shared(listener, engine, config, tx, shutdown.token.clone()).await;
+    upkeep.close();
+    upkeep.wait().await; // the final fsync and snapshot
     if let Some(metrics) = metrics {
         shutdown.trigger();
         metrics.await??;

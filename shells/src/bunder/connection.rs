@@ -8,6 +8,7 @@ use bunbase_core::kv::aof::{self, Aof};
 use bunbase_core::kv::engine::{Activity, ClientHandle, Session, block_timeout};
 use bunbase_core::kv::pubsub::{self, Inbox, Message, PubSub};
 use bunbase_core::kv::resp::{self, Limits};
+use bunbase_core::kv::snapshot::Snapshots;
 use bunbase_core::kv::tx::{Transactions, Watch};
 use bunbase_core::kv::{Engine, Reply};
 use bytes::{Bytes, BytesMut};
@@ -24,6 +25,8 @@ pub struct Shared {
     pub aof: Option<Arc<Aof>>,
     pub pubsub: Arc<PubSub>,
     pub tx: Arc<Transactions>,
+    /// SAVE / BGSAVE / LASTSAVE.
+    pub snapshots: Option<Arc<Snapshots>>,
 }
 
 /// A connection's MULTI queue and WATCHed keys (unwatched when it ends).
@@ -415,7 +418,14 @@ pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: C
                 .encode(&mut output, session.resp3);
                 continue;
             }
-            let mut reply = if authenticated {
+            let snapshot = if authenticated {
+                snapshot_command(&shared, args).await
+            } else {
+                None
+            };
+            let mut reply = if let Some(reply) = snapshot {
+                reply
+            } else if authenticated {
                 match auth_command(args, &shared) {
                     Some(reply) => reply,
                     None => match transaction_command(&shared, &mut tx_state, &mut session, args) {
@@ -501,6 +511,42 @@ fn is(arg: &Bytes, word: &str) -> bool {
 }
 
 /// AUTH (and HELLO … AUTH) are checked here, where the password lives.
+/// SAVE, BGSAVE, LASTSAVE: snapshots are written off the async threads.
+async fn snapshot_command(shared: &Shared, args: &[Bytes]) -> Option<Reply> {
+    let name = args[0].to_ascii_uppercase();
+    if !matches!(name.as_slice(), b"SAVE" | b"BGSAVE" | b"LASTSAVE") {
+        return None;
+    }
+    let lower = String::from_utf8_lossy(&name).to_ascii_lowercase();
+    if args.len() > 1 {
+        return Some(Reply::error(format!(
+            "ERR wrong number of arguments for '{lower}' command"
+        )));
+    }
+    let Some(snapshots) = shared.snapshots.clone() else {
+        return Some(Reply::error(
+            "ERR snapshots are not configured on this server",
+        ));
+    };
+    Some(match name.as_slice() {
+        b"LASTSAVE" => Reply::Integer(snapshots.last_save() as i64),
+        b"SAVE" => match tokio::task::spawn_blocking(move || snapshots.save()).await {
+            Ok(Ok(_)) => Reply::ok(),
+            Ok(Err(e)) => Reply::error(format!("ERR {e}")),
+            Err(e) => Reply::error(format!("ERR snapshot failed: {e}")),
+        },
+        _ if snapshots.in_progress() => Reply::error("ERR Background save already in progress"),
+        _ => {
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = snapshots.save() {
+                    tracing::error!(error = %e, "background snapshot failed");
+                }
+            });
+            Reply::Simple("Background saving started")
+        }
+    })
+}
+
 fn auth_command(args: &[Bytes], shared: &Shared) -> Option<Reply> {
     if is(&args[0], "AUTH") {
         let given = match args.len() {

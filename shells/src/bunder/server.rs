@@ -8,6 +8,7 @@ use bunbase_core::kv::Engine;
 use bunbase_core::kv::aof::Aof;
 use bunbase_core::kv::pubsub::PubSub;
 use bunbase_core::kv::resp::Limits;
+use bunbase_core::kv::snapshot::Snapshots;
 use bunbase_core::kv::tx::Transactions;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -27,6 +28,10 @@ pub struct BunderConfig {
     pub aof: Option<Arc<Aof>>,
     /// Rewrite the append-only file after this many logged commands.
     pub rewrite_after: u64,
+    /// The snapshot file (SAVE, BGSAVE), if any.
+    pub snapshots: Option<Arc<Snapshots>>,
+    /// Take a snapshot this often (and at shutdown).
+    pub snapshot_every: Option<Duration>,
 }
 
 impl Default for BunderConfig {
@@ -37,6 +42,8 @@ impl Default for BunderConfig {
             password: None,
             aof: None,
             rewrite_after: 1_000_000,
+            snapshots: None,
+            snapshot_every: None,
         }
     }
 }
@@ -50,12 +57,7 @@ pub async fn serve(
     config: BunderConfig,
     stop: CancellationToken,
 ) {
-    let upkeep = spawn_upkeep(
-        engine.clone(),
-        config.aof.clone(),
-        config.rewrite_after,
-        stop.clone(),
-    );
+    let upkeep = spawn_upkeep(engine.clone(), &config, stop.clone());
     serve_shared(listener, engine, config, Arc::default(), stop).await;
     upkeep.close();
     upkeep.wait().await;
@@ -65,16 +67,45 @@ pub async fn serve(
 /// `stop`; wait on the tracker for a final fsync.
 pub fn spawn_upkeep(
     engine: Arc<Engine>,
-    aof: Option<Arc<Aof>>,
-    rewrite_after: u64,
+    config: &BunderConfig,
     stop: CancellationToken,
 ) -> TaskTracker {
     let tasks = TaskTracker::new();
     tasks.spawn(sweep(engine.clone(), stop.clone()));
-    if let Some(aof) = aof {
-        tasks.spawn(persist(aof, engine, rewrite_after, stop));
+    if let Some(aof) = config.aof.clone() {
+        tasks.spawn(persist(aof, engine, config.rewrite_after, stop.clone()));
+    }
+    if let (Some(snapshots), Some(every)) = (config.snapshots.clone(), config.snapshot_every) {
+        tasks.spawn(snapshot_periodically(snapshots, every, stop));
     }
     tasks
+}
+
+/// Saves a snapshot every `every`, and a last one at shutdown.
+async fn snapshot_periodically(
+    snapshots: Arc<Snapshots>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await; // the first tick is immediate
+    loop {
+        let stopping = tokio::select! {
+            _ = stop.cancelled() => true,
+            _ = tick.tick() => false,
+        };
+        let saving = snapshots.clone();
+        match tokio::task::spawn_blocking(move || saving.save()).await {
+            Ok(Ok(saved)) => {
+                tracing::info!(commands = saved.commands, path = %snapshots.path().display(), "snapshot saved")
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "snapshot failed"),
+            Err(e) => tracing::error!(error = %e, "snapshot panicked"),
+        }
+        if stopping {
+            return;
+        }
+    }
 }
 
 /// Serves RESP on an engine shared with in-process users (whose writes go
@@ -93,6 +124,7 @@ pub async fn serve_shared(
         aof: config.aof.clone(),
         pubsub: Arc::new(PubSub::default()),
         tx,
+        snapshots: config.snapshots.clone(),
     });
     let slots = Arc::new(Semaphore::new(config.max_clients.max(1)));
     let ids = AtomicU64::new(1);
