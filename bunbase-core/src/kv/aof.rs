@@ -288,6 +288,18 @@ pub(super) fn apply(
         let offset = total - buf.len();
         match resp::parse_command(&mut buf, &limits) {
             Ok(Some(args)) if !args.is_empty() => {
+                // Large arguments come back as slices of `raw` (the whole
+                // file): copied, so no stored value pins it.
+                let args: Vec<Bytes> = args
+                    .into_iter()
+                    .map(|a| {
+                        if a.len() >= 4096 {
+                            Bytes::copy_from_slice(&a)
+                        } else {
+                            a
+                        }
+                    })
+                    .collect();
                 if let Reply::Error(e) = engine.execute(&mut session, &args) {
                     return Err(Error::internal(format!(
                         "{what} {} is corrupt at byte {offset}: replaying a command failed: {e}",

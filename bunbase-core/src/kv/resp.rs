@@ -129,12 +129,28 @@ pub fn parse_command(
         spans.push((start, stop));
         pos = stop + 2;
     }
-    // Second pass: split the frame off and slice arguments out of it (no copy).
-    let frame = buf.split_to(pos).freeze();
-    Ok(Some(
-        spans.into_iter().map(|(a, b)| frame.slice(a..b)).collect(),
-    ))
+    // Arguments are stored as keys and values, so each must own exactly its
+    // bytes: a slice of the read buffer would keep the whole buffer (16 KiB
+    // or more) alive for as long as the key lives. Only a large argument,
+    // which the buffer grew to hold, keeps a slice of it (no big copy).
+    let largest = spans.iter().map(|(a, b)| b - a).max().unwrap_or(0);
+    if largest >= SLICE_ABOVE {
+        let frame = buf.split_to(pos).freeze();
+        return Ok(Some(
+            spans.into_iter().map(|(a, b)| frame.slice(a..b)).collect(),
+        ));
+    }
+    let args = spans
+        .into_iter()
+        .map(|(a, b)| Bytes::copy_from_slice(&buf[a..b]))
+        .collect();
+    buf.advance(pos);
+    Ok(Some(args))
 }
+
+/// Arguments at least this long are sliced from the read buffer rather
+/// than copied.
+const SLICE_ABOVE: usize = 64 * 1024;
 
 fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
     let Some(end) = buf.iter().position(|&b| b == b'\n') else {
@@ -226,6 +242,39 @@ mod tests {
         }
         let long_line = vec![b'a'; 70 * 1024];
         assert!(parse_all(&long_line).is_err());
+    }
+
+    /// Small arguments own their bytes (a stored key must not pin the
+    /// read buffer it arrived in); large ones are sliced, not copied.
+    #[test]
+    fn small_arguments_do_not_share_the_read_buffer() {
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        buf.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n");
+        let before = buf.as_ptr() as usize;
+        let args = parse_command(&mut buf, &Limits::default())
+            .unwrap()
+            .unwrap();
+        for arg in &args {
+            let at = arg.as_ptr() as usize;
+            assert!(
+                !(before..before + 16 * 1024).contains(&at),
+                "{arg:?} is a slice of the buffer"
+            );
+        }
+        let big = vec![b'x'; SLICE_ABOVE];
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(format!("*2\r\n$3\r\nSET\r\n${}\r\n", big.len()).as_bytes());
+        buf.extend_from_slice(&big);
+        buf.extend_from_slice(b"\r\n");
+        let start = buf.as_ptr() as usize;
+        let args = parse_command(&mut buf, &Limits::default())
+            .unwrap()
+            .unwrap();
+        let at = args[1].as_ptr() as usize;
+        assert!(
+            at > start && at < start + 64,
+            "large arguments are sliced in place"
+        );
     }
 
     /// Found by fuzzing (fuzz/ resp_parse): an inline line over
