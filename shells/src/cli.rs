@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bunbase_core::auth::StaticTokens;
+use bunbase_client::grpc::{RemoteVerifier, RemoteVerifierConfig};
+use bunbase_core::auth::{StaticTokens, TokenVerifier, Verifiers};
 use bunbase_core::config::{parse_size, resolve_secret};
 
 use crate::kit::ServerConfig;
@@ -65,4 +66,32 @@ pub fn load_tokens(
         return Ok(None);
     }
     Ok(Some(tokens))
+}
+
+/// The credentials a service shell accepts: its service tokens
+/// (`{env}_TOKENS` / `{env}_TOKENS_FILE`), then BunAuth at `auth_url`
+/// (accounts' and end users' tokens, API keys; cached a few seconds).
+/// At least one of the two must be configured.
+pub fn service_verifier(
+    env: &str,
+    tokens: Option<String>,
+    tokens_file: Option<&PathBuf>,
+    auth_url: Option<&str>,
+) -> Result<std::sync::Arc<dyn TokenVerifier>, bunbase_core::Error> {
+    let mut verifiers: Vec<std::sync::Arc<dyn TokenVerifier>> = Vec::new();
+    if let Some(tokens) = load_tokens(&format!("{env}_TOKENS"), tokens, tokens_file)? {
+        verifiers.push(std::sync::Arc::new(tokens));
+    }
+    if let Some(url) = auth_url {
+        verifiers.push(std::sync::Arc::new(RemoteVerifier::new(
+            url,
+            RemoteVerifierConfig::default(),
+        )?));
+    }
+    if verifiers.is_empty() {
+        return Err(bunbase_core::Error::invalid(format!(
+            "no credentials configured: set {env}_AUTH_URL (BunAuth) and/or {env}_TOKENS or {env}_TOKENS_FILE"
+        )));
+    }
+    Ok(std::sync::Arc::new(Verifiers(verifiers)))
 }

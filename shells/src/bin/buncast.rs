@@ -1,11 +1,8 @@
 //! `buncast`: the pub/sub event service (port 8081, prefix `/events`).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
-use bunbase_client::grpc::{RemoteVerifier, RemoteVerifierConfig};
-use bunbase_core::auth::{TokenVerifier, Verifiers};
 use bunbase_core::metrics::Registry;
 use bunbase_shells::buncast::{self, BuncastState, EventsArgs};
 use bunbase_shells::cli::{self, ServerArgs};
@@ -39,25 +36,12 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     cli::init_tracing();
     let args = Args::parse();
-    let tokens = cli::load_tokens(
-        "BUNCAST_TOKENS",
+    let verifier = cli::service_verifier(
+        "BUNCAST",
         args.tokens.clone(),
         args.tokens_file.as_ref(),
+        args.auth_url.as_deref(),
     )?;
-    let mut verifiers: Vec<Arc<dyn TokenVerifier>> = Vec::new();
-    if let Some(tokens) = tokens {
-        verifiers.push(Arc::new(tokens));
-    }
-    if let Some(url) = &args.auth_url {
-        verifiers.push(Arc::new(RemoteVerifier::new(
-            url,
-            RemoteVerifierConfig::default(),
-        )?));
-    }
-    anyhow::ensure!(
-        !verifiers.is_empty(),
-        "no credentials configured: set BUNCAST_AUTH_URL (BunAuth) and/or BUNCAST_TOKENS or BUNCAST_TOKENS_FILE"
-    );
     let registry = Registry::new();
     let events = args
         .events
@@ -68,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
     kit::shutdown_on_signals(&shutdown);
     let state = BuncastState {
         events,
-        verifier: Arc::new(Verifiers(verifiers)),
+        verifier,
         keepalive: args.events.keepalive(),
         shutdown: shutdown.clone(),
     };

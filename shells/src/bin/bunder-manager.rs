@@ -5,8 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use bunbase_client::grpc::{RemoteVerifier, RemoteVerifierConfig};
-use bunbase_core::auth::{TokenVerifier, Verifiers};
 use bunbase_core::metrics::Registry;
 use bunbase_shells::buncast::EventsArgs;
 use bunbase_shells::cli::{self, ServerArgs};
@@ -45,25 +43,12 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     cli::init_tracing();
     let args = Args::parse();
-    let tokens = cli::load_tokens(
-        "BUNDER_MANAGER_TOKENS",
+    let verifier = cli::service_verifier(
+        "BUNDER_MANAGER",
         args.tokens.clone(),
         args.tokens_file.as_ref(),
+        args.auth_url.as_deref(),
     )?;
-    let mut verifiers: Vec<Arc<dyn TokenVerifier>> = Vec::new();
-    if let Some(tokens) = tokens {
-        verifiers.push(Arc::new(tokens));
-    }
-    if let Some(url) = &args.auth_url {
-        verifiers.push(Arc::new(RemoteVerifier::new(
-            url,
-            RemoteVerifierConfig::default(),
-        )?));
-    }
-    anyhow::ensure!(
-        !verifiers.is_empty(),
-        "no credentials configured: set BUNDER_MANAGER_AUTH_URL (BunAuth) and/or BUNDER_MANAGER_TOKENS or BUNDER_MANAGER_TOKENS_FILE"
-    );
     let store = args.kv.remote_store()?.context(
         "no KV server configured: set BUNDER_MANAGER_KV_URL (or _FILE) to the bunder-sys URL",
     )?;
@@ -86,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut service = kvmanager::service(KvState {
         kv,
-        verifier: Arc::new(Verifiers(verifiers)),
+        verifier,
         keepalive: args.events.keepalive(),
     });
     service.on_shutdown = Some(Arc::new(move || events.shut_down()));

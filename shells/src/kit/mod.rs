@@ -20,7 +20,7 @@ pub use auth::{Auth, AuthState, bearer_token};
 pub use client_ip::ClientIp;
 pub use error::{ApiError, error_body};
 pub use health::{HealthCheck, health_check_fn};
-pub use json::ApiJson;
+pub use json::{ApiJson, body_error};
 pub use server::{ServerConfig, Service, app, serve};
 pub use shutdown::{Shutdown, shutdown_on_signals};
 

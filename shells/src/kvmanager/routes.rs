@@ -13,7 +13,7 @@ use serde_json::json;
 use super::KvState;
 use crate::buncast::routes::resume_point;
 use crate::buncast::sse::stream_response;
-use crate::kit::{ApiResult, Auth};
+use crate::kit::{ApiResult, Auth, body_error};
 
 type KeyPath = Path<(String, String)>;
 
@@ -112,16 +112,7 @@ pub async fn put(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let project = project(project_id)?;
-    let value = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Error::PayloadTooLarge("request body is larger than this server accepts".into())
-        } else {
-            Error::invalid(format!(
-                "cannot read request body: {}",
-                rejection.body_text()
-            ))
-        }
-    })?;
+    let value = body.map_err(body_error)?;
     let request = PutRequest {
         ttl: parse_ttl(&query)?,
         condition: parse_condition(&query, &headers)?,
