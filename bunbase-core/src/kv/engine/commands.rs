@@ -196,6 +196,24 @@ pub(super) fn position(name: &[u8]) -> Option<usize> {
         .ok()
 }
 
+/// [`position`] for an already upper-cased name, by hash (this runs for
+/// every command, to count it).
+pub(super) fn position_upper(upper: &[u8]) -> Option<usize> {
+    static INDEX: std::sync::OnceLock<
+        std::collections::HashMap<Vec<u8>, usize, foldhash::fast::FixedState>,
+    > = std::sync::OnceLock::new();
+    INDEX
+        .get_or_init(|| {
+            TABLE
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.name.to_ascii_uppercase().into_bytes(), i))
+                .collect()
+        })
+        .get(upper)
+        .copied()
+}
+
 /// How many commands the table holds.
 pub(super) fn count() -> usize {
     TABLE.len()
