@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bunder beside redis-server, in one run: redis-benchmark against each (no
-# persistence), unpipelined (-P 1) and pipelined (-P 16), then a table with
-# the ratio bunder/redis. Also the RSS of each after loading 1M small keys.
+# persistence), unpipelined (-P 1) and pipelined (-P 16), one server at a
+# time, then a table with the ratio bunder/redis (medians of ROUNDS runs).
+# Also the RSS of each after loading 1M small keys.
 #
 #   bash tests/bench/bunder.sh            (builds bunder in release first)
 #   TESTS="set,get,incr" N=200000 bash tests/bench/bunder.sh
@@ -30,18 +31,30 @@ for port in "$REDIS_PORT" "$BUNDER_PORT"; do
     for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
-# rps PORT PIPELINE -> "test rps" lines
+# rps PORT PIPELINE TEST -> requests per second
 rps() {
-    redis-benchmark -p "$1" -t "$TESTS" -n "$N" -c "$CLIENTS" -P "$2" -q 2>/dev/null \
-        | tr '\r' '\n' | grep 'requests per second' \
-        | sed -E 's/^ *([A-Za-z_ ()0-9]+): ([0-9.]+) requests per second.*/\1|\2/'
+    redis-benchmark -p "$1" -t "$3" -n "$N" -c "$CLIENTS" -P "$2" -q 2>/dev/null \
+        | tr '\r' '\n' | grep 'requests per second' | tail -1 \
+        | sed -E 's/^.*: ([0-9.]+) requests per second.*/\1/'
 }
 
-printf '%-28s %14s %14s %8s\n' "test" "redis req/s" "bunder req/s" "ratio"
+# The servers never run at the same time: per test, redis then bunder,
+# ROUNDS times alternating, and the median of each is printed (the machine
+# has 2 cores; redis-benchmark itself needs one).
+ROUNDS=${ROUNDS:-3}
+median() { python3 -c 'import sys, statistics; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+printf '%-20s %14s %14s %8s\n' "test" "redis req/s" "bunder req/s" "ratio"
 for pipeline in 1 16; do
-    paste -d'|' <(rps "$REDIS_PORT" "$pipeline") <(rps "$BUNDER_PORT" "$pipeline") | while IFS='|' read -r name redis _ bunder; do
-        ratio=$(python3 -c "print(f'{float($bunder)/float($redis):.2f}' if float($redis) > 0 else 'n/a')")
-        printf '%-28s %14.0f %14.0f %8s\n' "$name (-P $pipeline)" "$redis" "$bunder" "$ratio"
+    for test in ${TESTS//,/ }; do
+        redis_runs=() bunder_runs=()
+        for _ in $(seq "$ROUNDS"); do
+            redis_runs+=("$(rps "$REDIS_PORT" "$pipeline" "$test")")
+            bunder_runs+=("$(rps "$BUNDER_PORT" "$pipeline" "$test")")
+        done
+        redis=$(median "${redis_runs[@]}")
+        bunder=$(median "${bunder_runs[@]}")
+        ratio=$(python3 -c "print(f'{$bunder/$redis:.2f}' if $redis > 0 else 'n/a')")
+        printf '%-20s %14.0f %14.0f %8s\n' "${test^^} (-P $pipeline)" "$redis" "$bunder" "$ratio"
     done
 done
 
