@@ -296,7 +296,31 @@ pub struct Engine {
     waiters: blocking::Waiters,
 }
 
+thread_local! {
+    /// Set while this thread loads a file (append-only file, snapshot).
+    static LOADING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `load` with the clock stopped at 0, so no key counts as expired:
+/// a logged command ran while its key was alive and must find it so on
+/// replay (an INCR must not recreate an expired key without its expiry, a
+/// RENAME must not fail). What expired is swept once loading is over.
+pub(crate) fn loading<T>(load: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            LOADING.with(|l| l.set(false));
+        }
+    }
+    LOADING.with(|l| l.set(true));
+    let _reset = Reset;
+    load()
+}
+
 pub(super) fn now_ms() -> u64 {
+    if LOADING.with(Cell::get) {
+        return 0;
+    }
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::aof::{apply, create_private, io, write_image};
+use super::aof::{apply, create_private, io, sync_parent, write_image};
 use super::engine::Engine;
 use super::tx::Transactions;
 use crate::error::Error;
@@ -100,15 +100,7 @@ impl Snapshots {
         write_image(&mut file, &temp, image)?;
         std::fs::rename(&temp, &self.path).map_err(|e| io(&self.path, "replace", e))?;
         // The rename itself is durable once the directory is synced.
-        if let Some(dir) = self.path.parent()
-            && let Ok(dir) = File::open(if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            })
-        {
-            let _ = dir.sync_all();
-        }
+        sync_parent(&self.path);
         Ok(saved)
     }
 
