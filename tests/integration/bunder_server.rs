@@ -141,6 +141,38 @@ async fn requirepass_and_client_limits() {
         ..BunderConfig::default()
     })
     .await;
+    // HELLO authenticates and switches protocol in one go (what RESP3
+    // clients with a password send); without AUTH it needs a session.
+    {
+        let mut h = TcpStream::connect(&addr).await.unwrap();
+        h.write_all(b"HELLO 3\r\n").await.unwrap();
+        assert!(
+            read_reply(&mut h)
+                .await
+                .starts_with("-NOAUTH HELLO must be called")
+        );
+        h.write_all(b"HELLO 3 AUTH default wrong\r\n")
+            .await
+            .unwrap();
+        assert!(read_reply(&mut h).await.starts_with("-WRONGPASS"));
+        h.write_all(b"HELLO 3 AUTH default s3cret-pass\r\n")
+            .await
+            .unwrap();
+        let hello = read_reply(&mut h).await;
+        assert!(hello.starts_with('%'), "a RESP3 map: {hello}");
+        h.write_all(b"PING\r\n").await.unwrap();
+        assert_eq!(read_reply(&mut h).await, "+PONG\r\n");
+    }
+    // Before AUTH, a huge bulk claim is refused at once (and the
+    // connection closed), not buffered.
+    {
+        let mut big = TcpStream::connect(&addr).await.unwrap();
+        big.write_all(b"*2\r\n$4\r\nAUTH\r\n$100000000\r\n")
+            .await
+            .unwrap();
+        assert!(read_reply(&mut big).await.contains("invalid bulk length"));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let mut c = TcpStream::connect(&addr).await.unwrap();
     c.write_all(b"GET k\r\n").await.unwrap();
     assert!(read_reply(&mut c).await.starts_with("-NOAUTH"));

@@ -17,6 +17,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+/// Limits on a connection that has not authenticated yet.
+const UNAUTHENTICATED: Limits = Limits {
+    max_bulk_len: 16 * 1024,
+    max_args: 10,
+    max_inline_len: 16 * 1024,
+};
+
 /// What every connection shares.
 pub struct Shared {
     pub engine: Arc<Engine>,
@@ -385,7 +392,14 @@ pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: C
             Ok(_) => {}
         }
         loop {
-            let args = match resp::parse_command(&mut input, &shared.limits) {
+            // Before AUTH, only what AUTH / HELLO need (as Redis does): a
+            // client without the password can't make us buffer 512 MiB.
+            let limits = if authenticated {
+                &shared.limits
+            } else {
+                &UNAUTHENTICATED
+            };
+            let args = match resp::parse_command(&mut input, limits) {
                 Ok(Some(args)) => args,
                 Ok(None) => break,
                 Err(e) => {
@@ -445,6 +459,16 @@ pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: C
                         reply
                     }
                     None if is(&args[0], "QUIT") => execute(&shared, &mut session, args),
+                    // HELLO … AUTH user pass: the password was right (a
+                    // wrong one answered above); the HELLO itself runs.
+                    None if is(&args[0], "HELLO") && args.iter().any(|a| is(a, "AUTH")) => {
+                        authenticated = true;
+                        let _gate = shared.tx.shared();
+                        run(&shared, &mut session, args)
+                    }
+                    None if is(&args[0], "HELLO") => Reply::error(
+                        "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+                    ),
                     None => Reply::error("NOAUTH Authentication required."),
                 }
             };
@@ -568,9 +592,11 @@ fn auth_command(args: &[Bytes], shared: &Shared) -> Option<Reply> {
             if checked.is_error() {
                 return Some(checked);
             }
-        } else if shared.password.is_some() && args.len() >= 2 {
-            // HELLO without AUTH is allowed only once authenticated; the
-            // caller decides by whether it is authenticated already.
+        } else if let Some(i) = args.iter().position(|a| is(a, "AUTH")) {
+            return Some(Reply::error(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&args[i])
+            )));
         }
     }
     None
