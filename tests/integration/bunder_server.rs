@@ -284,6 +284,58 @@ async fn multi_exec_and_watch() {
     assert_eq!(say(&mut a, "INCR k").await, "+QUEUED\r\n");
     assert_eq!(say(&mut a, "DISCARD").await, "+OK\r\n");
     assert_eq!(say(&mut a, "GET k").await, "$2\r\n11\r\n");
+
+    // A command refused while queueing (unknown, wrong arity) aborts the
+    // whole EXEC, as in Redis: none of the queued commands runs.
+    assert_eq!(say(&mut a, "MULTI").await, "+OK\r\n");
+    assert_eq!(say(&mut a, "INCR k").await, "+QUEUED\r\n");
+    assert!(
+        say(&mut a, "NOSUCHCOMMAND x")
+            .await
+            .starts_with("-ERR unknown command")
+    );
+    assert_eq!(
+        say(&mut a, "GET").await,
+        "-ERR wrong number of arguments for 'get' command\r\n"
+    );
+    assert_eq!(
+        say(&mut a, "EXEC").await,
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    assert_eq!(say(&mut a, "GET k").await, "$2\r\n11\r\n", "nothing ran");
+    assert_eq!(say(&mut a, "EXEC").await, "-ERR EXEC without MULTI\r\n");
+}
+
+/// Over a noeviction maxmemory, a growing command is refused while
+/// queueing and EXEC aborts, so a transaction never half-applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_over_maxmemory_abort_whole() {
+    let engine = Arc::new(Engine::new(EngineConfig {
+        max_memory: Some(64 * 1024),
+        ..EngineConfig::default()
+    }));
+    let (addr, _stop, _server) = start_on(engine, BunderConfig::default()).await;
+    let mut a = TcpStream::connect(&addr).await.unwrap();
+    let value = "v".repeat(8 * 1024);
+    let mut filled = 0;
+    loop {
+        let reply = say(&mut a, &format!("SET fill{filled} {value}")).await;
+        if reply.starts_with("-OOM") {
+            break;
+        }
+        assert_eq!(reply, "+OK\r\n");
+        filled += 1;
+        assert!(filled < 100, "maxmemory never reached");
+    }
+    assert_eq!(say(&mut a, "MULTI").await, "+OK\r\n");
+    assert_eq!(say(&mut a, "DEL fill0").await, "+QUEUED\r\n");
+    assert!(say(&mut a, "SET more x").await.starts_with("-OOM"));
+    assert!(say(&mut a, "EXEC").await.starts_with("-EXECABORT"));
+    assert_eq!(
+        say(&mut a, "EXISTS fill0").await,
+        ":1\r\n",
+        "the DEL did not run"
+    );
 }
 
 async fn say(c: &mut TcpStream, line: &str) -> String {

@@ -819,6 +819,30 @@ impl Engine {
         }
     }
 
+    /// What MULTI checks before queueing a command, as Redis does (it then
+    /// refuses the whole EXEC): an unknown name, a wrong number of
+    /// arguments, or a command that may grow memory while a noeviction
+    /// maxmemory is exceeded. `None` when it may be queued.
+    pub fn check_queued(&self, args: &[Bytes]) -> Option<Reply> {
+        let name = args.first()?;
+        let upper = name.to_ascii_uppercase();
+        let Some(arity) = commands::arity(&upper) else {
+            let mut preview = String::new();
+            for arg in args.iter().skip(1).take(3) {
+                preview.push_str(&format!("'{}' ", String::from_utf8_lossy(arg)));
+            }
+            return Some(Reply::error(format!(
+                "ERR unknown command '{}', with args beginning with: {preview}",
+                String::from_utf8_lossy(name)
+            )));
+        };
+        let given = args.len() as i64;
+        if (arity >= 0 && given != arity) || (arity < 0 && given < -arity) {
+            return Some(wrong_args(&String::from_utf8_lossy(&upper)));
+        }
+        self.memory_refuses(&upper)
+    }
+
     fn keys_matching(
         &self,
         db: usize,

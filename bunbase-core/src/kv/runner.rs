@@ -40,7 +40,7 @@ pub fn command<const N: usize>(parts: [&[u8]; N]) -> Command {
 
 /// Engine errors as platform errors (type and value errors are the caller's).
 pub fn engine_error(message: String) -> Error {
-    if message.starts_with("OOM") {
+    if message.starts_with("OOM") || message.starts_with("EXECABORT") {
         // The server's maxmemory, not the project's quota: nothing the
         // caller did wrong, and nothing it can fix.
         Error::Unavailable(format!("the KV server is out of memory: {message}"))

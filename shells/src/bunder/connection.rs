@@ -41,11 +41,14 @@ struct TxState {
     tx: Arc<Transactions>,
     queue: Option<Vec<Vec<Bytes>>>,
     watches: Vec<Watch>,
+    /// A command was refused while queueing: EXEC will abort.
+    dirty: bool,
 }
 
 impl TxState {
     fn reset(&mut self) {
         self.queue = None;
+        self.dirty = false;
         self.tx.unwatch(&self.watches);
         self.watches.clear();
     }
@@ -79,6 +82,10 @@ fn transaction_command(
     if let Some(queue) = state.queue.as_mut()
         && !matches!(name, b"EXEC" | b"DISCARD" | b"MULTI" | b"WATCH" | b"QUIT")
     {
+        if let Some(refused) = shared.engine.check_queued(args) {
+            state.dirty = true;
+            return Some(refused);
+        }
         queue.push(args.to_vec());
         return Some(Reply::Simple("QUEUED"));
     }
@@ -113,6 +120,10 @@ fn transaction_command(
             Reply::ok()
         }
         b"EXEC" if state.queue.is_none() => Reply::error("ERR EXEC without MULTI"),
+        b"EXEC" if state.dirty => {
+            state.reset();
+            Reply::error("EXECABORT Transaction discarded because of previous errors.")
+        }
         b"EXEC" => {
             let queue = state.queue.take().unwrap_or_default();
             let reply = {
@@ -353,6 +364,7 @@ pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: C
         tx: shared.tx.clone(),
         queue: None,
         watches: Vec::new(),
+        dirty: false,
     };
     let address = |a: std::io::Result<std::net::SocketAddr>| a.map(|a| a.to_string());
     let client: ClientHandle = shared.engine.register_client(

@@ -224,6 +224,11 @@ pub(super) fn name_at(position: usize) -> &'static str {
     TABLE.get(position).map_or("unknown", |s| s.name)
 }
 
+/// A command's arity as COMMAND INFO gives it (negative: at least).
+pub(super) fn arity(name: &[u8]) -> Option<i64> {
+    find(name).map(|s| s.arity)
+}
+
 /// Whether `name` is a command we know (for wrong-arity errors).
 pub(super) fn known(name: &[u8]) -> bool {
     find(name).is_some()

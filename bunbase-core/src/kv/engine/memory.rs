@@ -300,6 +300,16 @@ impl Engine {
     /// Runs before each command while a limit is set: over it, evict (LRU
     /// policies), then refuse the command if it may grow memory and the
     /// limit is still exceeded. Evicted keys go to `session.evicted`.
+    /// The OOM error a growing command would get now under noeviction
+    /// (the evicting policies make room when the command runs instead).
+    pub(super) fn memory_refuses(&self, command: &[u8]) -> Option<Reply> {
+        let limit = self.memory.limit()?;
+        (self.memory.policy() == EvictionPolicy::NoEviction
+            && self.memory.used.load(Relaxed) > limit
+            && super::commands::denies_oom(command))
+        .then(|| Reply::error(OOM))
+    }
+
     pub(super) fn make_room(&self, session: &mut Session, command: &[u8]) -> Result<(), Reply> {
         let Some(limit) = self.memory.limit() else {
             return Ok(());
