@@ -1,10 +1,10 @@
 //! The one [`KvStore`] implementation, over any [`Runner`]: keys live in
-//! the project's namespace (`project:key`), and every write updates the
+//! the project's namespace (`kv:{project}:{key}`), and every write updates the
 //! project's usage in the same optimistic transaction, so quotas hold
 //! however many manager instances share a server.
 //!
 //! Per project, beside its keys, three bookkeeping keys (which can never
-//! collide with `project:…`, as project ids have no `_`):
+//! collide with project keys, which all start `kv:`):
 //! - `_kv:{project}:sizes`: hash, key → bytes it counts (key + value);
 //!   its length is the key count.
 //! - `_kv:{project}:expiry`: sorted set, key → when it expires (ms), so

@@ -41,14 +41,8 @@ impl BunderCollector {
                 &["command"],
             )
             .unwrap_or_else(|e| panic!("metric: {e}")),
-            keys: IntGaugeVec::new(
-                Opts::new(
-                    "bunder_keys",
-                    "Keys per database (expired ones included until swept).",
-                ),
-                &["db"],
-            )
-            .unwrap_or_else(|e| panic!("metric: {e}")),
+            keys: IntGaugeVec::new(Opts::new("bunder_keys", "Live keys per database."), &["db"])
+                .unwrap_or_else(|e| panic!("metric: {e}")),
             clients: gauge("bunder_connected_clients", "Open client connections."),
             blocked_clients: gauge("bunder_blocked_clients", "Clients waiting in BLPOP/BRPOP."),
             used_memory: gauge(
