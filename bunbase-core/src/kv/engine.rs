@@ -596,7 +596,8 @@ impl Engine {
         {
             return oom;
         }
-        let name_str = String::from_utf8_lossy(&upper).into_owned();
+        // Borrowed (no allocation) unless the name is not UTF-8.
+        let name_str = String::from_utf8_lossy(&upper);
         let a = &args[1..];
         match upper.as_slice() {
             b"PING" => match a.len() {

@@ -77,6 +77,14 @@ fn transaction_command(
     session: &mut Session,
     args: &[Bytes],
 ) -> Option<Reply> {
+    // Most commands are none of these and no MULTI is open: no allocation.
+    if state.queue.is_none()
+        && !["MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH"]
+            .iter()
+            .any(|w| is(&args[0], w))
+    {
+        return None;
+    }
     let name = args[0].to_ascii_uppercase();
     let name = name.as_slice();
     if let Some(queue) = state.queue.as_mut()
@@ -174,6 +182,15 @@ fn push(kind: &'static str, name: Option<Bytes>, count: i64) -> Reply {
 
 /// Pub/sub commands, which need the connection's own state. Appends the
 /// replies to `output`; `None` if `args` is not one of them.
+/// The commands [`pubsub_command`] answers.
+const PUBSUB_WORDS: [&str; 5] = [
+    "PUBLISH",
+    "SUBSCRIBE",
+    "PSUBSCRIBE",
+    "UNSUBSCRIBE",
+    "PUNSUBSCRIBE",
+];
+
 fn pubsub_command(
     shared: &Shared,
     subs: &mut Subscriptions,
@@ -182,6 +199,9 @@ fn pubsub_command(
     output: &mut BytesMut,
     resp3: bool,
 ) -> Option<()> {
+    if !PUBSUB_WORDS.iter().any(|w| is(&args[0], w)) {
+        return None;
+    }
     let name = args[0].to_ascii_uppercase();
     let rest = &args[1..];
     match name.as_slice() {
@@ -549,10 +569,10 @@ fn is(arg: &Bytes, word: &str) -> bool {
 /// AUTH (and HELLO … AUTH) are checked here, where the password lives.
 /// SAVE, BGSAVE, LASTSAVE: snapshots are written off the async threads.
 async fn snapshot_command(shared: &Shared, args: &[Bytes]) -> Option<Reply> {
-    let name = args[0].to_ascii_uppercase();
-    if !matches!(name.as_slice(), b"SAVE" | b"BGSAVE" | b"LASTSAVE") {
+    if !["SAVE", "BGSAVE", "LASTSAVE"].iter().any(|w| is(&args[0], w)) {
         return None;
     }
+    let name = args[0].to_ascii_uppercase();
     let lower = String::from_utf8_lossy(&name).to_ascii_lowercase();
     if args.len() > 1 {
         return Some(Reply::error(format!(
