@@ -62,16 +62,38 @@ struct Args {
     /// is loaded at start (persistence like Redis's RDB).
     #[arg(long, env = "BUNDER_SNAPSHOT_INTERVAL", default_value_t = 0)]
     snapshot_interval: u64,
+    /// Threads serving connections (default: one per core).
+    #[arg(long, env = "BUNDER_THREADS")]
+    threads: Option<usize>,
     /// Serve /metrics (Prometheus) and /health over HTTP on this address, e.g.
     /// 127.0.0.1:9121. Off unless set.
     #[arg(long, env = "BUNDER_METRICS_LISTEN")]
     metrics_listen: Option<String>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     cli::init_tracing();
     let args = Args::parse();
+    // Commands run on the connections' threads: as many as cores by
+    // default, one for a Redis-like single-threaded server.
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 256);
+    let runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let password = resolve_secret(
         "BUNDER_PASSWORD",
         args.password.clone(),

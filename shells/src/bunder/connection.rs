@@ -569,7 +569,10 @@ fn is(arg: &Bytes, word: &str) -> bool {
 /// AUTH (and HELLO … AUTH) are checked here, where the password lives.
 /// SAVE, BGSAVE, LASTSAVE: snapshots are written off the async threads.
 async fn snapshot_command(shared: &Shared, args: &[Bytes]) -> Option<Reply> {
-    if !["SAVE", "BGSAVE", "LASTSAVE"].iter().any(|w| is(&args[0], w)) {
+    if !["SAVE", "BGSAVE", "LASTSAVE"]
+        .iter()
+        .any(|w| is(&args[0], w))
+    {
         return None;
     }
     let name = args[0].to_ascii_uppercase();
