@@ -684,5 +684,44 @@ async fn bunder_snapshots_survive_a_restart() {
     );
     drop(stream);
     let _ = child.kill().await;
+    let _ = child.wait().await;
+
+    // Turning the append-only file on starts from the snapshot (not empty),
+    // and from then on the file holds everything.
+    let with_aof = || {
+        Command::new(BUNDER)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--appendonly",
+                "--appendfsync",
+                "always",
+                "--data-dir",
+            ])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let mut child = with_aof();
+    let mut stream = connect().await;
+    assert_eq!(
+        resp(&mut stream, "EXISTS saved at-shutdown").await,
+        ":2\r\n"
+    );
+    assert_eq!(resp(&mut stream, "SET in-aof 1").await, "+OK\r\n");
+    drop(stream);
+    let _ = child.kill().await; // SIGKILL: only the file can bring it back
+    let _ = child.wait().await;
+    let mut child = with_aof();
+    let mut stream = connect().await;
+    assert_eq!(
+        resp(&mut stream, "EXISTS saved at-shutdown in-aof").await,
+        ":3\r\n"
+    );
+    drop(stream);
+    let _ = child.kill().await;
     std::fs::remove_dir_all(&data).ok();
 }

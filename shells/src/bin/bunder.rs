@@ -105,33 +105,44 @@ async fn run(args: Args) -> anyhow::Result<()> {
         eviction: args.maxmemory_policy,
         ..EngineConfig::default()
     }));
-    let aof = if args.appendonly {
-        std::fs::create_dir_all(&args.data_dir)
-            .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-        let path = args.data_dir.join("bunder.aof");
-        let policy = FsyncPolicy::parse(&args.appendfsync)?;
-        let (aof, loaded) =
-            Aof::open(&path, policy, &engine).context("loading the append-only file")?;
-        tracing::info!(path = %path.display(), commands = loaded.commands, truncated = loaded.truncated, "append-only file loaded");
-        Some(Arc::new(aof))
-    } else {
-        None
-    };
-    // The append-only file, when on, holds every write: it alone is
-    // loaded. Otherwise the last snapshot is.
     let tx = Arc::new(Transactions::default());
     let snapshots = Arc::new(Snapshots::new(
         args.data_dir.join("bunder.snapshot"),
         engine.clone(),
         tx.clone(),
     ));
-    if aof.is_none() {
+    // The append-only file, when on, holds every write: it alone is
+    // loaded. Otherwise the last snapshot is. Turning the file on for a
+    // server that had only snapshots seeds it from the snapshot.
+    let aof = if args.appendonly {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+        let path = args.data_dir.join("bunder.aof");
+        let policy = FsyncPolicy::parse(&args.appendfsync)?;
+        let seeded = if path.exists() {
+            None
+        } else {
+            snapshots.load().context("loading the snapshot")?
+        };
+        let (aof, loaded) =
+            Aof::open(&path, policy, &engine).context("loading the append-only file")?;
+        if let Some(commands) = seeded {
+            aof.rewrite(&engine)
+                .context("writing the snapshot into the new append-only file")?;
+            tracing::info!(path = %path.display(), commands, "append-only file created from the snapshot");
+        } else {
+            tracing::info!(path = %path.display(), commands = loaded.commands, truncated = loaded.truncated, "append-only file loaded");
+            if snapshots.path().exists() {
+                tracing::info!(path = %snapshots.path().display(), "snapshot not loaded: the append-only file is authoritative");
+            }
+        }
+        Some(Arc::new(aof))
+    } else {
         if let Some(commands) = snapshots.load().context("loading the snapshot")? {
             tracing::info!(path = %snapshots.path().display(), commands, "snapshot loaded");
         }
-    } else if snapshots.path().exists() {
-        tracing::info!(path = %snapshots.path().display(), "snapshot not loaded: the append-only file is authoritative");
-    }
+        None
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
