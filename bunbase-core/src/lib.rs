@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod id;
+pub mod kms;
 pub mod kv;
 pub mod metrics;
 pub mod platform;
