@@ -15,7 +15,18 @@
 //! ([`ciphertext`]), so rotation never strands old data. The audit log
 //! chains each record to the previous one's hash ([`audit`]).
 
+pub mod adapters;
 pub mod audit;
 pub mod ciphertext;
 pub mod crypto;
 pub mod master;
+pub mod model;
+mod service;
+pub mod store;
+
+#[cfg(test)]
+mod service_tests;
+
+pub use model::{AuditQuery, Key, KeyInfo, KeyState, SecretInfo};
+pub use service::{Kms, KmsLimits, Sealed};
+pub use store::KmsStore;

@@ -1,0 +1,4 @@
+//! KmsStore adapters: `memory` (tests, embedders); SQLite and Postgres
+//! follow.
+
+pub mod memory;

@@ -1,0 +1,479 @@
+//! The KMS service on the memory store: every operation, every refusal.
+
+use std::sync::Arc;
+
+use super::adapters::memory::MemoryKms;
+use super::crypto::Algorithm;
+use super::master::MasterKey;
+use super::model::{AuditQuery, KeyState};
+use super::service::{Kms, KmsLimits};
+use crate::ErrorCode;
+use crate::auth::{Principal, PrincipalKind, Rights};
+use crate::id::{ProjectId, now_millis};
+
+fn project(name: &str) -> ProjectId {
+    ProjectId::new(name).unwrap()
+}
+
+fn who(project_name: &str, kind: PrincipalKind, rights: Rights) -> Principal {
+    Principal {
+        subject: format!("{project_name}-{}", kind.as_str()),
+        kind,
+        project: project(project_name),
+        rights,
+    }
+}
+
+fn admin(p: &str) -> Principal {
+    who(p, PrincipalKind::SecretKey, Rights::ALL)
+}
+
+fn kms_on(store: Arc<MemoryKms>, master: &str) -> Kms {
+    Kms::new(
+        store,
+        Arc::new(MasterKey::parse(master).unwrap()),
+        KmsLimits::default(),
+    )
+}
+
+fn kms() -> (Kms, Arc<MemoryKms>) {
+    let store = Arc::new(MemoryKms::new());
+    (kms_on(store.clone(), &"ab".repeat(32)), store)
+}
+
+#[tokio::test]
+async fn encrypt_decrypt_with_context_and_every_tampering_refused() {
+    let (kms, _) = kms();
+    let (a, alpha) = (admin("alpha"), project("alpha"));
+    kms.create_key(&a, &alpha, "orders", Algorithm::Aes256Gcm, None)
+        .await
+        .unwrap();
+    let sealed = kms
+        .encrypt(&a, &alpha, "orders", b"card 4242", b"order=1")
+        .await
+        .unwrap();
+    assert_eq!((sealed.key.as_str(), sealed.version), ("orders", 1));
+    let (plain, key, version) = kms
+        .decrypt(&a, &alpha, &sealed.ciphertext, b"order=1")
+        .await
+        .unwrap();
+    assert_eq!(
+        (&plain[..], key.as_str(), version),
+        (&b"card 4242"[..], "orders", 1)
+    );
+
+    let code = |r: Result<_, crate::Error>| r.map(|_| ()).unwrap_err().code();
+    // Wrong context, altered bytes, truncated, garbage.
+    assert_eq!(
+        code(
+            kms.decrypt(&a, &alpha, &sealed.ciphertext, b"order=2")
+                .await
+        ),
+        ErrorCode::InvalidInput
+    );
+    let mut altered = sealed.ciphertext.clone();
+    let last = altered.len() - 1;
+    altered[last] ^= 1;
+    assert_eq!(
+        code(kms.decrypt(&a, &alpha, &altered, b"order=1").await),
+        ErrorCode::InvalidInput
+    );
+    let cut = &sealed.ciphertext[..sealed.ciphertext.len() - 20];
+    assert_eq!(
+        code(kms.decrypt(&a, &alpha, cut, b"order=1").await),
+        ErrorCode::InvalidInput
+    );
+    assert_eq!(
+        code(kms.decrypt(&a, &alpha, b"hello", b"").await),
+        ErrorCode::InvalidInput
+    );
+
+    // Another project, even with a key of the same name, cannot open it.
+    let (b, beta) = (admin("beta"), project("beta"));
+    kms.create_key(&b, &beta, "orders", Algorithm::Aes256Gcm, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(kms.decrypt(&b, &beta, &sealed.ciphertext, b"order=1").await),
+        ErrorCode::InvalidInput
+    );
+    // Nor use alpha's key by naming alpha.
+    assert_eq!(
+        kms.encrypt(&b, &alpha, "orders", b"x", b"")
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::PermissionDenied
+    );
+}
+
+#[tokio::test]
+async fn rotation_keeps_old_ciphertexts_and_reencrypt_moves_them() {
+    let (kms, _) = kms();
+    let (a, alpha) = (admin("alpha"), project("alpha"));
+    kms.create_key(&a, &alpha, "k", Algorithm::Aes256Gcm, None)
+        .await
+        .unwrap();
+    let old = kms.encrypt(&a, &alpha, "k", b"v1 data", b"").await.unwrap();
+    let info = kms.rotate(&a, &alpha, "k").await.unwrap();
+    assert_eq!(info.primary_version, 2);
+    assert_eq!(info.versions.len(), 2);
+    let new = kms.encrypt(&a, &alpha, "k", b"v2 data", b"").await.unwrap();
+    assert_eq!(new.version, 2);
+    assert_eq!(
+        &kms.decrypt(&a, &alpha, &old.ciphertext, b"")
+            .await
+            .unwrap()
+            .0[..],
+        b"v1 data"
+    );
+    let moved = kms
+        .reencrypt(&a, &alpha, &old.ciphertext, b"", None)
+        .await
+        .unwrap();
+    assert_eq!(moved.version, 2);
+    assert_eq!(
+        &kms.decrypt(&a, &alpha, &moved.ciphertext, b"")
+            .await
+            .unwrap()
+            .0[..],
+        b"v1 data"
+    );
+}
+
+#[tokio::test]
+async fn states_disable_enable_and_deletion_with_a_waiting_period() {
+    let (kms, _) = kms();
+    let (a, alpha) = (admin("alpha"), project("alpha"));
+    kms.create_key(&a, &alpha, "k", Algorithm::Aes256Gcm, None)
+        .await
+        .unwrap();
+    let sealed = kms.encrypt(&a, &alpha, "k", b"x", b"").await.unwrap();
+    kms.set_enabled(&a, &alpha, "k", false).await.unwrap();
+    let err = kms.encrypt(&a, &alpha, "k", b"x", b"").await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Conflict, "{err}");
+    assert!(
+        kms.decrypt(&a, &alpha, &sealed.ciphertext, b"")
+            .await
+            .is_err()
+    );
+    kms.set_enabled(&a, &alpha, "k", true).await.unwrap();
+    assert!(
+        kms.decrypt(&a, &alpha, &sealed.ciphertext, b"")
+            .await
+            .is_ok()
+    );
+
+    for days in [0, 6, 31] {
+        let err = kms
+            .schedule_deletion(&a, &alpha, "k", Some(days))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidInput, "{days} days");
+    }
+    let info = kms
+        .schedule_deletion(&a, &alpha, "k", Some(7))
+        .await
+        .unwrap();
+    assert_eq!(info.state, KeyState::PendingDeletion);
+    assert!(kms.encrypt(&a, &alpha, "k", b"x", b"").await.is_err());
+    assert!(kms.set_enabled(&a, &alpha, "k", true).await.is_err());
+    // Not yet due: nothing is deleted.
+    assert_eq!(kms.run_due(now_millis()).await.unwrap(), (0, 0));
+    let info = kms.cancel_deletion(&a, &alpha, "k").await.unwrap();
+    assert_eq!(info.state, KeyState::Disabled);
+    kms.schedule_deletion(&a, &alpha, "k", None).await.unwrap();
+    let later = now_millis() + 31 * 24 * 3600 * 1000;
+    assert_eq!(kms.run_due(later).await.unwrap(), (0, 1));
+    assert_eq!(
+        kms.key(&a, &alpha, "k").await.unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+}
+
+#[tokio::test]
+async fn automatic_rotation_when_the_period_has_passed() {
+    let (kms, _) = kms();
+    let (a, alpha) = (admin("alpha"), project("alpha"));
+    assert!(
+        kms.create_key(&a, &alpha, "short", Algorithm::Aes256Gcm, Some(60))
+            .await
+            .is_err(),
+        "under a day"
+    );
+    kms.create_key(&a, &alpha, "k", Algorithm::Aes256Gcm, Some(24 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(kms.run_due(now_millis()).await.unwrap(), (0, 0));
+    assert_eq!(
+        kms.run_due(now_millis() + 25 * 3600 * 1000).await.unwrap(),
+        (1, 0)
+    );
+    assert_eq!(kms.key(&a, &alpha, "k").await.unwrap().primary_version, 2);
+}
+
+#[tokio::test]
+async fn data_keys_sign_verify_and_macs() {
+    let (kms, _) = kms();
+    let (a, alpha) = (admin("alpha"), project("alpha"));
+    kms.create_key(&a, &alpha, "enc", Algorithm::Aes256Gcm, None)
+        .await
+        .unwrap();
+    let (plain, sealed) = kms.data_key(&a, &alpha, "enc", b"doc", 32).await.unwrap();
+    assert_eq!(plain.len(), 32);
+    assert_eq!(
+        kms.decrypt(&a, &alpha, &sealed.ciphertext, b"doc")
+            .await
+            .unwrap()
+            .0,
+        plain
+    );
+    assert!(kms.data_key(&a, &alpha, "enc", b"", 8).await.is_err());
+
+    for alg in [Algorithm::Ed25519, Algorithm::EcdsaP256] {
+        let name = alg.name();
+        kms.create_key(&a, &alpha, name, alg, None).await.unwrap();
+        let (sig, version) = kms.sign(&a, &alpha, name, b"msg").await.unwrap();
+        assert!(
+            kms.verify(&a, &alpha, name, b"msg", &sig, None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !kms.verify(&a, &alpha, name, b"other", &sig, None)
+                .await
+                .unwrap()
+        );
+        kms.rotate(&a, &alpha, name).await.unwrap();
+        assert!(
+            kms.verify(&a, &alpha, name, b"msg", &sig, Some(version))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !kms.verify(&a, &alpha, name, b"msg", &sig, None)
+                .await
+                .unwrap(),
+            "new version"
+        );
+        // A signing key does not encrypt.
+        let err = kms.encrypt(&a, &alpha, name, b"x", b"").await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
+    }
+    kms.create_key(&a, &alpha, "mac", Algorithm::HmacSha256, None)
+        .await
+        .unwrap();
+    let (tag, _) = kms.mac(&a, &alpha, "mac", b"msg").await.unwrap();
+    assert!(
+        kms.verify_mac(&a, &alpha, "mac", b"msg", &tag, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !kms.verify_mac(&a, &alpha, "mac", b"msG", &tag, None)
+            .await
+            .unwrap()
+    );
+    assert!(kms.sign(&a, &alpha, "mac", b"m").await.is_err());
+}
+
+#[tokio::test]
+async fn rights_metadata_use_and_administration_are_separate() {
+    let (kms, _) = kms();
+    let alpha = project("alpha");
+    kms.create_key(&admin("alpha"), &alpha, "k", Algorithm::Aes256Gcm, None)
+        .await
+        .unwrap();
+    let reader = who("alpha", PrincipalKind::Account, Rights::READ);
+    let user = who("alpha", PrincipalKind::SecretKey, Rights::READ_WRITE);
+    let end_user = who("alpha", PrincipalKind::EndUser, Rights::NONE);
+    let denied = ErrorCode::PermissionDenied;
+    assert!(kms.key(&reader, &alpha, "k").await.is_ok());
+    assert_eq!(
+        kms.encrypt(&reader, &alpha, "k", b"x", b"")
+            .await
+            .unwrap_err()
+            .code(),
+        denied
+    );
+    let sealed = kms.encrypt(&user, &alpha, "k", b"x", b"").await.unwrap();
+    assert_eq!(
+        kms.rotate(&user, &alpha, "k").await.unwrap_err().code(),
+        denied
+    );
+    assert_eq!(
+        kms.create_key(&user, &alpha, "k2", Algorithm::Aes256Gcm, None)
+            .await
+            .unwrap_err()
+            .code(),
+        denied
+    );
+    assert_eq!(
+        kms.decrypt(&end_user, &alpha, &sealed.ciphertext, b"")
+            .await
+            .unwrap_err()
+            .code(),
+        denied
+    );
+    assert_eq!(
+        kms.keys(&end_user, &alpha).await.unwrap_err().code(),
+        denied
+    );
+}
+
+#[tokio::test]
+async fn secrets_are_versioned_and_never_listed_with_values() {
+    let (kms, _) = kms();
+    let (a, alpha) = (admin("alpha"), project("alpha"));
+    assert_eq!(
+        kms.put_secret(&a, &alpha, "db-password", b"one")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        kms.put_secret(&a, &alpha, "db-password", b"two")
+            .await
+            .unwrap(),
+        2
+    );
+    let (value, version) = kms.secret(&a, &alpha, "db-password", None).await.unwrap();
+    assert_eq!((&value[..], version), (&b"two"[..], 2));
+    assert_eq!(
+        &kms.secret(&a, &alpha, "db-password", Some(1))
+            .await
+            .unwrap()
+            .0[..],
+        b"one"
+    );
+    let list = kms.secrets(&a, &alpha).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].latest_version, 2);
+    assert!(!format!("{list:?}").contains("two"));
+    assert!(kms.put_secret(&a, &alpha, "bad name!", b"x").await.is_err());
+    let reader = who("alpha", PrincipalKind::Account, Rights::READ);
+    assert!(
+        kms.secret(&reader, &alpha, "db-password", None)
+            .await
+            .is_err(),
+        "reading a value is using it"
+    );
+    assert!(kms.delete_secret(&a, &alpha, "db-password").await.unwrap());
+    assert_eq!(
+        kms.secret(&a, &alpha, "db-password", None)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::NotFound
+    );
+}
+
+#[tokio::test]
+async fn every_operation_is_audited_and_the_chain_verifies() {
+    let (kms, _) = kms();
+    let (a, alpha) = (admin("alpha"), project("alpha"));
+    kms.create_key(&a, &alpha, "k", Algorithm::Aes256Gcm, None)
+        .await
+        .unwrap();
+    kms.encrypt(&a, &alpha, "k", b"secret plaintext", b"")
+        .await
+        .unwrap();
+    let reader = who("alpha", PrincipalKind::Account, Rights::READ);
+    let _ = kms.encrypt(&reader, &alpha, "k", b"x", b"").await;
+    let _ = kms.encrypt(&a, &alpha, "missing", b"x", b"").await;
+    let records = kms
+        .audit(
+            &a,
+            &alpha,
+            &AuditQuery {
+                limit: 100,
+                ..AuditQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let summary: Vec<(String, String)> = records
+        .iter()
+        .map(|r| (r.entry.operation.clone(), r.entry.result.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("create_key", "ok"),
+            ("encrypt", "ok"),
+            ("encrypt", "permission_denied"),
+            ("encrypt", "not_found"),
+        ]
+        .map(|(o, r)| (o.to_string(), r.to_string()))
+    );
+    assert!(!format!("{records:?}").contains("secret plaintext"));
+    let by_key = kms
+        .audit(
+            &a,
+            &alpha,
+            &AuditQuery {
+                key: Some("missing".into()),
+                limit: 10,
+                ..AuditQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_key.len(), 1);
+    assert_eq!(kms.verify_audit(&a, &alpha).await.unwrap(), Ok(4));
+}
+
+#[tokio::test]
+async fn another_master_key_cannot_use_stored_keys() {
+    let (kms, store) = kms();
+    let (a, alpha) = (admin("alpha"), project("alpha"));
+    kms.create_key(&a, &alpha, "k", Algorithm::Aes256Gcm, None)
+        .await
+        .unwrap();
+    let sealed = kms.encrypt(&a, &alpha, "k", b"x", b"").await.unwrap();
+    let other = kms_on(store, &"cd".repeat(32));
+    let err = other
+        .decrypt(&a, &alpha, &sealed.ciphertext, b"")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Internal);
+    assert!(err.to_string().contains("wrong master key"), "{err}");
+}
+
+#[tokio::test]
+async fn oversized_input_is_refused() {
+    let (kms, _) = kms();
+    let (a, alpha) = (admin("alpha"), project("alpha"));
+    kms.create_key(&a, &alpha, "k", Algorithm::Aes256Gcm, None)
+        .await
+        .unwrap();
+    let big = vec![0u8; 64 * 1024 + 1];
+    assert_eq!(
+        kms.encrypt(&a, &alpha, "k", &big, b"")
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::PayloadTooLarge
+    );
+    assert_eq!(
+        kms.encrypt(&a, &alpha, "k", b"x", &vec![0u8; 4097])
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::PayloadTooLarge
+    );
+    assert_eq!(
+        kms.create_key(&a, &alpha, "no/slash", Algorithm::Aes256Gcm, None)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidInput
+    );
+    assert_eq!(
+        kms.create_key(&a, &alpha, "k", Algorithm::Aes256Gcm, None)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::AlreadyExists
+    );
+}
