@@ -8,6 +8,7 @@ mod cache;
 mod client;
 mod events_conformance;
 mod identity_conformance;
+mod kms_conformance;
 mod kv_conformance;
 mod kv_http;
 mod ops;

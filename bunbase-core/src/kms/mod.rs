@@ -23,6 +23,8 @@ pub mod master;
 pub mod model;
 mod service;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 #[cfg(test)]
 mod service_tests;

@@ -2,3 +2,5 @@
 //! follow.
 
 pub mod memory;
+#[cfg(feature = "sql")]
+pub mod sql;

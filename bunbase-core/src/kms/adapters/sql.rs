@@ -1,0 +1,545 @@
+//! KMS stores on SQLite (the all-in-one) and Postgres: one SQL text for
+//! both dialects (`$n` placeholders, TEXT, BIGINT; wrapped material as
+//! base64 TEXT), one macro for both pool types.
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sqlx::Row;
+
+use crate::error::Error;
+use crate::id::ProjectId;
+use crate::kms::audit::{self, AuditEntry, AuditRecord};
+use crate::kms::crypto::Algorithm;
+use crate::kms::model::{AuditQuery, Key, KeyState, KeyVersion, SecretInfo, SecretVersion};
+use crate::kms::store::KmsStore;
+use crate::sql::{Migration, db, from_db, to_db};
+
+pub const DOMAIN: &str = "kms";
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: "
+CREATE TABLE kms_keys (
+    project_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    state TEXT NOT NULL,
+    primary_version BIGINT NOT NULL,
+    rotation_period BIGINT,
+    last_rotated_at BIGINT NOT NULL,
+    deletion_at BIGINT,
+    created_at BIGINT NOT NULL,
+    revision BIGINT NOT NULL,
+    PRIMARY KEY (project_id, name)
+);
+CREATE TABLE kms_key_versions (
+    project_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    wrapped TEXT NOT NULL,
+    public_key TEXT,
+    PRIMARY KEY (project_id, name, version),
+    FOREIGN KEY (project_id, name) REFERENCES kms_keys (project_id, name) ON DELETE CASCADE
+);
+CREATE TABLE kms_secrets (
+    project_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    wrapped TEXT NOT NULL,
+    PRIMARY KEY (project_id, name, version)
+);
+CREATE TABLE kms_audit (
+    project_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    caller TEXT NOT NULL,
+    key_name TEXT,
+    operation TEXT NOT NULL,
+    result TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (project_id, seq)
+);
+CREATE INDEX kms_audit_at ON kms_audit (project_id, at);
+",
+}];
+
+fn b64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+fn unb64(text: &str) -> Result<Vec<u8>, Error> {
+    STANDARD
+        .decode(text)
+        .map_err(|_| Error::internal("stored key material is not base64"))
+}
+
+fn state_from(text: &str) -> Result<KeyState, Error> {
+    match text {
+        "enabled" => Ok(KeyState::Enabled),
+        "disabled" => Ok(KeyState::Disabled),
+        "pending_deletion" => Ok(KeyState::PendingDeletion),
+        other => Err(Error::internal(format!(
+            "unknown stored key state {other:?}"
+        ))),
+    }
+}
+
+/// Appending an audit record can lose a race for its sequence number to
+/// another instance: it retries this often.
+const AUDIT_ATTEMPTS: usize = 20;
+
+macro_rules! kms_store {
+    ($store:ident, $row:ty, $db:ty) => {
+        /// Inserts a key version unless it is stored already (versions
+        /// never change once written).
+        async fn insert_version(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            key: &Key,
+            v: &KeyVersion,
+        ) -> Result<(), Error> {
+            sqlx::query(
+                "INSERT INTO kms_key_versions (project_id, name, version, created_at, wrapped, public_key)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(key.project.as_str())
+            .bind(key.name.as_str())
+            .bind(i64::from(v.version))
+            .bind(to_db(v.created_at))
+            .bind(b64(&v.wrapped))
+            .bind(v.public_key.as_deref().map(b64))
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+            Ok(())
+        }
+
+        fn key_from(r: &$row, versions: Vec<KeyVersion>) -> Result<Key, Error> {
+            let project: String = r.try_get("project_id").map_err(db)?;
+            let algorithm: String = r.try_get("algorithm").map_err(db)?;
+            let state: String = r.try_get("state").map_err(db)?;
+            Ok(Key {
+                project: ProjectId::new(project)?,
+                name: r.try_get("name").map_err(db)?,
+                algorithm: Algorithm::parse(&algorithm)?,
+                state: state_from(&state)?,
+                primary: from_db(r.try_get("primary_version").map_err(db)?) as u32,
+                versions,
+                rotation_period: r
+                    .try_get::<Option<i64>, _>("rotation_period")
+                    .map_err(db)?
+                    .map(from_db),
+                last_rotated_at: from_db(r.try_get("last_rotated_at").map_err(db)?),
+                deletion_at: r
+                    .try_get::<Option<i64>, _>("deletion_at")
+                    .map_err(db)?
+                    .map(from_db),
+                created_at: from_db(r.try_get("created_at").map_err(db)?),
+                revision: from_db(r.try_get("revision").map_err(db)?),
+            })
+        }
+
+        fn version_from(r: &$row) -> Result<KeyVersion, Error> {
+            let wrapped: String = r.try_get("wrapped").map_err(db)?;
+            let public: Option<String> = r.try_get("public_key").map_err(db)?;
+            Ok(KeyVersion {
+                version: from_db(r.try_get("version").map_err(db)?) as u32,
+                created_at: from_db(r.try_get("created_at").map_err(db)?),
+                wrapped: unb64(&wrapped)?,
+                public_key: public.as_deref().map(unb64).transpose()?,
+            })
+        }
+
+        fn record_from(r: &$row) -> Result<AuditRecord, Error> {
+            Ok(AuditRecord {
+                seq: from_db(r.try_get("seq").map_err(db)?),
+                entry: AuditEntry {
+                    at: from_db(r.try_get("at").map_err(db)?),
+                    project: r.try_get("project_id").map_err(db)?,
+                    caller: r.try_get("caller").map_err(db)?,
+                    key: r.try_get("key_name").map_err(db)?,
+                    operation: r.try_get("operation").map_err(db)?,
+                    result: r.try_get("result").map_err(db)?,
+                },
+                prev_hash: r.try_get("prev_hash").map_err(db)?,
+                hash: r.try_get("hash").map_err(db)?,
+            })
+        }
+
+        impl $store {
+            async fn versions(&self, project: &str, name: &str) -> Result<Vec<KeyVersion>, Error> {
+                let rows = sqlx::query(
+                    "SELECT version, created_at, wrapped, public_key FROM kms_key_versions
+                     WHERE project_id = $1 AND name = $2 ORDER BY version",
+                )
+                .bind(project)
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+                rows.iter().map(version_from).collect()
+            }
+
+            async fn with_versions(&self, rows: Vec<$row>) -> Result<Vec<Key>, Error> {
+                let mut keys = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let project: String = r.try_get("project_id").map_err(db)?;
+                    let name: String = r.try_get("name").map_err(db)?;
+                    let versions = self.versions(&project, &name).await?;
+                    keys.push(key_from(r, versions)?);
+                }
+                Ok(keys)
+            }
+        }
+
+        #[async_trait]
+        impl KmsStore for $store {
+            async fn create_key(&self, key: &Key) -> Result<(), Error> {
+                let mut tx = self.writer().begin().await.map_err(db)?;
+                sqlx::query(
+                    "INSERT INTO kms_keys (project_id, name, algorithm, state, primary_version,
+                        rotation_period, last_rotated_at, deletion_at, created_at, revision)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(key.project.as_str())
+                .bind(&key.name)
+                .bind(key.algorithm.name())
+                .bind(key.state.as_str())
+                .bind(i64::from(key.primary))
+                .bind(key.rotation_period.map(to_db))
+                .bind(to_db(key.last_rotated_at))
+                .bind(key.deletion_at.map(to_db))
+                .bind(to_db(key.created_at))
+                .bind(to_db(key.revision))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match db(e) {
+                    Error::AlreadyExists(_) => {
+                        Error::AlreadyExists(format!("key {} already exists", key.name))
+                    }
+                    other => other,
+                })?;
+                for v in &key.versions {
+                    insert_version(&mut tx, key, v).await?;
+                }
+                tx.commit().await.map_err(db)
+            }
+
+            async fn key(&self, project: &ProjectId, name: &str) -> Result<Option<Key>, Error> {
+                let row = sqlx::query("SELECT * FROM kms_keys WHERE project_id = $1 AND name = $2")
+                    .bind(project.as_str())
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)?;
+                Ok(self.with_versions(row.into_iter().collect()).await?.pop())
+            }
+
+            async fn keys(&self, project: &ProjectId) -> Result<Vec<Key>, Error> {
+                let rows = sqlx::query("SELECT * FROM kms_keys WHERE project_id = $1 ORDER BY name")
+                    .bind(project.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db)?;
+                self.with_versions(rows).await
+            }
+
+            async fn update_key(&self, key: &Key) -> Result<(), Error> {
+                let mut tx = self.writer().begin().await.map_err(db)?;
+                let updated = sqlx::query(
+                    "UPDATE kms_keys SET state = $1, primary_version = $2, rotation_period = $3,
+                        last_rotated_at = $4, deletion_at = $5, revision = $6
+                     WHERE project_id = $7 AND name = $8 AND revision = $9",
+                )
+                .bind(key.state.as_str())
+                .bind(i64::from(key.primary))
+                .bind(key.rotation_period.map(to_db))
+                .bind(to_db(key.last_rotated_at))
+                .bind(key.deletion_at.map(to_db))
+                .bind(to_db(key.revision))
+                .bind(key.project.as_str())
+                .bind(&key.name)
+                .bind(to_db(key.revision.saturating_sub(1)))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+                if updated == 0 {
+                    return Err(Error::Conflict(format!(
+                        "key {} was changed or deleted meanwhile; try again",
+                        key.name
+                    )));
+                }
+                for v in &key.versions {
+                    insert_version(&mut tx, key, v).await?;
+                }
+                tx.commit().await.map_err(db)
+            }
+
+            async fn delete_key(&self, project: &ProjectId, name: &str) -> Result<bool, Error> {
+                let mut tx = self.writer().begin().await.map_err(db)?;
+                sqlx::query("DELETE FROM kms_key_versions WHERE project_id = $1 AND name = $2")
+                    .bind(project.as_str())
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                let deleted = sqlx::query("DELETE FROM kms_keys WHERE project_id = $1 AND name = $2")
+                    .bind(project.as_str())
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?
+                    .rows_affected();
+                tx.commit().await.map_err(db)?;
+                Ok(deleted > 0)
+            }
+
+            async fn keys_due(&self, now: u64) -> Result<Vec<Key>, Error> {
+                let rows = sqlx::query(
+                    "SELECT * FROM kms_keys
+                     WHERE (state = 'pending_deletion' AND deletion_at <= $1)
+                        OR (state = 'enabled' AND rotation_period IS NOT NULL
+                            AND last_rotated_at + rotation_period * 1000 <= $1)",
+                )
+                .bind(to_db(now))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+                self.with_versions(rows).await
+            }
+
+            async fn put_secret(
+                &self,
+                project: &ProjectId,
+                name: &str,
+                version: u32,
+                wrapped: Vec<u8>,
+                at: u64,
+            ) -> Result<(), Error> {
+                let mut tx = self.writer().begin().await.map_err(db)?;
+                let latest: Option<i64> = sqlx::query_scalar(
+                    "SELECT MAX(version) FROM kms_secrets WHERE project_id = $1 AND name = $2",
+                )
+                .bind(project.as_str())
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+                let next = latest.map_or(1, |v| from_db(v) as u32 + 1);
+                if version != next {
+                    return Err(Error::Conflict(format!(
+                        "secret {name} got version {} meanwhile; try again",
+                        next - 1
+                    )));
+                }
+                sqlx::query(
+                    "INSERT INTO kms_secrets (project_id, name, version, created_at, wrapped)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(project.as_str())
+                .bind(name)
+                .bind(i64::from(version))
+                .bind(to_db(at))
+                .bind(b64(&wrapped))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match db(e) {
+                    // Another instance inserted this version first.
+                    Error::AlreadyExists(_) => {
+                        Error::Conflict(format!("secret {name} was written meanwhile; try again"))
+                    }
+                    other => other,
+                })?;
+                tx.commit().await.map_err(db)
+            }
+
+            async fn secret(
+                &self,
+                project: &ProjectId,
+                name: &str,
+                version: Option<u32>,
+            ) -> Result<Option<SecretVersion>, Error> {
+                let row = match version {
+                    Some(v) => sqlx::query(
+                        "SELECT version, created_at, wrapped FROM kms_secrets
+                         WHERE project_id = $1 AND name = $2 AND version = $3",
+                    )
+                    .bind(project.as_str())
+                    .bind(name)
+                    .bind(i64::from(v))
+                    .fetch_optional(&self.pool)
+                    .await,
+                    None => sqlx::query(
+                        "SELECT version, created_at, wrapped FROM kms_secrets
+                         WHERE project_id = $1 AND name = $2 ORDER BY version DESC LIMIT 1",
+                    )
+                    .bind(project.as_str())
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await,
+                }
+                .map_err(db)?;
+                row.map(|r| {
+                    let wrapped: String = r.try_get("wrapped").map_err(db)?;
+                    Ok(SecretVersion {
+                        version: from_db(r.try_get("version").map_err(db)?) as u32,
+                        created_at: from_db(r.try_get("created_at").map_err(db)?),
+                        wrapped: unb64(&wrapped)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn secrets(&self, project: &ProjectId) -> Result<Vec<SecretInfo>, Error> {
+                let rows = sqlx::query(
+                    "SELECT name, MAX(version) AS latest, MIN(created_at) AS created,
+                            MAX(created_at) AS updated
+                     FROM kms_secrets WHERE project_id = $1 GROUP BY name ORDER BY name",
+                )
+                .bind(project.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(SecretInfo {
+                            name: r.try_get("name").map_err(db)?,
+                            latest_version: from_db(r.try_get("latest").map_err(db)?) as u32,
+                            created_at: from_db(r.try_get("created").map_err(db)?),
+                            updated_at: from_db(r.try_get("updated").map_err(db)?),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delete_secret(&self, project: &ProjectId, name: &str) -> Result<bool, Error> {
+                let deleted = sqlx::query("DELETE FROM kms_secrets WHERE project_id = $1 AND name = $2")
+                    .bind(project.as_str())
+                    .bind(name)
+                    .execute(self.writer())
+                    .await
+                    .map_err(db)?
+                    .rows_affected();
+                Ok(deleted > 0)
+            }
+
+            async fn append_audit(&self, entry: AuditEntry) -> Result<AuditRecord, Error> {
+                for _ in 0..AUDIT_ATTEMPTS {
+                    let mut tx = self.writer().begin().await.map_err(db)?;
+                    let last = sqlx::query(
+                        "SELECT * FROM kms_audit WHERE project_id = $1 ORDER BY seq DESC LIMIT 1",
+                    )
+                    .bind(&entry.project)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    let last = last.as_ref().map(record_from).transpose()?;
+                    let record = audit::chain(last.as_ref(), entry.clone());
+                    let inserted = sqlx::query(
+                        "INSERT INTO kms_audit (project_id, seq, at, caller, key_name, operation,
+                            result, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(&record.entry.project)
+                    .bind(to_db(record.seq))
+                    .bind(to_db(record.entry.at))
+                    .bind(&record.entry.caller)
+                    .bind(&record.entry.key)
+                    .bind(&record.entry.operation)
+                    .bind(&record.entry.result)
+                    .bind(&record.prev_hash)
+                    .bind(&record.hash)
+                    .execute(&mut *tx)
+                    .await;
+                    match inserted.map_err(db) {
+                        Ok(_) => {
+                            tx.commit().await.map_err(db)?;
+                            return Ok(record);
+                        }
+                        // Another instance took this sequence number.
+                        Err(Error::AlreadyExists(_)) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(Error::Unavailable("the audit log is too busy; try again".into()))
+            }
+
+            async fn audit(
+                &self,
+                project: &ProjectId,
+                query: &AuditQuery,
+            ) -> Result<Vec<AuditRecord>, Error> {
+                let rows = sqlx::query(
+                    "SELECT * FROM kms_audit
+                     WHERE project_id = $1 AND seq > $2 AND at >= $3 AND at < $4
+                       AND ($5 IS NULL OR key_name = $5)
+                     ORDER BY seq LIMIT $6",
+                )
+                .bind(project.as_str())
+                .bind(to_db(query.after.unwrap_or(0)))
+                .bind(to_db(query.from.unwrap_or(0)))
+                .bind(to_db(query.to.unwrap_or(u64::MAX)))
+                .bind(&query.key)
+                .bind(to_db(query.limit.max(1) as u64))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+                rows.iter().map(record_from).collect()
+            }
+        }
+    };
+}
+
+pub mod sqlite {
+    //! SQLite: the all-in-one's KMS store (a file in the data directory).
+    use super::*;
+
+    /// Reads use a pool; writes go through one connection (SQLite has one
+    /// writer at a time anyway).
+    pub struct SqliteKms {
+        pool: sqlx::SqlitePool,
+        writer: sqlx::SqlitePool,
+    }
+
+    impl SqliteKms {
+        pub async fn open(path: &std::path::Path) -> Result<SqliteKms, Error> {
+            let writer = crate::sql::connect_sqlite_with(path, 1).await?;
+            crate::sql::migrate_sqlite(&writer, DOMAIN, MIGRATIONS).await?;
+            let pool = crate::sql::connect_sqlite_with(path, 8).await?;
+            Ok(SqliteKms { pool, writer })
+        }
+
+        fn writer(&self) -> &sqlx::SqlitePool {
+            &self.writer
+        }
+    }
+
+    kms_store!(SqliteKms, sqlx::sqlite::SqliteRow, sqlx::Sqlite);
+}
+
+pub mod postgres {
+    //! Postgres: the KMS store in compose.
+    use super::*;
+
+    pub struct PostgresKms {
+        pool: sqlx::PgPool,
+    }
+
+    impl PostgresKms {
+        /// Connects and migrates (several instances may start at once).
+        pub async fn connect(url: &str) -> Result<PostgresKms, Error> {
+            let pool = crate::sql::connect_postgres(url, 20).await?;
+            crate::sql::migrate_postgres(&pool, DOMAIN, MIGRATIONS).await?;
+            Ok(PostgresKms { pool })
+        }
+
+        fn writer(&self) -> &sqlx::PgPool {
+            &self.pool
+        }
+    }
+
+    kms_store!(PostgresKms, sqlx::postgres::PgRow, sqlx::Postgres);
+}
