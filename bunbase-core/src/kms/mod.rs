@@ -20,6 +20,7 @@ pub mod audit;
 pub mod ciphertext;
 pub mod crypto;
 pub mod master;
+mod metrics;
 pub mod model;
 mod service;
 pub mod store;
@@ -29,6 +30,7 @@ pub mod testing;
 #[cfg(test)]
 mod service_tests;
 
+pub use metrics::KmsMetrics;
 pub use model::{AuditQuery, Key, KeyInfo, KeyState, SecretInfo};
 pub use service::{Kms, KmsLimits, Sealed};
 pub use store::KmsStore;

@@ -10,6 +10,7 @@ use super::audit::{self, AuditEntry, AuditRecord, ChainBreak};
 use super::ciphertext::Ciphertext;
 use super::crypto::{self, Algorithm, Material, Purpose};
 use super::master::MasterKey;
+use super::metrics::KmsMetrics;
 use super::model::{AuditQuery, Key, KeyInfo, KeyState, KeyVersion, SecretInfo, check_name};
 use super::store::KmsStore;
 use crate::auth::{Access, Principal, PrincipalKind, Rights};
@@ -57,6 +58,7 @@ pub struct Kms {
     store: Arc<dyn KmsStore>,
     master: Arc<MasterKey>,
     limits: KmsLimits,
+    metrics: Arc<KmsMetrics>,
 }
 
 /// Who the audit names for scheduled rotations and deletions.
@@ -80,12 +82,27 @@ fn secret_aad(project: &ProjectId, name: &str, version: u32) -> Vec<u8> {
 }
 
 impl Kms {
-    pub fn new(store: Arc<dyn KmsStore>, master: Arc<MasterKey>, limits: KmsLimits) -> Kms {
+    pub fn new(
+        store: Arc<dyn KmsStore>,
+        master: Arc<MasterKey>,
+        limits: KmsLimits,
+        metrics: Arc<KmsMetrics>,
+    ) -> Kms {
         Kms {
             store,
             master,
             limits,
+            metrics,
         }
+    }
+
+    /// The master key's id (never the key).
+    pub fn master_key_id(&self) -> &str {
+        self.master.id()
+    }
+
+    pub async fn check(&self) -> Result<(), Error> {
+        self.store.check().await
     }
 
     pub fn limits(&self) -> KmsLimits {
@@ -102,7 +119,20 @@ impl Kms {
         operation: &str,
         op: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
+        let started = std::time::Instant::now();
         let result = op.await;
+        self.metrics
+            .duration
+            .with_label_values(&[operation])
+            .observe(started.elapsed().as_secs_f64());
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code().as_str(),
+        };
+        self.metrics
+            .operations
+            .with_label_values(&[operation, label])
+            .inc();
         let entry = AuditEntry {
             at: now_millis(),
             project: project.to_string(),

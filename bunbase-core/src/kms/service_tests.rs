@@ -33,6 +33,7 @@ fn kms_on(store: Arc<MemoryKms>, master: &str) -> Kms {
         store,
         Arc::new(MasterKey::parse(master).unwrap()),
         KmsLimits::default(),
+        Arc::new(super::KmsMetrics::unregistered()),
     )
 }
 

@@ -11,6 +11,9 @@ use crate::id::ProjectId;
 
 #[async_trait]
 pub trait KmsStore: Send + Sync + 'static {
+    /// Whether the store answers (health checks).
+    async fn check(&self) -> Result<(), Error>;
+
     /// `already_exists` if the project has a key of that name.
     async fn create_key(&self, key: &Key) -> Result<(), Error>;
     async fn key(&self, project: &ProjectId, name: &str) -> Result<Option<Key>, Error>;

@@ -334,7 +334,12 @@ async fn concurrent_audit(store: Arc<dyn KmsStore>) {
 
 async fn service_end_to_end(store: Arc<dyn KmsStore>) {
     let master = Arc::new(MasterKey::parse(&"5a".repeat(32)).unwrap_or_else(|e| panic!("{e}")));
-    let kms = Kms::new(store, master, KmsLimits::default());
+    let kms = Kms::new(
+        store,
+        master,
+        KmsLimits::default(),
+        Arc::new(super::KmsMetrics::unregistered()),
+    );
     let p = project();
     let who = Principal {
         subject: "svc".into(),

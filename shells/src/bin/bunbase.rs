@@ -20,6 +20,7 @@ use bunbase_core::kv::{Engine, EngineConfig, KvStore};
 use bunbase_core::metrics::Registry;
 use bunbase_shells::buncast::{self, BuncastState, EventsArgs};
 use bunbase_shells::bunder::{self, BunderConfig};
+use bunbase_shells::bunkms::{self, KmsArgs, KmsState};
 use bunbase_shells::cli::{self, ServerArgs};
 use bunbase_shells::kit::{self, Shutdown};
 use bunbase_shells::kvmanager::{self, KvArgs, KvState};
@@ -50,6 +51,8 @@ struct Args {
     events: EventsArgs,
     #[command(flatten)]
     kv: KvArgs,
+    #[command(flatten)]
+    kms: KmsArgs,
     /// Also serve the KV engine over RESP (Redis clients) on this address, e.g.
     /// 127.0.0.1:6379. Off unless set.
     #[arg(long, env = "BUNBASE_RESP_LISTEN")]
@@ -266,6 +269,15 @@ async fn main() -> anyhow::Result<()> {
         (None, _) => None,
     };
 
+    // KMS: SQLite in the data directory; without a configured master key,
+    // a development one is generated there (and the banner says so).
+    let kms = args
+        .kms
+        .build(&args.data_dir, true, &registry)
+        .await
+        .context("starting BunKMS")?;
+    let kms_scheduler = bunkms::spawn_scheduler(kms.kms.clone(), shutdown.token.clone());
+
     let mut platform = platform::service(PlatformState {
         identity: identity.clone(),
     });
@@ -277,6 +289,10 @@ async fn main() -> anyhow::Result<()> {
         }));
     let services = vec![
         platform,
+        bunkms::service(KmsState {
+            kms: kms.kms.clone(),
+            verifier: verifier.clone(),
+        }),
         kvmanager::service(KvState {
             kv,
             verifier: verifier.clone(),
@@ -310,8 +326,23 @@ async fn main() -> anyhow::Result<()> {
     if let Some(bound) = resp_address {
         println!("  redis://{bound}  the same KV engine over RESP (Redis clients)");
     }
+    println!(
+        "  /kms            BunKMS: keys, encryption, signing, secrets, audit ({}, master key {})",
+        kms.store,
+        kms.kms.master_key_id()
+    );
     println!("  /health         health of every service");
     println!("  /metrics        Prometheus metrics of every service");
+    if kms.origin == bunbase_core::kms::master::Origin::Development {
+        println!();
+        println!(
+            "  DEVELOPMENT master key in {}: anyone who can read it can read every key.",
+            args.data_dir
+                .join(bunbase_core::kms::master::DEV_FILE)
+                .display()
+        );
+        println!("  For production set BUNKMS_MASTER_KEY_FILE (32 bytes: openssl rand -hex 32).");
+    }
     if let Some((token, path)) = dev_note {
         println!();
         println!(
@@ -333,6 +364,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     shutdown.token.cancel();
+    kms_scheduler.abort();
     if let Some(upkeep) = upkeep {
         upkeep.close();
         upkeep.wait().await; // the final fsync

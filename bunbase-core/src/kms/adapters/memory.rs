@@ -52,6 +52,10 @@ pub fn due(key: &Key, now: u64) -> bool {
 
 #[async_trait]
 impl KmsStore for MemoryKms {
+    async fn check(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
     async fn create_key(&self, key: &Key) -> Result<(), Error> {
         let mut state = self.state();
         let slot = name(&key.project, &key.name);

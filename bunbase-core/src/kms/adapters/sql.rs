@@ -197,6 +197,11 @@ macro_rules! kms_store {
 
         #[async_trait]
         impl KmsStore for $store {
+            async fn check(&self) -> Result<(), Error> {
+                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db)?;
+                Ok(())
+            }
+
             async fn create_key(&self, key: &Key) -> Result<(), Error> {
                 let mut tx = self.writer().begin().await.map_err(db)?;
                 sqlx::query(
