@@ -9,6 +9,7 @@ mod client;
 mod events_conformance;
 mod identity_conformance;
 mod kms_conformance;
+mod kms_http;
 mod kv_conformance;
 mod kv_http;
 mod ops;

@@ -50,6 +50,8 @@ pub struct Options {
     /// Also serve Bunder Manager (`/kv`) on this store, publishing through
     /// the same events.
     pub kv: Option<(Arc<dyn KvStore>, KvLimits)>,
+    /// Also serve BunKMS (`/kms`).
+    pub kms: Option<bunbase_core::kms::Kms>,
 }
 
 impl Default for Options {
@@ -65,6 +67,7 @@ impl Default for Options {
             keepalive: Duration::from_secs(15),
             listen: None,
             kv: None,
+            kms: None,
         }
     }
 }
@@ -105,6 +108,14 @@ pub async fn start(options: Options) -> RunningServer {
         shutdown: shutdown.clone(),
     };
     let mut services = vec![buncast::service(state)];
+    if let Some(kms) = &options.kms {
+        services.push(bunbase_shells::bunkms::service(
+            bunbase_shells::bunkms::KmsState {
+                kms: kms.clone(),
+                verifier: Arc::new(tokens()),
+            },
+        ));
+    }
     if let Some((store, limits)) = &options.kv {
         let metrics = Arc::new(KvMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")));
         services.push(kvmanager::service(KvState {

@@ -1,0 +1,582 @@
+//! BunKMS over HTTP: the whole key life cycle, a table of bad requests
+//! (each answered clearly, none changing anything), project isolation.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bunbase_core::kms::adapters::memory::MemoryKms;
+use bunbase_core::kms::master::MasterKey;
+use bunbase_core::kms::{Kms, KmsLimits, KmsMetrics};
+use bunbase_tests::harness::{self, ALPHA, ALPHA_READER, BETA, Options, RunningServer};
+use serde_json::{Value, json};
+
+use crate::support::http;
+
+async fn start() -> RunningServer {
+    let kms = Kms::new(
+        Arc::new(MemoryKms::new()),
+        Arc::new(MasterKey::parse(&"42".repeat(32)).unwrap()),
+        KmsLimits::default(),
+        Arc::new(KmsMetrics::unregistered()),
+    );
+    harness::start(Options {
+        kms: Some(kms),
+        ..Options::default()
+    })
+    .await
+}
+
+fn b64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+async fn call(
+    server: &RunningServer,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = http()
+        .request(
+            method.parse().unwrap(),
+            format!("{}/kms/v1/projects/{path}", server.url()),
+        )
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_life_cycle_over_http() {
+    let server = start().await;
+    let (status, key) = call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys",
+        Some(json!({"name": "orders", "purpose": "encrypt"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    assert_eq!(key["algorithm"], "AES-256-GCM");
+    let (_, sealed) = call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys/orders/encrypt",
+        Some(json!({"plaintext": b64(b"card 4242"), "context": b64(b"order=1")})),
+    )
+    .await;
+    let ciphertext = sealed["ciphertext"].as_str().unwrap().to_string();
+    let (_, rotated) = call(&server, ALPHA, "POST", "alpha/keys/orders/rotate", None).await;
+    assert_eq!(rotated["primary_version"], 2);
+    let (status, opened) = call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys/orders/decrypt",
+        Some(json!({"ciphertext": ciphertext, "context": b64(b"order=1")})),
+    )
+    .await;
+    assert_eq!(status, 200, "{opened}");
+    assert_eq!(opened["plaintext"], b64(b"card 4242"));
+    assert_eq!(opened["version"], 1, "old versions keep decrypting");
+    let (_, moved) = call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys/orders/reencrypt",
+        Some(json!({"ciphertext": ciphertext, "context": b64(b"order=1")})),
+    )
+    .await;
+    assert_eq!(moved["version"], 2);
+    let (_, dk) = call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys/orders/datakey",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        STANDARD
+            .decode(dk["plaintext"].as_str().unwrap())
+            .unwrap()
+            .len(),
+        32
+    );
+    let (_, again) = call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys/orders/decrypt-datakey",
+        Some(json!({"ciphertext": dk["ciphertext"]})),
+    )
+    .await;
+    assert_eq!(again["plaintext"], dk["plaintext"]);
+
+    call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys",
+        Some(json!({"name": "signer", "purpose": "sign", "algorithm": "ECDSA-P256-SHA256"})),
+    )
+    .await;
+    let (_, sig) = call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys/signer/sign",
+        Some(json!({"message": b64(b"m")})),
+    )
+    .await;
+    let (_, ok) = call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys/signer/verify",
+        Some(json!({"message": b64(b"m"), "signature": sig["signature"]})),
+    )
+    .await;
+    assert_eq!(ok["valid"], true);
+    let (_, bad) = call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys/signer/verify",
+        Some(json!({"message": b64(b"n"), "signature": sig["signature"]})),
+    )
+    .await;
+    assert_eq!(bad["valid"], false);
+    call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys",
+        Some(json!({"name": "mac", "purpose": "mac"})),
+    )
+    .await;
+    let (_, tag) = call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys/mac/mac",
+        Some(json!({"message": b64(b"m")})),
+    )
+    .await;
+    let (_, valid) = call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys/mac/verify-mac",
+        Some(json!({"message": b64(b"m"), "mac": tag["mac"]})),
+    )
+    .await;
+    assert_eq!(valid["valid"], true);
+
+    let (_, put) = call(
+        &server,
+        ALPHA,
+        "PUT",
+        "alpha/secrets/db",
+        Some(json!({"value": "s3cr3t"})),
+    )
+    .await;
+    assert_eq!(put["version"], 1);
+    let (_, got) = call(&server, ALPHA, "GET", "alpha/secrets/db", None).await;
+    assert_eq!(got["value"], "s3cr3t");
+    let (_, list) = call(&server, ALPHA, "GET", "alpha/secrets", None).await;
+    assert!(
+        !list.to_string().contains("s3cr3t"),
+        "lists never show values"
+    );
+
+    let (_, disabled) = call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys/orders/schedule-deletion",
+        Some(json!({"days": 7})),
+    )
+    .await;
+    assert_eq!(disabled["state"], "pending_deletion");
+    let (_, cancelled) = call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys/orders/cancel-deletion",
+        None,
+    )
+    .await;
+    assert_eq!(cancelled["state"], "disabled");
+
+    let (_, audit) = call(&server, ALPHA, "GET", "alpha/audit?limit=1000", None).await;
+    let records = audit["records"].as_array().unwrap();
+    assert!(records.len() >= 15, "{}", records.len());
+    assert!(
+        !audit.to_string().contains(&b64(b"card 4242")),
+        "no plaintext in the audit"
+    );
+    let (_, verified) = call(&server, ALPHA, "GET", "alpha/audit/verify", None).await;
+    assert_eq!(verified["valid"], true);
+    assert_eq!(
+        verified["records"].as_u64().unwrap() as usize,
+        records.len()
+    );
+    server.shutdown.trigger();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_clearly() {
+    let server = start().await;
+    call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys",
+        Some(json!({"name": "enc", "purpose": "encrypt"})),
+    )
+    .await;
+    call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys",
+        Some(json!({"name": "sig", "purpose": "sign"})),
+    )
+    .await;
+    call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys",
+        Some(json!({"name": "off", "purpose": "encrypt"})),
+    )
+    .await;
+    call(&server, ALPHA, "POST", "alpha/keys/off/disable", None).await;
+    call(
+        &server,
+        BETA,
+        "POST",
+        "beta/keys",
+        Some(json!({"name": "enc", "purpose": "encrypt"})),
+    )
+    .await;
+    let (_, sealed) = call(
+        &server,
+        ALPHA,
+        "POST",
+        "alpha/keys/enc/encrypt",
+        Some(json!({"plaintext": b64(b"x"), "context": b64(b"c")})),
+    )
+    .await;
+    let ct = sealed["ciphertext"].as_str().unwrap().to_string();
+    let mut tampered = STANDARD.decode(&ct).unwrap();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let tampered = b64(&tampered);
+    let truncated = b64(&STANDARD.decode(&ct).unwrap()[..20]);
+    let (_, before) = call(&server, ALPHA, "GET", "alpha/audit/verify", None).await;
+    let big = b64(&vec![0u8; 64 * 1024 + 1]);
+
+    let cases: Vec<(&str, &str, &str, &str, Option<Value>, u16, &str)> = vec![
+        (
+            "unknown purpose",
+            ALPHA,
+            "POST",
+            "alpha/keys",
+            Some(json!({"name": "k", "purpose": "hash"})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "algorithm of another purpose",
+            ALPHA,
+            "POST",
+            "alpha/keys",
+            Some(json!({"name": "k", "purpose": "encrypt", "algorithm": "Ed25519"})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "unknown algorithm",
+            ALPHA,
+            "POST",
+            "alpha/keys",
+            Some(json!({"name": "k", "purpose": "encrypt", "algorithm": "DES"})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "bad key name",
+            ALPHA,
+            "POST",
+            "alpha/keys",
+            Some(json!({"name": "a b", "purpose": "encrypt"})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "unknown field",
+            ALPHA,
+            "POST",
+            "alpha/keys",
+            Some(json!({"name": "k", "purpose": "encrypt", "x": 1})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "duplicate key",
+            ALPHA,
+            "POST",
+            "alpha/keys",
+            Some(json!({"name": "enc", "purpose": "encrypt"})),
+            409,
+            "already_exists",
+        ),
+        (
+            "reader creates",
+            ALPHA_READER,
+            "POST",
+            "alpha/keys",
+            Some(json!({"name": "k", "purpose": "encrypt"})),
+            403,
+            "permission_denied",
+        ),
+        (
+            "reader encrypts",
+            ALPHA_READER,
+            "POST",
+            "alpha/keys/enc/encrypt",
+            Some(json!({"plaintext": b64(b"x")})),
+            403,
+            "permission_denied",
+        ),
+        (
+            "other project's key",
+            BETA,
+            "POST",
+            "alpha/keys/enc/encrypt",
+            Some(json!({"plaintext": b64(b"x")})),
+            403,
+            "permission_denied",
+        ),
+        (
+            "other project's ciphertext",
+            BETA,
+            "POST",
+            "beta/keys/enc/decrypt",
+            Some(json!({"ciphertext": ct, "context": b64(b"c")})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "wrong context",
+            ALPHA,
+            "POST",
+            "alpha/keys/enc/decrypt",
+            Some(json!({"ciphertext": ct, "context": b64(b"d")})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "missing context",
+            ALPHA,
+            "POST",
+            "alpha/keys/enc/decrypt",
+            Some(json!({"ciphertext": ct})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "tampered ciphertext",
+            ALPHA,
+            "POST",
+            "alpha/keys/enc/decrypt",
+            Some(json!({"ciphertext": tampered, "context": b64(b"c")})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "truncated ciphertext",
+            ALPHA,
+            "POST",
+            "alpha/keys/enc/decrypt",
+            Some(json!({"ciphertext": truncated, "context": b64(b"c")})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "garbage base64",
+            ALPHA,
+            "POST",
+            "alpha/keys/enc/decrypt",
+            Some(json!({"ciphertext": "%%%"})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "ciphertext of another key",
+            ALPHA,
+            "POST",
+            "alpha/keys/sig/decrypt",
+            Some(json!({"ciphertext": ct, "context": b64(b"c")})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "signing key encrypts",
+            ALPHA,
+            "POST",
+            "alpha/keys/sig/encrypt",
+            Some(json!({"plaintext": b64(b"x")})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "disabled key",
+            ALPHA,
+            "POST",
+            "alpha/keys/off/encrypt",
+            Some(json!({"plaintext": b64(b"x")})),
+            409,
+            "conflict",
+        ),
+        (
+            "missing key",
+            ALPHA,
+            "POST",
+            "alpha/keys/nope/encrypt",
+            Some(json!({"plaintext": b64(b"x")})),
+            404,
+            "not_found",
+        ),
+        (
+            "oversized plaintext",
+            ALPHA,
+            "POST",
+            "alpha/keys/enc/encrypt",
+            Some(json!({"plaintext": big})),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "wrong field type",
+            ALPHA,
+            "POST",
+            "alpha/keys/enc/encrypt",
+            Some(json!({"plaintext": 5})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "unknown action",
+            ALPHA,
+            "POST",
+            "alpha/keys/enc/explode",
+            Some(json!({})),
+            404,
+            "not_found",
+        ),
+        (
+            "deletion too soon",
+            ALPHA,
+            "POST",
+            "alpha/keys/enc/schedule-deletion",
+            Some(json!({"days": 1})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "cancel what is not scheduled",
+            ALPHA,
+            "POST",
+            "alpha/keys/enc/cancel-deletion",
+            None,
+            409,
+            "conflict",
+        ),
+        (
+            "tiny data key",
+            ALPHA,
+            "POST",
+            "alpha/keys/enc/datakey",
+            Some(json!({"bytes": 4})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "secret with both values",
+            ALPHA,
+            "PUT",
+            "alpha/secrets/s",
+            Some(json!({"value": "a", "value_base64": "YQ=="})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "reader reads a secret value",
+            ALPHA_READER,
+            "GET",
+            "alpha/secrets/s",
+            None,
+            403,
+            "permission_denied",
+        ),
+        (
+            "missing secret",
+            ALPHA,
+            "GET",
+            "alpha/secrets/none",
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "invalid project",
+            ALPHA,
+            "GET",
+            "Bad_Project/keys",
+            None,
+            400,
+            "invalid_input",
+        ),
+    ];
+    for (name, token, method, path, body, status, code) in cases {
+        let (got, answer) = call(&server, token, method, path, body).await;
+        assert_eq!(got, status, "{name}: {answer}");
+        if !code.is_empty() {
+            assert_eq!(answer["error"]["code"], code, "{name}: {answer}");
+        }
+    }
+    // Nothing changed: the same keys, enc still at version 1 and enabled.
+    let (_, keys) = call(&server, ALPHA, "GET", "alpha/keys", None).await;
+    let names: Vec<&str> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["enc", "off", "sig"]);
+    let (_, enc) = call(&server, ALPHA, "GET", "alpha/keys/enc", None).await;
+    assert_eq!(
+        (enc["primary_version"].clone(), enc["state"].clone()),
+        (json!(1), json!("enabled"))
+    );
+    // Refused operations are audited too, and the chain still verifies.
+    let (_, after) = call(&server, ALPHA, "GET", "alpha/audit/verify", None).await;
+    assert_eq!(after["valid"], true);
+    assert!(after["records"].as_u64() > before["records"].as_u64());
+    server.shutdown.trigger();
+}
