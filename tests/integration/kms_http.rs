@@ -237,6 +237,17 @@ async fn key_life_cycle_over_http() {
     server.shutdown.trigger();
 }
 
+/// name, token, method, path, body, expected status, expected code.
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<Value>,
+    u16,
+    &'static str,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_clearly() {
     let server = start().await;
@@ -290,7 +301,7 @@ async fn bad_requests_are_refused_clearly() {
     let (_, before) = call(&server, ALPHA, "GET", "alpha/audit/verify", None).await;
     let big = b64(&vec![0u8; 64 * 1024 + 1]);
 
-    let cases: Vec<(&str, &str, &str, &str, Option<Value>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "unknown purpose",
             ALPHA,
