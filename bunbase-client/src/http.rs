@@ -42,6 +42,11 @@ impl Client {
         EventsClient::new(self.clone())
     }
 
+    /// BunKMS (`/kms`): keys, encryption, signatures, secrets, audit.
+    pub fn kms(&self) -> crate::kms::KmsClient {
+        crate::kms::KmsClient::new(self.clone())
+    }
+
     /// Bunder Manager (`/kv`): each project's key-value store.
     pub fn kv(&self) -> crate::kv::KvClient {
         crate::kv::KvClient::new(self.clone())

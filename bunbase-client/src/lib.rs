@@ -14,12 +14,14 @@
 mod events;
 pub mod grpc;
 mod http;
+mod kms;
 mod kv;
 mod platform;
 pub mod sse;
 
 pub use events::{EventStream, EventsClient, StreamItem};
 pub use http::Client;
+pub use kms::{DataKey, KmsClient, KmsKey, KmsKeyVersion, Sealed, SecretEntry};
 pub use kv::{KeyPage, KvClient, KvUsage, Put, PutCondition};
 pub use platform::{
     CreatedKey, EndUserAuth, KeyInfo, PlatformClient, ProjectInfo, Tokens, UsersPage,

@@ -591,3 +591,80 @@ async fn bad_requests_are_refused_clearly() {
     assert!(after["records"].as_u64() > before["records"].as_u64());
     server.shutdown.trigger();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typed_client() {
+    let server = start().await;
+    let kms = bunbase_client::Client::new(server.url())
+        .unwrap()
+        .with_token(ALPHA)
+        .kms();
+    let key = kms
+        .create_key("alpha", "docs", "encrypt", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (key.algorithm.as_str(), key.primary_version),
+        ("AES-256-GCM", 1)
+    );
+    let sealed = kms
+        .encrypt("alpha", "docs", b"hello", b"ctx")
+        .await
+        .unwrap();
+    assert_eq!(
+        kms.decrypt("alpha", "docs", &sealed.ciphertext, b"ctx")
+            .await
+            .unwrap(),
+        b"hello"
+    );
+    let err = kms
+        .decrypt("alpha", "docs", &sealed.ciphertext, b"other")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), bunbase_core::ErrorCode::InvalidInput);
+    assert_eq!(
+        kms.manage("alpha", "docs", "rotate")
+            .await
+            .unwrap()
+            .primary_version,
+        2
+    );
+    let moved = kms
+        .reencrypt("alpha", "docs", &sealed.ciphertext, b"ctx", None)
+        .await
+        .unwrap();
+    assert_eq!(moved.version, 2);
+    let data_key = kms.data_key("alpha", "docs", b"row 7").await.unwrap();
+    assert_eq!(
+        kms.decrypt("alpha", "docs", &data_key.sealed.ciphertext, b"row 7")
+            .await
+            .unwrap(),
+        data_key.plaintext
+    );
+    kms.create_key("alpha", "signer", "sign", None)
+        .await
+        .unwrap();
+    let sig = kms.sign("alpha", "signer", b"m").await.unwrap();
+    assert!(kms.verify("alpha", "signer", b"m", &sig).await.unwrap());
+    assert!(!kms.verify("alpha", "signer", b"x", &sig).await.unwrap());
+    kms.create_key("alpha", "mac", "mac", None).await.unwrap();
+    let tag = kms.mac("alpha", "mac", b"m").await.unwrap();
+    assert!(kms.verify_mac("alpha", "mac", b"m", &tag).await.unwrap());
+    assert_eq!(kms.put_secret("alpha", "bin", &[0, 255]).await.unwrap(), 1);
+    assert_eq!(
+        kms.secret("alpha", "bin", None).await.unwrap(),
+        (vec![0, 255], 1)
+    );
+    assert_eq!(kms.secrets("alpha").await.unwrap()[0].name, "bin");
+    assert!(kms.delete_secret("alpha", "bin").await.unwrap());
+    assert_eq!(kms.keys("alpha").await.unwrap().len(), 3);
+    assert_eq!(
+        kms.schedule_deletion("alpha", "mac", Some(7))
+            .await
+            .unwrap()
+            .state,
+        "pending_deletion"
+    );
+    assert!(matches!(kms.verify_audit("alpha").await.unwrap(), Ok(n) if n >= 16));
+    server.shutdown.trigger();
+}
