@@ -725,3 +725,138 @@ async fn bunder_snapshots_survive_a_restart() {
     let _ = child.kill().await;
     std::fs::remove_dir_all(&data).ok();
 }
+
+const BUN_KMS: &str = env!("CARGO_BIN_EXE_bun-kms");
+
+fn private_file(dir: &std::path::Path, name: &str, contents: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+async fn start_kms(data: &std::path::Path, key_file: &std::path::Path, port: u16) -> Child {
+    let child = Command::new(BUN_KMS)
+        .env_clear()
+        .env("BUNKMS_LISTEN", format!("127.0.0.1:{port}"))
+        .env("BUNKMS_DATA_DIR", data)
+        .env("BUNKMS_MASTER_KEY_FILE", key_file)
+        .env("BUNKMS_TOKENS", "alpha:rwa:alpha-token-0000000000000001")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if reqwest::get(format!("http://127.0.0.1:{port}/health"))
+            .await
+            .is_ok()
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("bun-kms did not start");
+}
+
+#[tokio::test]
+async fn bun_kms_refuses_bad_master_keys_and_rewraps_offline() {
+    let data = temp_dir("kms");
+    // No master key, a readable file, a short key: each refuses to start.
+    let mut command = Command::new(BUN_KMS);
+    command
+        .env_clear()
+        .env("BUNKMS_DATA_DIR", &data)
+        .env("BUNKMS_TOKENS", "alpha:rwa:alpha-token-0000000000000001");
+    let (ok, text) = run_to_exit(command).await;
+    assert!(!ok);
+    assert!(text.contains("no master key"), "{text}");
+    let readable = data.join("readable");
+    std::fs::write(&readable, "11".repeat(32)).unwrap();
+    let mut command = Command::new(BUN_KMS);
+    command
+        .env_clear()
+        .env("BUNKMS_DATA_DIR", &data)
+        .env("BUNKMS_MASTER_KEY_FILE", &readable)
+        .env("BUNKMS_TOKENS", "alpha:rwa:alpha-token-0000000000000001");
+    let (ok, text) = run_to_exit(command).await;
+    assert!(!ok, "{text}");
+    let mut command = Command::new(BUN_KMS);
+    command
+        .env_clear()
+        .env("BUNKMS_DATA_DIR", &data)
+        .env("BUNKMS_MASTER_KEY", "00".repeat(16))
+        .env("BUNKMS_TOKENS", "alpha:rwa:alpha-token-0000000000000001");
+    let (ok, text) = run_to_exit(command).await;
+    assert!(!ok);
+    assert!(text.contains("32 bytes"), "{text}");
+
+    // Data under key A, re-wrapped offline to key B.
+    let key_a = private_file(&data, "key-a", &"aa".repeat(32));
+    let key_b = private_file(&data, "key-b", &"bb".repeat(32));
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}/kms/v1/projects/alpha");
+    let token = "alpha-token-0000000000000001";
+    let http = reqwest::Client::new();
+    let mut kms = start_kms(&data, &key_a, port).await;
+    let created = http
+        .post(format!("{base}/keys"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"name": "k", "purpose": "encrypt"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let sealed: serde_json::Value = http
+        .post(format!("{base}/keys/k/encrypt"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"plaintext": "aGVsbG8="}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    sigterm(&kms);
+    let _ = kms.wait().await;
+
+    let mut rewrap = Command::new(BUN_KMS);
+    rewrap
+        .env_clear()
+        .env("BUNKMS_DATA_DIR", &data)
+        .env("BUNKMS_MASTER_KEY_FILE", &key_a)
+        .args(["rewrap", "--new-master-key-file"])
+        .arg(&key_b);
+    let (ok, text) = run_to_exit(rewrap).await;
+    assert!(ok, "{text}");
+    assert!(text.contains("re-wrapped 1 key versions"), "{text}");
+
+    let decrypt = |port: u16| {
+        let http = http.clone();
+        let ciphertext = sealed["ciphertext"].clone();
+        async move {
+            http.post(format!(
+                "http://127.0.0.1:{port}/kms/v1/projects/alpha/keys/k/decrypt"
+            ))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"ciphertext": ciphertext}))
+            .send()
+            .await
+            .unwrap()
+        }
+    };
+    let mut kms = start_kms(&data, &key_b, port).await;
+    let opened = decrypt(port).await;
+    assert_eq!(opened.status(), 200);
+    let opened: serde_json::Value = opened.json().await.unwrap();
+    assert_eq!(opened["plaintext"], "aGVsbG8=");
+    sigterm(&kms);
+    let _ = kms.wait().await;
+    // The old master key no longer opens anything.
+    let mut kms = start_kms(&data, &key_a, port).await;
+    assert_eq!(decrypt(port).await.status(), 500);
+    sigterm(&kms);
+    let _ = kms.wait().await;
+    std::fs::remove_dir_all(&data).ok();
+}

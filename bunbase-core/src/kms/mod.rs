@@ -22,6 +22,7 @@ pub mod crypto;
 pub mod master;
 mod metrics;
 pub mod model;
+pub mod rewrap;
 mod service;
 pub mod store;
 #[cfg(feature = "testing")]

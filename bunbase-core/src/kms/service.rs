@@ -73,11 +73,11 @@ fn scheduler(project: &ProjectId) -> Principal {
 
 /// Binds a key version's wrapped material to its project, name and
 /// version: moved anywhere else, it does not unwrap.
-fn key_aad(project: &ProjectId, name: &str, version: u32) -> Vec<u8> {
+pub(crate) fn key_aad(project: &ProjectId, name: &str, version: u32) -> Vec<u8> {
     format!("bunkms/key/{project}/{name}/{version}").into_bytes()
 }
 
-fn secret_aad(project: &ProjectId, name: &str, version: u32) -> Vec<u8> {
+pub(crate) fn secret_aad(project: &ProjectId, name: &str, version: u32) -> Vec<u8> {
     format!("bunkms/secret/{project}/{name}/{version}").into_bytes()
 }
 

@@ -478,3 +478,74 @@ async fn oversized_input_is_refused() {
         ErrorCode::AlreadyExists
     );
 }
+
+#[tokio::test]
+async fn rewrapping_under_a_new_master_key_keeps_everything_and_resumes() {
+    let (old_kms, store) = kms();
+    let (a, alpha) = (admin("alpha"), project("alpha"));
+    old_kms
+        .create_key(&a, &alpha, "k", Algorithm::Aes256Gcm, None)
+        .await
+        .unwrap();
+    old_kms.rotate(&a, &alpha, "k").await.unwrap();
+    old_kms
+        .create_key(&a, &alpha, "s", Algorithm::Ed25519, None)
+        .await
+        .unwrap();
+    let sealed = old_kms
+        .encrypt(&a, &alpha, "k", b"data", b"")
+        .await
+        .unwrap();
+    old_kms
+        .put_secret(&a, &alpha, "pw", b"hunter2")
+        .await
+        .unwrap();
+
+    let old = MasterKey::parse(&"ab".repeat(32)).unwrap();
+    let new = MasterKey::parse(&"cd".repeat(32)).unwrap();
+    let done = super::rewrap::rewrap(&*store, &old, &new).await.unwrap();
+    assert_eq!(
+        (done.key_versions, done.secret_versions, done.already_done),
+        (3, 1, 0)
+    );
+
+    let new_kms = kms_on(store.clone(), &"cd".repeat(32));
+    assert_eq!(
+        &new_kms
+            .decrypt(&a, &alpha, &sealed.ciphertext, b"")
+            .await
+            .unwrap()
+            .0[..],
+        b"data"
+    );
+    assert_eq!(
+        &new_kms.secret(&a, &alpha, "pw", None).await.unwrap().0[..],
+        b"hunter2"
+    );
+    assert!(new_kms.sign(&a, &alpha, "s", b"m").await.is_ok());
+    assert!(
+        old_kms
+            .decrypt(&a, &alpha, &sealed.ciphertext, b"")
+            .await
+            .is_err(),
+        "the old key no longer works"
+    );
+
+    // A second run (say, after an interruption) finds everything done.
+    let again = super::rewrap::rewrap(&*store, &old, &new).await.unwrap();
+    assert_eq!(
+        (
+            again.key_versions,
+            again.secret_versions,
+            again.already_done
+        ),
+        (0, 0, 4)
+    );
+    // A third master key that never wrapped anything is refused clearly.
+    let stranger = MasterKey::parse(&"ef".repeat(32)).unwrap();
+    let other = MasterKey::parse(&"01".repeat(32)).unwrap();
+    let err = super::rewrap::rewrap(&*store, &stranger, &other)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("unwraps under neither"), "{err}");
+}

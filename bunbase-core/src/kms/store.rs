@@ -45,6 +45,27 @@ pub trait KmsStore: Send + Sync + 'static {
     async fn secrets(&self, project: &ProjectId) -> Result<Vec<SecretInfo>, Error>;
     async fn delete_secret(&self, project: &ProjectId, name: &str) -> Result<bool, Error>;
 
+    /// Every project's keys (for re-wrapping under a new master key).
+    async fn all_keys(&self) -> Result<Vec<Key>, Error>;
+    /// Every project's secret versions, as (project, name, version).
+    async fn all_secrets(&self) -> Result<Vec<(ProjectId, String, SecretVersion)>, Error>;
+    /// Replaces a key version's wrapped material (re-wrapping only).
+    async fn rewrap_key_version(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        version: u32,
+        wrapped: Vec<u8>,
+    ) -> Result<(), Error>;
+    /// Replaces a secret version's wrapped value (re-wrapping only).
+    async fn rewrap_secret_version(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        version: u32,
+        wrapped: Vec<u8>,
+    ) -> Result<(), Error>;
+
     /// Chains `entry` after the project's last record, atomically.
     async fn append_audit(&self, entry: AuditEntry) -> Result<AuditRecord, Error>;
     async fn audit(

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use bunbase_core::kms::master::Origin;
+use bunbase_core::kms::master::{MasterKey, Origin};
 use bunbase_core::metrics::Registry;
 use bunbase_shells::bunkms::{self, KmsArgs, KmsState};
 use bunbase_shells::cli::{self, ServerArgs};
@@ -35,12 +35,57 @@ struct Args {
     kms: KmsArgs,
     #[command(flatten)]
     server: ServerArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Offline: re-wrap every stored key version and secret under a new master
+    /// key (stop the service first). The current key comes from
+    /// BUNKMS_MASTER_KEY(_FILE); afterwards start the service with the new one.
+    /// Safe to run again if interrupted.
+    Rewrap {
+        /// File holding the new master key (64 hex digits or base64; chmod 600).
+        #[arg(long)]
+        new_master_key_file: PathBuf,
+    },
+}
+
+async fn rewrap(args: &Args, new_key_file: &std::path::Path) -> anyhow::Result<()> {
+    let (old, _) = args
+        .kms
+        .master(args.kms.dev.then_some(args.data_dir.as_path()))?;
+    let new = MasterKey::parse(bunbase_core::config::read_secret_file(new_key_file)?.expose())
+        .context("the new master key")?;
+    anyhow::ensure!(
+        old.id() != new.id(),
+        "the new master key is the current one"
+    );
+    let (store, kind) = args.kms.open_store(&args.data_dir).await?;
+    let done = bunbase_core::kms::rewrap::rewrap(&*store, &old, &new).await?;
+    println!(
+        "re-wrapped {} key versions and {} secret versions in the {kind} store from master key {} to {} ({} already done)",
+        done.key_versions,
+        done.secret_versions,
+        old.id(),
+        new.id(),
+        done.already_done
+    );
+    println!("start bun-kms with the new master key now; keep the old one until you have checked.");
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     cli::init_tracing();
     let args = Args::parse();
+    if let Some(Command::Rewrap {
+        new_master_key_file,
+    }) = &args.command
+    {
+        return rewrap(&args, new_master_key_file).await;
+    }
     let verifier = cli::service_verifier(
         "BUNKMS",
         args.tokens.clone(),

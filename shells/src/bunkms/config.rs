@@ -53,26 +53,27 @@ pub struct Built {
 }
 
 impl KmsArgs {
-    /// Opens the store and loads the master key; `dev_default` turns
-    /// development mode on when no key is configured (the all-in-one).
-    pub async fn build(
-        &self,
-        data_dir: &Path,
-        dev_default: bool,
-        registry: &Registry,
-    ) -> Result<Built, Error> {
-        let dev_dir = (self.dev || dev_default).then_some(data_dir);
-        let (master, origin) = MasterKey::load(
+    /// The master key (or, with `dev_dir`, the development key there).
+    pub fn master(&self, dev_dir: Option<&Path>) -> Result<(MasterKey, Origin), Error> {
+        MasterKey::load(
             self.master_key.clone(),
             self.master_key_file.as_deref(),
             dev_dir,
-        )?;
+        )
+    }
+
+    /// The configured store: Postgres, a SQLite file, or kms.db in
+    /// `data_dir`; and which kind it is.
+    pub async fn open_store(
+        &self,
+        data_dir: &Path,
+    ) -> Result<(Arc<dyn KmsStore>, &'static str), Error> {
         let url = resolve_secret(
             "BUNKMS_DATABASE_URL",
             self.database_url.clone(),
             self.database_url_file.as_deref(),
         )?;
-        let (store, kind): (Arc<dyn KmsStore>, &'static str) = match url {
+        Ok(match url {
             Some(url) if url.expose().starts_with("postgres") => (
                 Arc::new(PostgresKms::connect(url.expose()).await?),
                 "Postgres",
@@ -97,7 +98,19 @@ impl KmsArgs {
                     "SQLite",
                 )
             }
-        };
+        })
+    }
+
+    /// Opens the store and loads the master key; `dev_default` turns
+    /// development mode on when no key is configured (the all-in-one).
+    pub async fn build(
+        &self,
+        data_dir: &Path,
+        dev_default: bool,
+        registry: &Registry,
+    ) -> Result<Built, Error> {
+        let (master, origin) = self.master((self.dev || dev_default).then_some(data_dir))?;
+        let (store, kind) = self.open_store(data_dir).await?;
         let kms = Kms::new(
             store,
             Arc::new(master),

@@ -180,6 +180,55 @@ impl KmsStore for MemoryKms {
             .is_some())
     }
 
+    async fn all_keys(&self) -> Result<Vec<Key>, Error> {
+        Ok(self.state().keys.values().cloned().collect())
+    }
+
+    async fn all_secrets(&self) -> Result<Vec<(ProjectId, String, SecretVersion)>, Error> {
+        Ok(self
+            .state()
+            .secrets
+            .iter()
+            .flat_map(|((p, n), versions)| {
+                versions.iter().map(|v| (p.clone(), n.clone(), v.clone()))
+            })
+            .collect())
+    }
+
+    async fn rewrap_key_version(
+        &self,
+        project: &ProjectId,
+        key: &str,
+        version: u32,
+        wrapped: Vec<u8>,
+    ) -> Result<(), Error> {
+        let mut state = self.state();
+        let stored = state
+            .keys
+            .get_mut(&name(project, key))
+            .and_then(|k| k.versions.iter_mut().find(|v| v.version == version))
+            .ok_or_else(|| Error::not_found(format!("key {key} version {version}")))?;
+        stored.wrapped = wrapped;
+        Ok(())
+    }
+
+    async fn rewrap_secret_version(
+        &self,
+        project: &ProjectId,
+        secret: &str,
+        version: u32,
+        wrapped: Vec<u8>,
+    ) -> Result<(), Error> {
+        let mut state = self.state();
+        let stored = state
+            .secrets
+            .get_mut(&name(project, secret))
+            .and_then(|v| v.iter_mut().find(|s| s.version == version))
+            .ok_or_else(|| Error::not_found(format!("secret {secret} version {version}")))?;
+        stored.wrapped = wrapped;
+        Ok(())
+    }
+
     async fn append_audit(&self, entry: AuditEntry) -> Result<AuditRecord, Error> {
         let project = ProjectId::new(entry.project.clone())?;
         let mut state = self.state();

@@ -432,6 +432,89 @@ macro_rules! kms_store {
                 Ok(deleted > 0)
             }
 
+            async fn all_keys(&self) -> Result<Vec<Key>, Error> {
+                let rows = sqlx::query("SELECT * FROM kms_keys ORDER BY project_id, name")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db)?;
+                self.with_versions(rows).await
+            }
+
+            async fn all_secrets(&self) -> Result<Vec<(ProjectId, String, SecretVersion)>, Error> {
+                let rows = sqlx::query(
+                    "SELECT project_id, name, version, created_at, wrapped FROM kms_secrets
+                     ORDER BY project_id, name, version",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+                rows.iter()
+                    .map(|r| {
+                        let project: String = r.try_get("project_id").map_err(db)?;
+                        let wrapped: String = r.try_get("wrapped").map_err(db)?;
+                        Ok((
+                            ProjectId::new(project)?,
+                            r.try_get("name").map_err(db)?,
+                            SecretVersion {
+                                version: from_db(r.try_get("version").map_err(db)?) as u32,
+                                created_at: from_db(r.try_get("created_at").map_err(db)?),
+                                wrapped: unb64(&wrapped)?,
+                            },
+                        ))
+                    })
+                    .collect()
+            }
+
+            async fn rewrap_key_version(
+                &self,
+                project: &ProjectId,
+                name: &str,
+                version: u32,
+                wrapped: Vec<u8>,
+            ) -> Result<(), Error> {
+                let updated = sqlx::query(
+                    "UPDATE kms_key_versions SET wrapped = $1
+                     WHERE project_id = $2 AND name = $3 AND version = $4",
+                )
+                .bind(b64(&wrapped))
+                .bind(project.as_str())
+                .bind(name)
+                .bind(i64::from(version))
+                .execute(self.writer())
+                .await
+                .map_err(db)?
+                .rows_affected();
+                if updated == 0 {
+                    return Err(Error::not_found(format!("key {name} version {version}")));
+                }
+                Ok(())
+            }
+
+            async fn rewrap_secret_version(
+                &self,
+                project: &ProjectId,
+                name: &str,
+                version: u32,
+                wrapped: Vec<u8>,
+            ) -> Result<(), Error> {
+                let updated = sqlx::query(
+                    "UPDATE kms_secrets SET wrapped = $1
+                     WHERE project_id = $2 AND name = $3 AND version = $4",
+                )
+                .bind(b64(&wrapped))
+                .bind(project.as_str())
+                .bind(name)
+                .bind(i64::from(version))
+                .execute(self.writer())
+                .await
+                .map_err(db)?
+                .rows_affected();
+                if updated == 0 {
+                    return Err(Error::not_found(format!("secret {name} version {version}")));
+                }
+                Ok(())
+            }
+
             async fn append_audit(&self, entry: AuditEntry) -> Result<AuditRecord, Error> {
                 for _ in 0..AUDIT_ATTEMPTS {
                     let mut tx = self.writer().begin().await.map_err(db)?;
