@@ -853,10 +853,15 @@ async fn bun_kms_refuses_bad_master_keys_and_rewraps_offline() {
     assert_eq!(opened["plaintext"], "aGVsbG8=");
     sigterm(&kms);
     let _ = kms.wait().await;
-    // The old master key no longer opens anything.
-    let mut kms = start_kms(&data, &key_a, port).await;
-    assert_eq!(decrypt(port).await.status(), 500);
-    sigterm(&kms);
-    let _ = kms.wait().await;
+    // The old master key is refused at start, naming the right one.
+    let mut command = Command::new(BUN_KMS);
+    command
+        .env_clear()
+        .env("BUNKMS_DATA_DIR", &data)
+        .env("BUNKMS_MASTER_KEY_FILE", &key_a)
+        .env("BUNKMS_TOKENS", "alpha:rwa:alpha-token-0000000000000001");
+    let (ok, text) = run_to_exit(command).await;
+    assert!(!ok);
+    assert!(text.contains("wrapped under master key"), "{text}");
     std::fs::remove_dir_all(&data).ok();
 }

@@ -26,6 +26,15 @@ pub async fn rewrap(
     old: &MasterKey,
     new: &MasterKey,
 ) -> Result<Rewrapped, Error> {
+    match store.master_key_id().await? {
+        Some(id) if id != old.id() && id != new.id() => {
+            return Err(Error::invalid(format!(
+                "the store is wrapped under master key {id}, not {} (the current key given)",
+                old.id()
+            )));
+        }
+        _ => {}
+    }
     let mut done = Rewrapped::default();
     for key in store.all_keys().await? {
         for version in &key.versions {
@@ -68,5 +77,6 @@ pub async fn rewrap(
             .await?;
         done.secret_versions += 1;
     }
+    store.set_master_key_id(new.id()).await?;
     Ok(done)
 }

@@ -133,6 +133,12 @@ impl Kms {
             .operations
             .with_label_values(&[operation, label])
             .inc();
+        // Only a project's own callers write to its log: a credential of
+        // another project is refused without leaving a trace there (else
+        // anyone could grow any project's log).
+        if &who.project != project {
+            return result;
+        }
         let entry = AuditEntry {
             at: now_millis(),
             project: project.to_string(),
@@ -422,33 +428,70 @@ impl Kms {
     }
 
     /// Rotates keys whose period has passed and deletes keys whose
-    /// waiting period is over (a background task calls this); how many of
-    /// each.
+    /// waiting period is over (a background task calls this, possibly in
+    /// several replicas): how many of each. Each key is re-read and
+    /// changed compare-and-set, so a deletion cancelled meanwhile stands
+    /// and two replicas never rotate twice; one key's failure is logged
+    /// and the others go on.
     pub async fn run_due(&self, now: u64) -> Result<(usize, usize), Error> {
         let (mut rotated, mut deleted) = (0, 0);
-        for key in self.store.keys_due(now).await? {
+        for due in self.store.keys_due(now).await? {
+            let Some(key) = self.store.key(&due.project, &due.name).await? else {
+                continue;
+            };
+            if !super::adapters::memory::due(&key, now) {
+                continue;
+            }
             let system = scheduler(&key.project);
-            if key.state == KeyState::PendingDeletion {
-                self.audited(
-                    &system,
-                    &key.project,
-                    Some(&key.name),
-                    "delete_key",
-                    async { self.store.delete_key(&key.project, &key.name).await },
-                )
-                .await?;
-                deleted += 1;
+            let deleting = key.state == KeyState::PendingDeletion;
+            let op = if deleting {
+                "delete_key"
             } else {
-                let name = key.name.clone();
-                self.audited(&system, &key.project, Some(&name), "auto_rotate", async {
-                    self.change(&key.project, &name, |k| self.rotate_now(k))
-                        .await
+                "auto_rotate"
+            };
+            let outcome = self
+                .audited(&system, &key.project, Some(&key.name), op, async {
+                    if deleting {
+                        return self
+                            .store
+                            .delete_key(&key.project, &key.name, key.revision)
+                            .await;
+                    }
+                    let mut next = key.clone();
+                    self.rotate_now(&mut next)?;
+                    next.revision += 1;
+                    match self.store.update_key(&next).await {
+                        Ok(()) => Ok(true),
+                        // Changed meanwhile (another replica, an admin).
+                        Err(Error::Conflict(_)) => Ok(false),
+                        Err(e) => Err(e),
+                    }
                 })
-                .await?;
-                rotated += 1;
+                .await;
+            match outcome {
+                Ok(true) if deleting => deleted += 1,
+                Ok(true) => rotated += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(project = %key.project, key = %key.name, error = %e, "scheduled {op} failed")
+                }
             }
         }
         Ok((rotated, deleted))
+    }
+
+    /// Checks that the store's material is wrapped under this master key
+    /// (recording it on first use), so a wrong key fails at start, not on
+    /// every call.
+    pub async fn check_master(&self) -> Result<(), Error> {
+        match self.store.master_key_id().await? {
+            None => self.store.set_master_key_id(self.master.id()).await,
+            Some(id) if id == self.master.id() => Ok(()),
+            Some(id) => Err(Error::invalid(format!(
+                "this store's keys are wrapped under master key {id}, but the configured master key is {}: start with the right key, or re-wrap (bun-kms rewrap)",
+                self.master.id()
+            ))),
+        }
     }
 
     // ---- using keys ----

@@ -7,6 +7,7 @@ use super::crypto::Algorithm;
 use super::master::MasterKey;
 use super::model::{AuditQuery, KeyState};
 use super::service::{Kms, KmsLimits};
+use super::store::KmsStore;
 use crate::ErrorCode;
 use crate::auth::{Principal, PrincipalKind, Rights};
 use crate::id::{ProjectId, now_millis};
@@ -547,5 +548,56 @@ async fn rewrapping_under_a_new_master_key_keeps_everything_and_resumes() {
     let err = super::rewrap::rewrap(&*store, &stranger, &other)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("unwraps under neither"), "{err}");
+    assert!(
+        err.to_string().contains("wrapped under master key"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_master_key_is_checked_against_the_store() {
+    let (kms, store) = kms();
+    kms.check_master().await.unwrap();
+    kms.check_master().await.unwrap();
+    let err = kms_on(store, &"cd".repeat(32))
+        .check_master()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("re-wrap"), "{err}");
+}
+
+#[tokio::test]
+async fn a_cancelled_deletion_is_not_carried_out_and_other_projects_logs_stay_clean() {
+    let (kms, store) = kms();
+    let (a, alpha) = (admin("alpha"), project("alpha"));
+    kms.create_key(&a, &alpha, "k", Algorithm::Aes256Gcm, None)
+        .await
+        .unwrap();
+    kms.schedule_deletion(&a, &alpha, "k", Some(7))
+        .await
+        .unwrap();
+    let later = now_millis() + 8 * 24 * 3600 * 1000;
+    // The scheduler saw the key due; a cancel lands before it deletes.
+    let seen = store.keys_due(later).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    kms.cancel_deletion(&a, &alpha, "k").await.unwrap();
+    assert!(
+        !store
+            .delete_key(&alpha, "k", seen[0].revision)
+            .await
+            .unwrap()
+    );
+    assert_eq!(kms.run_due(later).await.unwrap(), (0, 0));
+    assert!(kms.key(&a, &alpha, "k").await.is_ok());
+
+    // A credential of another project is refused without writing to
+    // alpha's log.
+    let before = kms.verify_audit(&a, &alpha).await.unwrap().unwrap();
+    let stranger = admin("beta");
+    assert!(
+        kms.encrypt(&stranger, &alpha, "k", b"x", b"")
+            .await
+            .is_err()
+    );
+    assert_eq!(kms.verify_audit(&a, &alpha).await.unwrap().unwrap(), before);
 }

@@ -13,6 +13,9 @@ use crate::id::ProjectId;
 pub trait KmsStore: Send + Sync + 'static {
     /// Whether the store answers (health checks).
     async fn check(&self) -> Result<(), Error>;
+    /// The id of the master key the stored material is wrapped under.
+    async fn master_key_id(&self) -> Result<Option<String>, Error>;
+    async fn set_master_key_id(&self, id: &str) -> Result<(), Error>;
 
     /// `already_exists` if the project has a key of that name.
     async fn create_key(&self, key: &Key) -> Result<(), Error>;
@@ -21,7 +24,14 @@ pub trait KmsStore: Send + Sync + 'static {
     /// Replaces the key if its stored revision is `key.revision - 1`
     /// (`conflict` otherwise: someone changed it meanwhile).
     async fn update_key(&self, key: &Key) -> Result<(), Error>;
-    async fn delete_key(&self, project: &ProjectId, name: &str) -> Result<bool, Error>;
+    /// Deletes the key if its revision is still `revision` (a change
+    /// meanwhile, such as a cancelled deletion, keeps it): whether it did.
+    async fn delete_key(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        revision: u64,
+    ) -> Result<bool, Error>;
     /// Keys of every project with a deletion or rotation due by `now`.
     async fn keys_due(&self, now: u64) -> Result<Vec<Key>, Error>;
 

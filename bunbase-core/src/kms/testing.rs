@@ -79,11 +79,21 @@ async fn seqs(store: &dyn KmsStore, project: &ProjectId, q: AuditQuery) -> Vec<u
 }
 
 pub async fn run(store: Arc<dyn KmsStore>) {
+    master_key_id(&*store).await;
     keys(&*store).await;
     secrets(&*store).await;
     audit_log(&*store).await;
     concurrent_audit(store.clone()).await;
     service_end_to_end(store).await;
+}
+
+async fn master_key_id(store: &dyn KmsStore) {
+    store.set_master_key_id("first").await.unwrap();
+    store.set_master_key_id("second").await.unwrap();
+    assert_eq!(
+        store.master_key_id().await.unwrap().as_deref(),
+        Some("second")
+    );
 }
 
 async fn keys(store: &dyn KmsStore) {
@@ -148,8 +158,12 @@ async fn keys(store: &dyn KmsStore) {
     assert!(due(store, &a, 3_999).await.is_empty());
     assert_eq!(due(store, &a, 4_000).await, ["rotating"]);
     assert_eq!(due(store, &a, 5_000).await, ["deleting", "rotating"]);
-    assert!(store.delete_key(&a, "deleting").await.unwrap());
-    assert!(!store.delete_key(&a, "deleting").await.unwrap());
+    assert!(
+        !store.delete_key(&a, "deleting", 7).await.unwrap(),
+        "a stale revision keeps the key"
+    );
+    assert!(store.delete_key(&a, "deleting", 1).await.unwrap());
+    assert!(!store.delete_key(&a, "deleting", 1).await.unwrap());
     assert!(store.key(&a, "deleting").await.unwrap().is_none());
 }
 

@@ -120,6 +120,7 @@ impl KmsArgs {
             },
             Arc::new(KmsMetrics::new(registry)?),
         );
+        kms.check_master().await?;
         Ok(Built {
             kms,
             origin,

@@ -15,6 +15,7 @@ type Name = (ProjectId, String);
 
 #[derive(Default)]
 struct State {
+    master_key_id: Option<String>,
     keys: HashMap<Name, Key>,
     secrets: HashMap<Name, Vec<SecretVersion>>,
     audit: HashMap<ProjectId, Vec<AuditRecord>>,
@@ -53,6 +54,15 @@ pub fn due(key: &Key, now: u64) -> bool {
 #[async_trait]
 impl KmsStore for MemoryKms {
     async fn check(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    async fn master_key_id(&self) -> Result<Option<String>, Error> {
+        Ok(self.state().master_key_id.clone())
+    }
+
+    async fn set_master_key_id(&self, id: &str) -> Result<(), Error> {
+        self.state().master_key_id = Some(id.to_string());
         Ok(())
     }
 
@@ -100,8 +110,23 @@ impl KmsStore for MemoryKms {
         }
     }
 
-    async fn delete_key(&self, project: &ProjectId, key: &str) -> Result<bool, Error> {
-        Ok(self.state().keys.remove(&name(project, key)).is_some())
+    async fn delete_key(
+        &self,
+        project: &ProjectId,
+        key: &str,
+        revision: u64,
+    ) -> Result<bool, Error> {
+        let mut state = self.state();
+        let slot = name(project, key);
+        if state
+            .keys
+            .get(&slot)
+            .is_some_and(|k| k.revision == revision)
+        {
+            state.keys.remove(&slot);
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     async fn keys_due(&self, now: u64) -> Result<Vec<Key>, Error> {

@@ -17,9 +17,10 @@ use crate::sql::{Migration, db, from_db, to_db};
 
 pub const DOMAIN: &str = "kms";
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "
 CREATE TABLE kms_keys (
     project_id TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -65,7 +66,17 @@ CREATE TABLE kms_audit (
 );
 CREATE INDEX kms_audit_at ON kms_audit (project_id, at);
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        sql: "
+CREATE TABLE kms_meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+",
+    },
+];
 
 fn b64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
@@ -202,6 +213,25 @@ macro_rules! kms_store {
                 Ok(())
             }
 
+            async fn master_key_id(&self) -> Result<Option<String>, Error> {
+                sqlx::query_scalar("SELECT value FROM kms_meta WHERE name = 'master_key_id'")
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)
+            }
+
+            async fn set_master_key_id(&self, id: &str) -> Result<(), Error> {
+                sqlx::query(
+                    "INSERT INTO kms_meta (name, value) VALUES ('master_key_id', $1)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )
+                .bind(id)
+                .execute(self.writer())
+                .await
+                .map_err(db)?;
+                Ok(())
+            }
+
             async fn create_key(&self, key: &Key) -> Result<(), Error> {
                 let mut tx = self.writer().begin().await.map_err(db)?;
                 sqlx::query(
@@ -284,22 +314,23 @@ macro_rules! kms_store {
                 tx.commit().await.map_err(db)
             }
 
-            async fn delete_key(&self, project: &ProjectId, name: &str) -> Result<bool, Error> {
-                let mut tx = self.writer().begin().await.map_err(db)?;
-                sqlx::query("DELETE FROM kms_key_versions WHERE project_id = $1 AND name = $2")
-                    .bind(project.as_str())
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                let deleted = sqlx::query("DELETE FROM kms_keys WHERE project_id = $1 AND name = $2")
-                    .bind(project.as_str())
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?
-                    .rows_affected();
-                tx.commit().await.map_err(db)?;
+            async fn delete_key(
+                &self,
+                project: &ProjectId,
+                name: &str,
+                revision: u64,
+            ) -> Result<bool, Error> {
+                // Versions go with the key (ON DELETE CASCADE).
+                let deleted = sqlx::query(
+                    "DELETE FROM kms_keys WHERE project_id = $1 AND name = $2 AND revision = $3",
+                )
+                .bind(project.as_str())
+                .bind(name)
+                .bind(to_db(revision))
+                .execute(self.writer())
+                .await
+                .map_err(db)?
+                .rows_affected();
                 Ok(deleted > 0)
             }
 
