@@ -360,3 +360,60 @@ impl KmsClient {
         })
     }
 }
+
+/// Core's [`Keys`](bunbase_core::kms::Keys) over HTTP: what a platform
+/// service (Bundoc in compose) uses to get its data keys from `bun-kms`.
+/// `token` is a platform token (`*:rwa:…` in BUNKMS_TOKENS), valid in
+/// every project.
+pub struct RemoteKeys {
+    kms: KmsClient,
+}
+
+impl RemoteKeys {
+    pub fn new(url: &str, token: &str) -> Result<RemoteKeys, Error> {
+        Ok(RemoteKeys {
+            kms: Client::new(url)?.with_token(token).kms(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl bunbase_core::kms::Keys for RemoteKeys {
+    async fn ensure_key(&self, project: &bunbase_core::ProjectId, key: &str) -> Result<(), Error> {
+        match self
+            .kms
+            .create_key(project.as_str(), key, "encrypt", None)
+            .await
+        {
+            Ok(_) | Err(Error::AlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn generate_data_key(
+        &self,
+        project: &bunbase_core::ProjectId,
+        key: &str,
+        context: &[u8],
+    ) -> Result<bunbase_core::kms::DataKey, Error> {
+        let data_key = self.kms.data_key(project.as_str(), key, context).await?;
+        Ok(bunbase_core::kms::DataKey {
+            plaintext: zeroize::Zeroizing::new(data_key.plaintext),
+            sealed: data_key.sealed.ciphertext,
+        })
+    }
+
+    async fn decrypt_data_key(
+        &self,
+        project: &bunbase_core::ProjectId,
+        sealed: &[u8],
+        context: &[u8],
+    ) -> Result<bunbase_core::kms::crypto::Material, Error> {
+        let parsed = bunbase_core::kms::ciphertext::Ciphertext::decode(sealed)?;
+        let plaintext = self
+            .kms
+            .decrypt(project.as_str(), &parsed.key, sealed, context)
+            .await?;
+        Ok(zeroize::Zeroizing::new(plaintext))
+    }
+}

@@ -21,7 +21,7 @@ pub mod sse;
 
 pub use events::{EventStream, EventsClient, StreamItem};
 pub use http::Client;
-pub use kms::{DataKey, KmsClient, KmsKey, KmsKeyVersion, Sealed, SecretEntry};
+pub use kms::{DataKey, KmsClient, KmsKey, KmsKeyVersion, RemoteKeys, Sealed, SecretEntry};
 pub use kv::{KeyPage, KvClient, KvUsage, Put, PutCondition};
 pub use platform::{
     CreatedKey, EndUserAuth, KeyInfo, PlatformClient, ProjectInfo, Tokens, UsersPage,

@@ -668,3 +668,88 @@ async fn the_typed_client() {
     assert!(matches!(kms.verify_audit("alpha").await.unwrap(), Ok(n) if n >= 16));
     server.shutdown.trigger();
 }
+
+/// Core's `Keys` in-process and over HTTP with a platform token: the same
+/// data keys, usable in any project, and a sealed key from one project
+/// never opens in another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_local_and_remote_with_a_platform_token() {
+    use bunbase_core::ProjectId;
+    use bunbase_core::auth::StaticTokens;
+    use bunbase_core::kms::{Keys, LocalKeys};
+
+    let kms = Kms::new(
+        Arc::new(MemoryKms::new()),
+        Arc::new(MasterKey::parse(&"42".repeat(32)).unwrap()),
+        KmsLimits::default(),
+        Arc::new(KmsMetrics::unregistered()),
+    );
+    let platform = "platform-token-0000000000001";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = bunbase_shells::kit::Shutdown::new();
+    let service = bunbase_shells::bunkms::service(bunbase_shells::bunkms::KmsState {
+        kms: kms.clone(),
+        verifier: Arc::new(StaticTokens::parse(&format!("*:rwa:{platform}")).unwrap()),
+    });
+    let registry = bunbase_core::metrics::Registry::new();
+    let server = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            bunbase_shells::kit::serve(
+                listener,
+                vec![service],
+                &registry,
+                Default::default(),
+                shutdown,
+            )
+            .await
+        })
+    };
+    let remote = bunbase_client::RemoteKeys::new(&url, platform).unwrap();
+    let local = LocalKeys::new(kms, "bundoc");
+    let (alpha, beta) = (
+        ProjectId::new("alpha").unwrap(),
+        ProjectId::new("beta").unwrap(),
+    );
+    for keys in [&remote as &dyn Keys, &local as &dyn Keys] {
+        for project in [&alpha, &beta] {
+            keys.ensure_key(project, "fields").await.unwrap();
+            keys.ensure_key(project, "fields").await.unwrap();
+        }
+        let made = keys
+            .generate_data_key(&alpha, "fields", b"orders")
+            .await
+            .unwrap();
+        assert_eq!(made.plaintext.len(), 32);
+        let opened = keys
+            .decrypt_data_key(&alpha, &made.sealed, b"orders")
+            .await
+            .unwrap();
+        assert_eq!(opened, made.plaintext);
+        assert!(
+            keys.decrypt_data_key(&beta, &made.sealed, b"orders")
+                .await
+                .is_err()
+        );
+        assert!(
+            keys.decrypt_data_key(&alpha, &made.sealed, b"users")
+                .await
+                .is_err()
+        );
+    }
+    // What one side sealed, the other opens: they are the same KMS.
+    let made = remote
+        .generate_data_key(&beta, "fields", b"c")
+        .await
+        .unwrap();
+    assert_eq!(
+        local
+            .decrypt_data_key(&beta, &made.sealed, b"c")
+            .await
+            .unwrap(),
+        made.plaintext
+    );
+    shutdown.trigger();
+    let _ = server.await;
+}

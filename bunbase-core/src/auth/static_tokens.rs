@@ -13,12 +13,17 @@ pub const MIN_TOKEN_LEN: usize = 16;
 struct Entry {
     token: Vec<u8>,
     principal: Principal,
+    /// A platform token (`*:RIGHTS:TOKEN`): valid in whichever project a
+    /// request names — for the platform's own services (Bundoc asking
+    /// BunKMS for a project's data keys), never for apps.
+    any_project: bool,
 }
 
 /// A fixed set of service tokens, each bound to one project and its rights.
 ///
 /// Configured as `PROJECT:RIGHTS:TOKEN` entries separated by commas or
-/// newlines (e.g. `demo:rw:2f6c…`). Every lookup compares the presented token
+/// newlines (e.g. `demo:rw:2f6c…`); `*` as the project makes a platform
+/// token, valid in every project (service-to-service only). Every lookup compares the presented token
 /// with *every* configured token in constant time, so timing reveals neither
 /// which token matched nor how much of one did.
 pub struct StaticTokens {
@@ -61,8 +66,26 @@ impl StaticTokens {
                 project,
                 rights,
             },
+            any_project: false,
         });
         Ok(self)
+    }
+
+    /// Adds a platform token: valid in every project with `rights`.
+    pub fn with_platform_token(
+        self,
+        rights: Rights,
+        token: impl Into<String>,
+    ) -> Result<Self, Error> {
+        // Built as a project token, then widened: the same checks apply.
+        let placeholder = ProjectId::new("platform")?;
+        let mut tokens = self.with_token(placeholder, rights, token)?;
+        let n = tokens.entries.len();
+        if let Some(entry) = tokens.entries.last_mut() {
+            entry.any_project = true;
+            entry.principal.subject = format!("service:*:{n}");
+        }
+        Ok(tokens)
     }
 
     /// Parses `PROJECT:RIGHTS:TOKEN` entries separated by commas or newlines;
@@ -83,7 +106,11 @@ impl StaticTokens {
                     n + 1
                 )));
             };
-            tokens = tokens.with_token(ProjectId::new(project)?, Rights::parse(rights)?, token)?;
+            tokens = if project == "*" {
+                tokens.with_platform_token(Rights::parse(rights)?, token)?
+            } else {
+                tokens.with_token(ProjectId::new(project)?, Rights::parse(rights)?, token)?
+            };
         }
         Ok(tokens)
     }
@@ -105,24 +132,48 @@ impl Default for StaticTokens {
 
 #[async_trait]
 impl TokenVerifier for StaticTokens {
-    async fn verify(&self, token: &str, _project: &ProjectId) -> Result<Principal, Error> {
+    async fn verify(&self, token: &str, project: &ProjectId) -> Result<Principal, Error> {
         let presented = token.as_bytes();
-        let mut found: Option<&Principal> = None;
+        let mut found: Option<&Entry> = None;
         for entry in &self.entries {
             // No early exit: every entry is compared.
             if bool::from(entry.token.as_slice().ct_eq(presented)) {
-                found = Some(&entry.principal);
+                found = Some(entry);
             }
         }
-        found
-            .cloned()
-            .ok_or_else(|| Error::Unauthenticated("invalid credential".into()))
+        let entry = found.ok_or_else(|| Error::Unauthenticated("invalid credential".into()))?;
+        let mut principal = entry.principal.clone();
+        if entry.any_project {
+            principal.project = project.clone();
+        }
+        Ok(principal)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn platform_tokens_act_in_the_project_asked_for() {
+        let tokens =
+            StaticTokens::parse("*:rw:platform-token-000001, alpha:r:alpha-token-0000001").unwrap();
+        for name in ["alpha", "beta"] {
+            let project = ProjectId::new(name).unwrap();
+            let who = tokens
+                .verify("platform-token-000001", &project)
+                .await
+                .unwrap();
+            assert_eq!(who.project, project);
+            assert!(who.authorize(&project, crate::auth::Access::Write).is_ok());
+            assert!(who.subject.starts_with("service:*:"));
+        }
+        // Project tokens stay in their project.
+        let beta = ProjectId::new("beta").unwrap();
+        let who = tokens.verify("alpha-token-0000001", &beta).await.unwrap();
+        assert!(who.authorize(&beta, crate::auth::Access::Read).is_err());
+        assert!(StaticTokens::parse("*:rw:short").is_err());
+    }
 
     #[tokio::test]
     async fn resolves_configured_tokens_only() {

@@ -19,6 +19,7 @@ pub mod adapters;
 pub mod audit;
 pub mod ciphertext;
 pub mod crypto;
+pub mod keys;
 pub mod master;
 mod metrics;
 pub mod model;
@@ -31,6 +32,7 @@ pub mod testing;
 #[cfg(test)]
 mod service_tests;
 
+pub use keys::{DataKey, Keys, LocalKeys};
 pub use metrics::KmsMetrics;
 pub use model::{AuditQuery, Key, KeyInfo, KeyState, SecretInfo};
 pub use service::{Kms, KmsLimits, Sealed};
