@@ -82,6 +82,9 @@ pub struct Key {
     pub created_at: u64,
     /// Bumped by every change: updates are compare-and-set on it.
     pub revision: u64,
+    /// End users of the project may use the key (granted by an admin);
+    /// by default only credentials with the `w` right may.
+    pub end_users: bool,
 }
 
 impl Key {
@@ -118,6 +121,7 @@ impl Key {
             last_rotated_at: self.last_rotated_at,
             deletion_at: self.deletion_at,
             created_at: self.created_at,
+            end_users: self.end_users,
         }
     }
 }
@@ -144,6 +148,8 @@ pub struct KeyInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deletion_at: Option<u64>,
     pub created_at: u64,
+    /// End users of the project may use it.
+    pub end_users: bool,
 }
 
 #[derive(Clone, PartialEq, Eq)]

@@ -165,6 +165,7 @@ impl Kms {
     /// A key that may be used now, for `purpose`.
     async fn usable(
         &self,
+        who: &Principal,
         project: &ProjectId,
         name: &str,
         purpose: Purpose,
@@ -181,6 +182,11 @@ impl Kms {
                 )));
             }
         }
+        if who.authorize(project, Access::Write).is_err() && !key.end_users {
+            return Err(Error::PermissionDenied(format!(
+                "key {name} is not open to end users (an admin can allow them)"
+            )));
+        }
         if key.purpose() != purpose {
             return Err(Error::invalid(format!(
                 "key {name} is a {:?} key ({}); this needs a {purpose:?} key",
@@ -189,6 +195,16 @@ impl Kms {
             )));
         }
         Ok(key)
+    }
+
+    /// Whether `who` may use keys of `project` at all: the `w` right, or an
+    /// end user of the project (each key then says whether it allows them).
+    fn may_use(who: &Principal, project: &ProjectId) -> Result<(), Error> {
+        match who.authorize(project, Access::Write) {
+            Ok(()) => Ok(()),
+            Err(_) if who.kind == PrincipalKind::EndUser && &who.project == project => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     fn material(&self, key: &Key, version: u32) -> Result<Material, Error> {
@@ -264,6 +280,7 @@ impl Kms {
                 deletion_at: None,
                 created_at: now,
                 revision: 1,
+                end_users: false,
             };
             self.store.create_key(&key).await?;
             Ok(key.info())
@@ -363,6 +380,30 @@ impl Kms {
                 } else {
                     KeyState::Disabled
                 };
+                Ok(())
+            })
+            .await
+        })
+        .await
+    }
+
+    /// Allows (or stops) the project's end users using the key.
+    pub async fn set_end_user_access(
+        &self,
+        who: &Principal,
+        project: &ProjectId,
+        name: &str,
+        allowed: bool,
+    ) -> Result<KeyInfo, Error> {
+        let op = if allowed {
+            "allow_end_users"
+        } else {
+            "deny_end_users"
+        };
+        self.audited(who, project, Some(name), op, async {
+            who.authorize(project, Access::Admin)?;
+            self.change(project, name, |key| {
+                key.end_users = allowed;
                 Ok(())
             })
             .await
@@ -519,12 +560,15 @@ impl Kms {
     /// usable.
     async fn open_in(
         &self,
+        who: &Principal,
         project: &ProjectId,
         ciphertext: &[u8],
         context: &[u8],
     ) -> Result<(Material, String, u32), Error> {
         let parsed = Ciphertext::decode(ciphertext)?;
-        let key = self.usable(project, &parsed.key, Purpose::Encrypt).await?;
+        let key = self
+            .usable(who, project, &parsed.key, Purpose::Encrypt)
+            .await?;
         let material = self.material(&key, parsed.version)?;
         let header = Ciphertext::header(&parsed.key, parsed.version)?;
         let aad = Ciphertext::aad(&header, project.as_str(), context);
@@ -541,10 +585,10 @@ impl Kms {
         context: &[u8],
     ) -> Result<Sealed, Error> {
         self.audited(who, project, Some(name), "encrypt", async {
-            who.authorize(project, Access::Write)?;
+            Self::may_use(who, project)?;
             self.check_size("plaintext", plaintext.len(), self.limits.max_plaintext)?;
             self.check_size("context", context.len(), self.limits.max_context)?;
-            let key = self.usable(project, name, Purpose::Encrypt).await?;
+            let key = self.usable(who, project, name, Purpose::Encrypt).await?;
             self.seal_with(&key, context, plaintext)
         })
         .await
@@ -560,9 +604,9 @@ impl Kms {
     ) -> Result<(Material, String, u32), Error> {
         let named = Ciphertext::decode(ciphertext).ok().map(|c| c.key);
         self.audited(who, project, named.as_deref(), "decrypt", async {
-            who.authorize(project, Access::Write)?;
+            Self::may_use(who, project)?;
             self.check_size("context", context.len(), self.limits.max_context)?;
-            self.open_in(project, ciphertext, context).await
+            self.open_in(who, project, ciphertext, context).await
         })
         .await
     }
@@ -579,10 +623,10 @@ impl Kms {
     ) -> Result<Sealed, Error> {
         let named = Ciphertext::decode(ciphertext).ok().map(|c| c.key);
         self.audited(who, project, named.as_deref(), "reencrypt", async {
-            who.authorize(project, Access::Write)?;
-            let (plaintext, source, _) = self.open_in(project, ciphertext, context).await?;
+            Self::may_use(who, project)?;
+            let (plaintext, source, _) = self.open_in(who, project, ciphertext, context).await?;
             let key = self
-                .usable(project, target.unwrap_or(&source), Purpose::Encrypt)
+                .usable(who, project, target.unwrap_or(&source), Purpose::Encrypt)
                 .await?;
             self.seal_with(&key, context, &plaintext)
         })
@@ -600,7 +644,7 @@ impl Kms {
         bytes: usize,
     ) -> Result<(Material, Sealed), Error> {
         self.audited(who, project, Some(name), "generate_data_key", async {
-            who.authorize(project, Access::Write)?;
+            Self::may_use(who, project)?;
             if bytes < 16 || bytes > self.limits.max_data_key {
                 return Err(Error::invalid(format!(
                     "data keys are 16 to {} bytes",
@@ -608,7 +652,7 @@ impl Kms {
                 )));
             }
             self.check_size("context", context.len(), self.limits.max_context)?;
-            let key = self.usable(project, name, Purpose::Encrypt).await?;
+            let key = self.usable(who, project, name, Purpose::Encrypt).await?;
             let plaintext = crypto::random_bytes(bytes)?;
             let sealed = self.seal_with(&key, context, &plaintext)?;
             Ok((plaintext, sealed))
@@ -625,9 +669,9 @@ impl Kms {
         message: &[u8],
     ) -> Result<(Vec<u8>, u32), Error> {
         self.audited(who, project, Some(name), "sign", async {
-            who.authorize(project, Access::Write)?;
+            Self::may_use(who, project)?;
             self.check_size("message", message.len(), self.limits.max_plaintext)?;
-            let key = self.usable(project, name, Purpose::Sign).await?;
+            let key = self.usable(who, project, name, Purpose::Sign).await?;
             let material = self.material(&key, key.primary)?;
             Ok((
                 crypto::sign(key.algorithm, &material, message)?,
@@ -648,9 +692,9 @@ impl Kms {
         version: Option<u32>,
     ) -> Result<bool, Error> {
         self.audited(who, project, Some(name), "verify", async {
-            who.authorize(project, Access::Write)?;
+            Self::may_use(who, project)?;
             self.check_size("message", message.len(), self.limits.max_plaintext)?;
-            let key = self.usable(project, name, Purpose::Sign).await?;
+            let key = self.usable(who, project, name, Purpose::Sign).await?;
             let version = version.unwrap_or(key.primary);
             let public = key
                 .version(version)
@@ -670,9 +714,9 @@ impl Kms {
         message: &[u8],
     ) -> Result<(Vec<u8>, u32), Error> {
         self.audited(who, project, Some(name), "mac", async {
-            who.authorize(project, Access::Write)?;
+            Self::may_use(who, project)?;
             self.check_size("message", message.len(), self.limits.max_plaintext)?;
-            let key = self.usable(project, name, Purpose::Mac).await?;
+            let key = self.usable(who, project, name, Purpose::Mac).await?;
             let material = self.material(&key, key.primary)?;
             Ok((crypto::mac(&material, message), key.primary))
         })
@@ -689,9 +733,9 @@ impl Kms {
         version: Option<u32>,
     ) -> Result<bool, Error> {
         self.audited(who, project, Some(name), "verify_mac", async {
-            who.authorize(project, Access::Write)?;
+            Self::may_use(who, project)?;
             self.check_size("message", message.len(), self.limits.max_plaintext)?;
-            let key = self.usable(project, name, Purpose::Mac).await?;
+            let key = self.usable(who, project, name, Purpose::Mac).await?;
             let material = self.material(&key, version.unwrap_or(key.primary))?;
             Ok(crypto::verify_mac(&material, message, tag))
         })

@@ -601,3 +601,53 @@ async fn a_cancelled_deletion_is_not_carried_out_and_other_projects_logs_stay_cl
     );
     assert_eq!(kms.verify_audit(&a, &alpha).await.unwrap().unwrap(), before);
 }
+
+#[tokio::test]
+async fn end_users_use_only_keys_that_allow_them() {
+    let (kms, _) = kms();
+    let (a, alpha) = (admin("alpha"), project("alpha"));
+    kms.create_key(&a, &alpha, "k", Algorithm::Aes256Gcm, None)
+        .await
+        .unwrap();
+    let user = who("alpha", PrincipalKind::EndUser, Rights::NONE);
+    let other_user = who("beta", PrincipalKind::EndUser, Rights::NONE);
+    let err = kms
+        .encrypt(&user, &alpha, "k", b"x", b"")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PermissionDenied, "{err}");
+    assert_eq!(
+        kms.set_end_user_access(&user, &alpha, "k", true)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::PermissionDenied,
+        "only admins grant"
+    );
+    assert!(
+        kms.set_end_user_access(&a, &alpha, "k", true)
+            .await
+            .unwrap()
+            .end_users
+    );
+    let sealed = kms.encrypt(&user, &alpha, "k", b"x", b"").await.unwrap();
+    assert_eq!(
+        &kms.decrypt(&user, &alpha, &sealed.ciphertext, b"")
+            .await
+            .unwrap()
+            .0[..],
+        b"x"
+    );
+    // Still nothing beyond using it, and nothing in another project.
+    assert!(kms.rotate(&user, &alpha, "k").await.is_err());
+    assert!(kms.key(&user, &alpha, "k").await.is_err());
+    assert!(
+        kms.encrypt(&other_user, &alpha, "k", b"x", b"")
+            .await
+            .is_err()
+    );
+    kms.set_end_user_access(&a, &alpha, "k", false)
+        .await
+        .unwrap();
+    assert!(kms.encrypt(&user, &alpha, "k", b"x", b"").await.is_err());
+}

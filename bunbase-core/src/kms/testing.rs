@@ -30,6 +30,7 @@ fn key(project: &ProjectId, name: &str) -> Key {
         deletion_at: None,
         created_at: 1_000,
         revision: 1,
+        end_users: false,
     }
 }
 
@@ -123,6 +124,7 @@ async fn keys(store: &dyn KmsStore) {
 
     // Compare-and-set updates add versions; stale ones are refused.
     let mut next = stored.clone();
+    next.end_users = true;
     next.versions.push(version(2));
     next.primary = 2;
     next.revision = 2;
@@ -141,6 +143,7 @@ async fn keys(store: &dyn KmsStore) {
         (2, 2, KeyState::Enabled)
     );
     assert_eq!(now.versions[1], version(2));
+    assert!(now.end_users, "grants round-trip");
     assert_eq!(
         store.key(&b, "k").await.unwrap().unwrap().versions.len(),
         1,

@@ -201,6 +201,14 @@ pub async fn key_action(
                     .await?
             ))
         }
+        "allow-end-users" | "deny-end-users" => {
+            body::<Empty>(&raw)?;
+            let allowed = action == "allow-end-users";
+            ok(json!(
+                kms.set_end_user_access(&who, &project, &name, allowed)
+                    .await?
+            ))
+        }
         "schedule-deletion" => {
             let req: ScheduleDeletion = body(&raw)?;
             ok(json!(
@@ -298,7 +306,7 @@ pub async fn key_action(
         }
         other => {
             return Err(Error::not_found(format!(
-                "key action {other:?} (one of rotate, disable, enable, schedule-deletion, cancel-deletion, encrypt, decrypt, reencrypt, datakey, decrypt-datakey, sign, verify, mac, verify-mac)"
+                "key action {other:?} (one of rotate, disable, enable, allow-end-users, deny-end-users, schedule-deletion, cancel-deletion, encrypt, decrypt, reencrypt, datakey, decrypt-datakey, sign, verify, mac, verify-mac)"
             ))
             .into());
         }

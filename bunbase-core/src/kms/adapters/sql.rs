@@ -76,6 +76,10 @@ CREATE TABLE kms_meta (
 );
 ",
     },
+    Migration {
+        version: 3,
+        sql: "ALTER TABLE kms_keys ADD COLUMN end_users BIGINT NOT NULL DEFAULT 0;",
+    },
 ];
 
 fn b64(bytes: &[u8]) -> String {
@@ -150,6 +154,7 @@ macro_rules! kms_store {
                     .map(from_db),
                 created_at: from_db(r.try_get("created_at").map_err(db)?),
                 revision: from_db(r.try_get("revision").map_err(db)?),
+                end_users: r.try_get::<i64, _>("end_users").map_err(db)? != 0,
             })
         }
 
@@ -236,8 +241,8 @@ macro_rules! kms_store {
                 let mut tx = self.writer().begin().await.map_err(db)?;
                 sqlx::query(
                     "INSERT INTO kms_keys (project_id, name, algorithm, state, primary_version,
-                        rotation_period, last_rotated_at, deletion_at, created_at, revision)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        rotation_period, last_rotated_at, deletion_at, created_at, revision, end_users)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(key.project.as_str())
                 .bind(&key.name)
@@ -249,6 +254,7 @@ macro_rules! kms_store {
                 .bind(key.deletion_at.map(to_db))
                 .bind(to_db(key.created_at))
                 .bind(to_db(key.revision))
+                .bind(i64::from(key.end_users))
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| match db(e) {
@@ -286,7 +292,7 @@ macro_rules! kms_store {
                 let mut tx = self.writer().begin().await.map_err(db)?;
                 let updated = sqlx::query(
                     "UPDATE kms_keys SET state = $1, primary_version = $2, rotation_period = $3,
-                        last_rotated_at = $4, deletion_at = $5, revision = $6
+                        last_rotated_at = $4, deletion_at = $5, revision = $6, end_users = $10
                      WHERE project_id = $7 AND name = $8 AND revision = $9",
                 )
                 .bind(key.state.as_str())
@@ -298,6 +304,7 @@ macro_rules! kms_store {
                 .bind(key.project.as_str())
                 .bind(&key.name)
                 .bind(to_db(key.revision.saturating_sub(1)))
+                .bind(i64::from(key.end_users))
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?
