@@ -103,9 +103,16 @@ fn state_from(text: &str) -> Result<KeyState, Error> {
     }
 }
 
-/// Appending an audit record can lose a race for its sequence number to
-/// another instance: it retries this often.
+/// Appending audit records can lose a race for a sequence number to
+/// another instance: a batch retries this often.
 const AUDIT_ATTEMPTS: usize = 20;
+/// Most audit records committed together.
+const AUDIT_BATCH: usize = 256;
+
+type PendingAudit = (
+    AuditEntry,
+    tokio::sync::oneshot::Sender<Result<AuditRecord, Error>>,
+);
 
 macro_rules! kms_store {
     ($store:ident, $row:ty, $db:ty) => {
@@ -183,6 +190,90 @@ macro_rules! kms_store {
                 prev_hash: r.try_get("prev_hash").map_err(db)?,
                 hash: r.try_get("hash").map_err(db)?,
             })
+        }
+
+        /// Writes queued audit records in batches, one transaction (one
+        /// fsync) per batch: every caller still waits for its own record to
+        /// be committed, but concurrent callers share the commit.
+        async fn audit_writer(pool: sqlx::Pool<$db>, mut queue: tokio::sync::mpsc::Receiver<PendingAudit>) {
+            while let Some(first) = queue.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < AUDIT_BATCH {
+                    match queue.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let entries: Vec<AuditEntry> = batch.iter().map(|(e, _)| e.clone()).collect();
+                match write_audit_batch(&pool, &entries).await {
+                    Ok(records) => {
+                        for ((_, reply), record) in batch.into_iter().zip(records) {
+                            let _ = reply.send(Ok(record));
+                        }
+                    }
+                    Err(e) => {
+                        for (_, reply) in batch {
+                            let _ = reply.send(Err(Error::from_code(e.code(), e.to_string())));
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Chains and inserts `entries` in one transaction; retried when
+        /// another instance took a sequence number first.
+        async fn write_audit_batch(
+            pool: &sqlx::Pool<$db>,
+            entries: &[AuditEntry],
+        ) -> Result<Vec<AuditRecord>, Error> {
+            'attempt: for _ in 0..AUDIT_ATTEMPTS {
+                let mut tx = pool.begin().await.map_err(db)?;
+                let mut heads: std::collections::HashMap<String, Option<AuditRecord>> =
+                    std::collections::HashMap::new();
+                let mut records = Vec::with_capacity(entries.len());
+                for entry in entries {
+                    let head = match heads.get(&entry.project) {
+                        Some(head) => head.clone(),
+                        None => {
+                            let last = sqlx::query(
+                                "SELECT * FROM kms_audit WHERE project_id = $1 ORDER BY seq DESC LIMIT 1",
+                            )
+                            .bind(&entry.project)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                            last.as_ref().map(record_from).transpose()?
+                        }
+                    };
+                    let record = audit::chain(head.as_ref(), entry.clone());
+                    let inserted = sqlx::query(
+                        "INSERT INTO kms_audit (project_id, seq, at, caller, key_name, operation,
+                            result, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(&record.entry.project)
+                    .bind(to_db(record.seq))
+                    .bind(to_db(record.entry.at))
+                    .bind(&record.entry.caller)
+                    .bind(&record.entry.key)
+                    .bind(&record.entry.operation)
+                    .bind(&record.entry.result)
+                    .bind(&record.prev_hash)
+                    .bind(&record.hash)
+                    .execute(&mut *tx)
+                    .await;
+                    match inserted.map_err(db) {
+                        Ok(_) => {}
+                        // Another instance took this sequence number.
+                        Err(Error::AlreadyExists(_)) => continue 'attempt,
+                        Err(e) => return Err(e),
+                    }
+                    heads.insert(entry.project.clone(), Some(record.clone()));
+                    records.push(record);
+                }
+                tx.commit().await.map_err(db)?;
+                return Ok(records);
+            }
+            Err(Error::Unavailable("the audit log is too busy; try again".into()))
         }
 
         impl $store {
@@ -554,43 +645,10 @@ macro_rules! kms_store {
             }
 
             async fn append_audit(&self, entry: AuditEntry) -> Result<AuditRecord, Error> {
-                for _ in 0..AUDIT_ATTEMPTS {
-                    let mut tx = self.writer().begin().await.map_err(db)?;
-                    let last = sqlx::query(
-                        "SELECT * FROM kms_audit WHERE project_id = $1 ORDER BY seq DESC LIMIT 1",
-                    )
-                    .bind(&entry.project)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                    let last = last.as_ref().map(record_from).transpose()?;
-                    let record = audit::chain(last.as_ref(), entry.clone());
-                    let inserted = sqlx::query(
-                        "INSERT INTO kms_audit (project_id, seq, at, caller, key_name, operation,
-                            result, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(&record.entry.project)
-                    .bind(to_db(record.seq))
-                    .bind(to_db(record.entry.at))
-                    .bind(&record.entry.caller)
-                    .bind(&record.entry.key)
-                    .bind(&record.entry.operation)
-                    .bind(&record.entry.result)
-                    .bind(&record.prev_hash)
-                    .bind(&record.hash)
-                    .execute(&mut *tx)
-                    .await;
-                    match inserted.map_err(db) {
-                        Ok(_) => {
-                            tx.commit().await.map_err(db)?;
-                            return Ok(record);
-                        }
-                        // Another instance took this sequence number.
-                        Err(Error::AlreadyExists(_)) => continue,
-                        Err(e) => return Err(e),
-                    }
-                }
-                Err(Error::Unavailable("the audit log is too busy; try again".into()))
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let closed = || Error::Unavailable("the audit writer has stopped".into());
+                self.audit.send((entry, reply)).await.map_err(|_| closed())?;
+                answer.await.map_err(|_| closed())?
             }
 
             async fn audit(
@@ -628,6 +686,7 @@ pub mod sqlite {
     pub struct SqliteKms {
         pool: sqlx::SqlitePool,
         writer: sqlx::SqlitePool,
+        audit: tokio::sync::mpsc::Sender<PendingAudit>,
     }
 
     impl SqliteKms {
@@ -635,7 +694,13 @@ pub mod sqlite {
             let writer = crate::sql::connect_sqlite_with(path, 1).await?;
             crate::sql::migrate_sqlite(&writer, DOMAIN, MIGRATIONS).await?;
             let pool = crate::sql::connect_sqlite_with(path, 8).await?;
-            Ok(SqliteKms { pool, writer })
+            let (audit, queue) = tokio::sync::mpsc::channel(4 * AUDIT_BATCH);
+            tokio::spawn(audit_writer(writer.clone(), queue));
+            Ok(SqliteKms {
+                pool,
+                writer,
+                audit,
+            })
         }
 
         fn writer(&self) -> &sqlx::SqlitePool {
@@ -652,6 +717,7 @@ pub mod postgres {
 
     pub struct PostgresKms {
         pool: sqlx::PgPool,
+        audit: tokio::sync::mpsc::Sender<PendingAudit>,
     }
 
     impl PostgresKms {
@@ -659,7 +725,9 @@ pub mod postgres {
         pub async fn connect(url: &str) -> Result<PostgresKms, Error> {
             let pool = crate::sql::connect_postgres(url, 20).await?;
             crate::sql::migrate_postgres(&pool, DOMAIN, MIGRATIONS).await?;
-            Ok(PostgresKms { pool })
+            let (audit, queue) = tokio::sync::mpsc::channel(4 * AUDIT_BATCH);
+            tokio::spawn(audit_writer(pool.clone(), queue));
+            Ok(PostgresKms { pool, audit })
         }
 
         fn writer(&self) -> &sqlx::PgPool {
