@@ -61,6 +61,19 @@ impl Client {
         format!("{}{path}", self.base)
     }
 
+    /// Sends with the credential; the JSON answer, or the server's error.
+    pub(crate) async fn send_json<T: serde::de::DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+    ) -> Result<T, Error> {
+        let response = self.authorized(request).send().await.map_err(transport)?;
+        check(response)
+            .await?
+            .json()
+            .await
+            .map_err(|e| Error::internal(format!("unexpected response: {e}")))
+    }
+
     pub(crate) fn authorized(&self, request: RequestBuilder) -> RequestBuilder {
         match &self.token {
             Some(token) => request.bearer_auth(token),

@@ -4,10 +4,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bunbase_core::Error;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::http::{Client, check, segment, transport};
+use crate::http::{Client, segment};
 
 pub struct KmsClient {
     client: Client,
@@ -90,21 +89,11 @@ impl KmsClient {
             .url(&format!("/kms/v1/projects/{}/{rest}", segment(project)))
     }
 
-    async fn send<T: DeserializeOwned>(
+    async fn send<T: serde::de::DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, Error> {
-        let response = self
-            .client
-            .authorized(request)
-            .send()
-            .await
-            .map_err(transport)?;
-        check(response)
-            .await?
-            .json()
-            .await
-            .map_err(|e| Error::internal(format!("unexpected response: {e}")))
+        self.client.send_json(request).await
     }
 
     async fn action(

@@ -84,17 +84,7 @@ impl KvClient {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, Error> {
-        let response = self
-            .client
-            .authorized(request)
-            .send()
-            .await
-            .map_err(transport)?;
-        check(response)
-            .await?
-            .json()
-            .await
-            .map_err(|e| Error::internal(format!("unexpected response: {e}")))
+        self.client.send_json(request).await
     }
 
     /// The value, or `None` if the key does not exist.

@@ -144,6 +144,30 @@ async fn keys(store: &dyn KmsStore) {
     );
     assert_eq!(now.versions[1], version(2));
     assert!(now.end_users, "grants round-trip");
+    // Re-wrapping replaces one version's material and nothing else.
+    store
+        .rewrap_key_version(&a, "k", 1, vec![42; 44])
+        .await
+        .unwrap();
+    let rewrapped = store.key(&a, "k").await.unwrap().unwrap();
+    assert_eq!(rewrapped.versions[0].wrapped, vec![42; 44]);
+    assert_eq!(rewrapped.versions[1], version(2));
+    assert_eq!(
+        store
+            .rewrap_key_version(&a, "k", 9, vec![1])
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::NotFound
+    );
+    assert!(
+        store
+            .all_keys()
+            .await
+            .unwrap()
+            .iter()
+            .any(|k| k.project == b)
+    );
     assert_eq!(
         store.key(&b, "k").await.unwrap().unwrap().versions.len(),
         1,
@@ -191,6 +215,18 @@ async fn secrets(store: &dyn KmsStore) {
             .code(),
         ErrorCode::Conflict,
         "versions start at 1"
+    );
+    store
+        .rewrap_secret_version(&a, "s", 1, vec![1; 40])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .all_secrets()
+            .await
+            .unwrap()
+            .iter()
+            .any(|(p, n, v)| p == &a && n == "s" && v.version == 2)
     );
     let latest = store.secret(&a, "s", None).await.unwrap().unwrap();
     assert_eq!((latest.version, latest.wrapped.clone()), (2, vec![2; 40]));

@@ -106,6 +106,11 @@ fn state_from(text: &str) -> Result<KeyState, Error> {
 /// Appending audit records can lose a race for a sequence number to
 /// another instance: a batch retries this often.
 const AUDIT_ATTEMPTS: usize = 20;
+const REWRAP_KEY: &str = "UPDATE kms_key_versions SET wrapped = $1
+    WHERE project_id = $2 AND name = $3 AND version = $4";
+const REWRAP_SECRET: &str = "UPDATE kms_secrets SET wrapped = $1
+    WHERE project_id = $2 AND name = $3 AND version = $4";
+
 /// Most audit records committed together.
 const AUDIT_BATCH: usize = 256;
 
@@ -274,6 +279,32 @@ macro_rules! kms_store {
                 return Ok(records);
             }
             Err(Error::Unavailable("the audit log is too busy; try again".into()))
+        }
+
+        /// Replaces one version's wrapped material (`sql`: one of the
+        /// `REWRAP_*` statements).
+        async fn rewrap_row(
+            pool: &sqlx::Pool<$db>,
+            sql: &'static str,
+            what: &str,
+            project: &ProjectId,
+            name: &str,
+            version: u32,
+            wrapped: &[u8],
+        ) -> Result<(), Error> {
+            let updated = sqlx::query(sql)
+                .bind(b64(wrapped))
+                .bind(project.as_str())
+                .bind(name)
+                .bind(i64::from(version))
+                .execute(pool)
+                .await
+                .map_err(db)?
+                .rows_affected();
+            if updated == 0 {
+                return Err(Error::not_found(format!("{what} {name} version {version}")));
+            }
+            Ok(())
         }
 
         impl $store {
@@ -601,22 +632,8 @@ macro_rules! kms_store {
                 version: u32,
                 wrapped: Vec<u8>,
             ) -> Result<(), Error> {
-                let updated = sqlx::query(
-                    "UPDATE kms_key_versions SET wrapped = $1
-                     WHERE project_id = $2 AND name = $3 AND version = $4",
-                )
-                .bind(b64(&wrapped))
-                .bind(project.as_str())
-                .bind(name)
-                .bind(i64::from(version))
-                .execute(self.writer())
-                .await
-                .map_err(db)?
-                .rows_affected();
-                if updated == 0 {
-                    return Err(Error::not_found(format!("key {name} version {version}")));
-                }
-                Ok(())
+                rewrap_row(self.writer(), REWRAP_KEY, "key", project, name, version, &wrapped)
+                    .await
             }
 
             async fn rewrap_secret_version(
@@ -626,22 +643,8 @@ macro_rules! kms_store {
                 version: u32,
                 wrapped: Vec<u8>,
             ) -> Result<(), Error> {
-                let updated = sqlx::query(
-                    "UPDATE kms_secrets SET wrapped = $1
-                     WHERE project_id = $2 AND name = $3 AND version = $4",
-                )
-                .bind(b64(&wrapped))
-                .bind(project.as_str())
-                .bind(name)
-                .bind(i64::from(version))
-                .execute(self.writer())
-                .await
-                .map_err(db)?
-                .rows_affected();
-                if updated == 0 {
-                    return Err(Error::not_found(format!("secret {name} version {version}")));
-                }
-                Ok(())
+                rewrap_row(self.writer(), REWRAP_SECRET, "secret", project, name, version, &wrapped)
+                    .await
             }
 
             async fn append_audit(&self, entry: AuditEntry) -> Result<AuditRecord, Error> {
