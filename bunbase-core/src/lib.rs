@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod docs;
 pub mod error;
 pub mod events;
 pub mod id;

@@ -1,0 +1,14 @@
+//! Bundoc: JSON documents in collections, per project (issue 6, in
+//! progress). So far the query language, in memory:
+//!
+//! - [`order`]: the one total order of JSON values across types, used by
+//!   comparisons and sorting everywhere (adapters must agree with it);
+//! - [`path`]: dotted paths into nested documents (`address.city`,
+//!   `items.0.sku`);
+//! - [`filter`]: filters (`$eq $ne $gt $gte $lt $lte $in $nin $exists $and
+//!   $or $not`, array membership) parsed with clear errors and evaluated —
+//!   the reference every store adapter is tested against.
+
+pub mod filter;
+pub mod order;
+pub mod path;
