@@ -7,8 +7,13 @@
 //!   `items.0.sku`);
 //! - [`filter`]: filters (`$eq $ne $gt $gte $lt $lte $in $nin $exists $and
 //!   $or $not`, array membership) parsed with clear errors and evaluated —
-//!   the reference every store adapter is tested against.
+//!   the reference every store adapter is tested against;
+//! - [`query`]: sort, limit, opaque cursors and projection over it;
+//! - [`document`]: incoming documents' checks (size, depth, names, `_id`)
+//!   and JSON Merge Patch.
 
+pub mod document;
 pub mod filter;
 pub mod order;
 pub mod path;
+pub mod query;

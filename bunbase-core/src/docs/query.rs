@@ -1,0 +1,317 @@
+//! Queries: a filter, a multi-field sort, a limit, an opaque cursor and a
+//! projection — parsed with clear errors, and run over documents in memory
+//! (the reference the store adapters are checked against).
+//!
+//! ```json
+//! {"filter": {"city": "Oslo"}, "sort": [{"n": "desc"}], "limit": 20,
+//!  "cursor": "…", "fields": ["n", "address.city"]}
+//! ```
+//!
+//! Sorting uses the total order of [`super::order`] (a missing field sorts
+//! as `null`), then `_id` ascending, so every document has one place and a
+//! cursor (the last document's sort values and `_id`) resumes exactly
+//! after it however documents are added or removed meanwhile.
+
+use std::cmp::Ordering;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::filter::Filter;
+use super::order::compare;
+use super::path::Path;
+use crate::error::Error;
+
+pub const DEFAULT_LIMIT: usize = 20;
+pub const MAX_LIMIT: usize = 1000;
+pub const MAX_SORT_FIELDS: usize = 8;
+pub const MAX_FIELDS: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub filter: Filter,
+    pub sort: Vec<(Path, Direction)>,
+    pub limit: usize,
+    /// The position to resume after: sort values, then `_id`.
+    pub after: Option<Vec<Value>>,
+    pub fields: Option<Vec<Path>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    filter: Option<Value>,
+    #[serde(default)]
+    sort: Vec<Map<String, Value>>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+    fields: Option<Vec<String>>,
+}
+
+/// A page of results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub documents: Vec<Value>,
+    /// Pass back as `cursor` for the next page; `None` at the end.
+    pub next_cursor: Option<String>,
+}
+
+impl Query {
+    pub fn parse(body: &Value) -> Result<Query, Error> {
+        let raw: Raw = serde_json::from_value(body.clone())
+            .map_err(|e| Error::invalid(format!("invalid query: {e}")))?;
+        let filter = Filter::parse(raw.filter.as_ref().unwrap_or(&json!({})))?;
+        if raw.sort.len() > MAX_SORT_FIELDS {
+            return Err(Error::invalid(format!(
+                "sort by at most {MAX_SORT_FIELDS} fields"
+            )));
+        }
+        let mut sort = Vec::with_capacity(raw.sort.len());
+        for item in &raw.sort {
+            let mut entries = item.iter();
+            let (Some((field, direction)), None) = (entries.next(), entries.next()) else {
+                return Err(Error::invalid(
+                    "each sort item is one {\"field\": \"asc\" | \"desc\"}",
+                ));
+            };
+            let direction = match direction.as_str() {
+                Some("asc") => Direction::Asc,
+                Some("desc") => Direction::Desc,
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "sort direction for {field} is \"asc\" or \"desc\""
+                    )));
+                }
+            };
+            sort.push((Path::parse(field)?, direction));
+        }
+        let limit = raw.limit.unwrap_or(DEFAULT_LIMIT);
+        if limit == 0 || limit > MAX_LIMIT {
+            return Err(Error::invalid(format!("limit is 1 to {MAX_LIMIT}")));
+        }
+        let after = raw
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor(c, sort.len()))
+            .transpose()?;
+        let fields = match raw.fields {
+            None => None,
+            Some(list) if list.len() > MAX_FIELDS => {
+                return Err(Error::invalid(format!(
+                    "project at most {MAX_FIELDS} fields"
+                )));
+            }
+            Some(list) => Some(
+                list.iter()
+                    .map(|f| Path::parse(f))
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        Ok(Query {
+            filter,
+            sort,
+            limit,
+            after,
+            fields,
+        })
+    }
+
+    /// The position of `doc` in this query's order: its sort values
+    /// (missing = null), then its `_id`.
+    pub fn position(&self, doc: &Value) -> Vec<Value> {
+        let mut key: Vec<Value> = self
+            .sort
+            .iter()
+            .map(|(path, _)| path.get(doc).cloned().unwrap_or(Value::Null))
+            .collect();
+        key.push(doc.get("_id").cloned().unwrap_or(Value::Null));
+        key
+    }
+
+    /// Compares two positions in this query's order.
+    pub fn compare_positions(&self, a: &[Value], b: &[Value]) -> Ordering {
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            let direction = self.sort.get(i).map_or(Direction::Asc, |(_, d)| *d);
+            let order = compare(x, y);
+            let order = if direction == Direction::Desc {
+                order.reverse()
+            } else {
+                order
+            };
+            if order != Ordering::Equal {
+                return order;
+            }
+        }
+        Ordering::Equal
+    }
+
+    /// Runs the query over `documents` (the reference evaluator).
+    pub fn run<'a>(&self, documents: impl IntoIterator<Item = &'a Value>) -> Page {
+        let mut hits: Vec<(Vec<Value>, &Value)> = documents
+            .into_iter()
+            .filter(|d| self.filter.matches(d))
+            .map(|d| (self.position(d), d))
+            .filter(|(pos, _)| {
+                self.after
+                    .as_ref()
+                    .is_none_or(|after| self.compare_positions(pos, after) == Ordering::Greater)
+            })
+            .collect();
+        hits.sort_by(|(a, _), (b, _)| self.compare_positions(a, b));
+        let more = hits.len() > self.limit;
+        hits.truncate(self.limit);
+        let next_cursor = if more {
+            hits.last().map(|(pos, _)| encode_cursor(pos))
+        } else {
+            None
+        };
+        Page {
+            documents: hits.into_iter().map(|(_, d)| self.project(d)).collect(),
+            next_cursor,
+        }
+    }
+
+    /// The document with only the asked-for fields (and the system
+    /// fields), or whole.
+    pub fn project(&self, doc: &Value) -> Value {
+        let Some(fields) = &self.fields else {
+            return doc.clone();
+        };
+        let mut out = Value::Object(Map::new());
+        for system in super::document::SYSTEM_FIELDS {
+            if let Some(v) = doc.get(system) {
+                out[system] = v.clone();
+            }
+        }
+        for path in fields {
+            if let Some(value) = path.get(doc) {
+                let mut at = &mut out;
+                let segments = path.segments();
+                for segment in &segments[..segments.len() - 1] {
+                    if !at.get(segment).is_some_and(Value::is_object) {
+                        at[segment.as_str()] = Value::Object(Map::new());
+                    }
+                    at = &mut at[segment.as_str()];
+                }
+                at[segments[segments.len() - 1].as_str()] = value.clone();
+            }
+        }
+        out
+    }
+}
+
+fn encode_cursor(position: &[Value]) -> String {
+    URL_SAFE_NO_PAD.encode(Value::Array(position.to_vec()).to_string())
+}
+
+fn decode_cursor(cursor: &str, sort_fields: usize) -> Result<Vec<Value>, Error> {
+    let bad = || Error::invalid("cursor must be one returned by this query");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    match serde_json::from_slice::<Value>(&bytes).map_err(|_| bad())? {
+        Value::Array(items) if items.len() == sort_fields + 1 => Ok(items),
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docs() -> Vec<Value> {
+        (0..25)
+            .map(|i| {
+                let mut d = json!({"_id": format!("d{i:02}"), "n": i % 5, "city": if i % 2 == 0 { "Oslo" } else { "Bergen" }});
+                if i == 7 {
+                    d.as_object_mut().unwrap().remove("n");
+                }
+                d
+            })
+            .collect()
+    }
+
+    #[test]
+    fn filters_sorts_and_pages_without_gaps_or_repeats() {
+        let all = docs();
+        let mut body = json!({"filter": {"city": "Oslo"}, "sort": [{"n": "desc"}], "limit": 4});
+        let mut seen = Vec::new();
+        loop {
+            let query = Query::parse(&body).unwrap();
+            let page = query.run(&all);
+            assert!(page.documents.len() <= 4);
+            seen.extend(
+                page.documents
+                    .iter()
+                    .map(|d| d["_id"].as_str().unwrap().to_string()),
+            );
+            match page.next_cursor {
+                Some(cursor) => body["cursor"] = json!(cursor),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 13, "{seen:?}");
+        let unique: std::collections::HashSet<_> = seen.iter().collect();
+        assert_eq!(unique.len(), 13);
+        // n descending, then _id ascending.
+        let ns: Vec<i64> = seen
+            .iter()
+            .map(|id| {
+                all.iter().find(|d| d["_id"] == json!(id)).unwrap()["n"]
+                    .as_i64()
+                    .unwrap_or(-1)
+            })
+            .collect();
+        assert!(ns.windows(2).all(|w| w[0] >= w[1]), "{ns:?}");
+    }
+
+    #[test]
+    fn a_missing_sort_field_sorts_as_null_and_projection_keeps_system_fields() {
+        let all = docs();
+        let query =
+            Query::parse(&json!({"sort": [{"n": "asc"}], "limit": 1, "fields": ["city"]})).unwrap();
+        let page = query.run(&all);
+        assert_eq!(
+            page.documents,
+            vec![json!({"_id": "d07", "city": "Bergen"})]
+        );
+        let nested = Query::parse(&json!({"fields": ["a.b"]})).unwrap();
+        assert_eq!(
+            nested.project(&json!({"_id": "x", "a": {"b": 1, "c": 2}, "z": 3})),
+            json!({"_id": "x", "a": {"b": 1}})
+        );
+    }
+
+    #[test]
+    fn bad_queries_get_clear_errors() {
+        let cases = [
+            (json!({"limit": 0}), "limit is 1 to"),
+            (json!({"limit": 5000}), "limit is 1 to"),
+            (json!({"sort": [{"n": "up"}]}), "\"asc\" or \"desc\""),
+            (
+                json!({"sort": [{"a": "asc", "b": "asc"}]}),
+                "each sort item is one",
+            ),
+            (json!({"cursor": "!!"}), "cursor must be one returned"),
+            (
+                json!({"sort": [{"n": "asc"}], "cursor": URL_SAFE_NO_PAD.encode("[1]")}),
+                "cursor must be one returned",
+            ),
+            (json!({"filter": {"a": {"$bad": 1}}}), "unknown operator"),
+            (json!({"select": ["a"]}), "invalid query"),
+            (json!({"fields": ["$x"]}), "operators, not fields"),
+            (json!({"limit": "5"}), "invalid query"),
+        ];
+        for (body, expected) in cases {
+            let err = Query::parse(&body).unwrap_err();
+            assert!(err.to_string().contains(expected), "{body}: {err}");
+        }
+    }
+}
