@@ -93,6 +93,14 @@ async fn bunbase_runs_the_platform_and_stops_on_sigterm() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        // Every data file holds secrets or project data: owner only.
+        for file in ["identity.db", "kms.db", "kv.aof", "dev-master-key"] {
+            let mode = std::fs::metadata(data.join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
     }
     let spec = std::fs::read_to_string(&token_file).unwrap();
     let token = spec.trim().splitn(3, ':').nth(2).unwrap().to_string();

@@ -29,6 +29,7 @@ pub async fn connect_sqlite_with(
     path: &std::path::Path,
     max_connections: u32,
 ) -> Result<SqlitePool, Error> {
+    create_private(path)?;
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -46,6 +47,27 @@ pub async fn connect_sqlite_with(
                 path.display()
             ))
         })
+}
+
+/// Creates the database file readable by its owner only (SQLite gives its
+/// -wal and -shm files the same mode), unless it exists already.
+fn create_private(path: &std::path::Path) -> Result<(), Error> {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        // Another connection created it first.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::Unavailable(format!(
+            "cannot create SQLite database {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 /// An in-memory SQLite database (tests): one shared connection.
