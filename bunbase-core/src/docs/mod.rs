@@ -10,10 +10,13 @@
 //!   the reference every store adapter is tested against;
 //! - [`query`]: sort, limit, opaque cursors and projection over it;
 //! - [`document`]: incoming documents' checks (size, depth, names, `_id`)
-//!   and JSON Merge Patch.
+//!   and JSON Merge Patch;
+//! - [`rules`]: access rule expressions over `auth`, `resource` and
+//!   `request` (`resource.owner == auth.uid`).
 
 pub mod document;
 pub mod filter;
 pub mod order;
 pub mod path;
 pub mod query;
+pub mod rules;

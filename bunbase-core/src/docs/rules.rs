@@ -1,0 +1,496 @@
+//! Access rules: one expression per collection and operation, over `auth`
+//! (the end user: `auth.uid`, `auth.kind`, …), `resource` (the stored
+//! document) and `request` (the incoming one), e.g.
+//!
+//! ```text
+//! resource.owner == auth.uid
+//! request.status in ["draft", "submitted"] && auth.uid != null
+//! !(resource.locked == true) || auth.kind == "service"
+//! ```
+//!
+//! Grammar (precedence low → high): `||`, `&&`, `!`, comparisons
+//! (`== != < <= > >= in`), values: literals (`null true false`, numbers,
+//! `"strings"`, `[lists]`), paths (`auth.uid`, `resource.items.0.sku`) and
+//! parentheses. Comparisons use the total order of [`super::order`]
+//! (ordering operators only between values of one type). A missing path
+//! equals `null`, but two missing paths are never equal: without it,
+//! `resource.owner == auth.uid` would let an anonymous caller read every
+//! document that has no owner. Ordering and `in` with a missing path are
+//! false. An expression that is not a boolean denies. Evaluation never
+//! fails and never loops: rules are parsed once, with bounded size.
+
+use serde_json::Value;
+
+use super::order::{compare, equal};
+use crate::error::Error;
+
+/// Longest rule, in bytes.
+pub const MAX_LEN: usize = 4096;
+/// Deepest nesting.
+pub const MAX_DEPTH: usize = 32;
+
+/// The roots a rule may read.
+const ROOTS: [&str; 3] = ["auth", "resource", "request"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Literal(Value),
+    List(Vec<Expr>),
+    Path(Vec<String>),
+    Not(Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Compare(Op, Box<Expr>, Box<Expr>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+}
+
+/// What a rule can see.
+pub struct Context<'a> {
+    pub auth: &'a Value,
+    pub resource: &'a Value,
+    pub request: &'a Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Ident(String),
+    Str(String),
+    Num(Value),
+    Sym(&'static str),
+}
+
+fn tokenize(src: &str) -> Result<Vec<Token>, Error> {
+    let bad = |msg: String| Error::invalid(format!("rule: {msg}"));
+    let chars: Vec<char> = src.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '_' | '.'))
+            {
+                i += 1;
+            }
+            out.push(Token::Ident(chars[start..i].iter().collect()));
+            continue;
+        }
+        if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
+            let start = i;
+            i += 1;
+            while i < chars.len()
+                && (chars[i].is_ascii_digit() || matches!(chars[i], '.' | 'e' | 'E'))
+            {
+                i += 1;
+            }
+            let text: String = chars[start..i].iter().collect();
+            let number: Value = serde_json::from_str(&text)
+                .map_err(|_| bad(format!("{text:?} is not a number")))?;
+            out.push(Token::Num(number));
+            continue;
+        }
+        if c == '"' {
+            let mut text = String::new();
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => return Err(bad("a string is not closed".into())),
+                    Some('"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some('\\') => {
+                        match chars.get(i + 1) {
+                            Some('"') => text.push('"'),
+                            Some('\\') => text.push('\\'),
+                            Some('n') => text.push('\n'),
+                            _ => return Err(bad("unknown escape in a string".into())),
+                        }
+                        i += 2;
+                    }
+                    Some(other) => {
+                        text.push(*other);
+                        i += 1;
+                    }
+                }
+            }
+            out.push(Token::Str(text));
+            continue;
+        }
+        let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+        let sym = match two.as_str() {
+            "==" => Some("=="),
+            "!=" => Some("!="),
+            "<=" => Some("<="),
+            ">=" => Some(">="),
+            "&&" => Some("&&"),
+            "||" => Some("||"),
+            _ => None,
+        };
+        if let Some(sym) = sym {
+            out.push(Token::Sym(sym));
+            i += 2;
+            continue;
+        }
+        let one = match c {
+            '<' => "<",
+            '>' => ">",
+            '!' => "!",
+            '(' => "(",
+            ')' => ")",
+            '[' => "[",
+            ']' => "]",
+            ',' => ",",
+            other => return Err(bad(format!("unexpected character {other:?}"))),
+        };
+        out.push(Token::Sym(one));
+        i += 1;
+    }
+    Ok(out)
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    at: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at)
+    }
+
+    fn eat(&mut self, sym: &str) -> bool {
+        if self.peek()
+            == Some(&Token::Sym(match sym {
+                "||" => "||",
+                "&&" => "&&",
+                "!" => "!",
+                "(" => "(",
+                ")" => ")",
+                "[" => "[",
+                "]" => "]",
+                "," => ",",
+                _ => return false,
+            }))
+        {
+            self.at += 1;
+            return true;
+        }
+        false
+    }
+
+    fn expect(&mut self, sym: &str) -> Result<(), Error> {
+        if self.eat(sym) {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!("rule: expected {sym}")))
+        }
+    }
+
+    fn or(&mut self, depth: usize) -> Result<Expr, Error> {
+        let mut left = self.and(depth)?;
+        while self.eat("||") {
+            left = Expr::Or(Box::new(left), Box::new(self.and(depth)?));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self, depth: usize) -> Result<Expr, Error> {
+        let mut left = self.not(depth)?;
+        while self.eat("&&") {
+            left = Expr::And(Box::new(left), Box::new(self.not(depth)?));
+        }
+        Ok(left)
+    }
+
+    fn not(&mut self, depth: usize) -> Result<Expr, Error> {
+        if depth > MAX_DEPTH {
+            return Err(Error::invalid(format!(
+                "rule: nested deeper than {MAX_DEPTH}"
+            )));
+        }
+        if self.eat("!") {
+            return Ok(Expr::Not(Box::new(self.not(depth + 1)?)));
+        }
+        self.comparison(depth)
+    }
+
+    fn comparison(&mut self, depth: usize) -> Result<Expr, Error> {
+        let left = self.value(depth)?;
+        let op = match self.peek() {
+            Some(Token::Sym("==")) => Op::Eq,
+            Some(Token::Sym("!=")) => Op::Ne,
+            Some(Token::Sym("<")) => Op::Lt,
+            Some(Token::Sym("<=")) => Op::Le,
+            Some(Token::Sym(">")) => Op::Gt,
+            Some(Token::Sym(">=")) => Op::Ge,
+            Some(Token::Ident(word)) if word == "in" => Op::In,
+            _ => return Ok(left),
+        };
+        self.at += 1;
+        let right = self.value(depth)?;
+        Ok(Expr::Compare(op, Box::new(left), Box::new(right)))
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Expr, Error> {
+        let token = self
+            .tokens
+            .get(self.at)
+            .cloned()
+            .ok_or_else(|| Error::invalid("rule: ends where a value was expected"))?;
+        self.at += 1;
+        match token {
+            Token::Num(n) => Ok(Expr::Literal(n)),
+            Token::Str(s) => Ok(Expr::Literal(Value::String(s))),
+            Token::Sym("(") => {
+                if depth > MAX_DEPTH {
+                    return Err(Error::invalid(format!(
+                        "rule: nested deeper than {MAX_DEPTH}"
+                    )));
+                }
+                let inner = self.or(depth + 1)?;
+                self.expect(")")?;
+                Ok(inner)
+            }
+            Token::Sym("[") => {
+                let mut items = Vec::new();
+                if !self.eat("]") {
+                    loop {
+                        items.push(self.value(depth + 1)?);
+                        if self.eat("]") {
+                            break;
+                        }
+                        self.expect(",")?;
+                    }
+                }
+                Ok(Expr::List(items))
+            }
+            Token::Ident(word) => match word.as_str() {
+                "null" => Ok(Expr::Literal(Value::Null)),
+                "true" => Ok(Expr::Literal(Value::Bool(true))),
+                "false" => Ok(Expr::Literal(Value::Bool(false))),
+                path => {
+                    let segments: Vec<String> = path.split('.').map(str::to_string).collect();
+                    if !ROOTS.contains(&segments[0].as_str())
+                        || segments.iter().any(String::is_empty)
+                    {
+                        return Err(Error::invalid(format!(
+                            "rule: {path:?} is not a path under auth, resource or request"
+                        )));
+                    }
+                    Ok(Expr::Path(segments))
+                }
+            },
+            Token::Sym(other) => Err(Error::invalid(format!("rule: unexpected {other}"))),
+        }
+    }
+}
+
+impl Expr {
+    pub fn parse(src: &str) -> Result<Expr, Error> {
+        if src.len() > MAX_LEN {
+            return Err(Error::invalid(format!("rules are at most {MAX_LEN} bytes")));
+        }
+        let mut parser = Parser {
+            tokens: tokenize(src)?,
+            at: 0,
+        };
+        if parser.tokens.is_empty() {
+            return Err(Error::invalid("rule: empty"));
+        }
+        let expr = parser.or(0)?;
+        if parser.at != parser.tokens.len() {
+            return Err(Error::invalid("rule: unexpected text after the expression"));
+        }
+        Ok(expr)
+    }
+
+    /// Whether the rule allows: only a `true` result does.
+    pub fn allows(&self, ctx: &Context<'_>) -> bool {
+        self.eval(ctx) == Value::Bool(true)
+    }
+
+    /// A path that leads nowhere (`None`), or the value.
+    fn operand(&self, ctx: &Context<'_>) -> Option<Value> {
+        match self {
+            Expr::Path(segments) => {
+                let root = match segments[0].as_str() {
+                    "auth" => ctx.auth,
+                    "resource" => ctx.resource,
+                    _ => ctx.request,
+                };
+                let mut at = root;
+                for segment in &segments[1..] {
+                    at = match at {
+                        Value::Object(map) => map.get(segment)?,
+                        Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
+                        _ => return None,
+                    };
+                }
+                Some(at.clone())
+            }
+            other => Some(other.eval(ctx)),
+        }
+    }
+
+    fn eval(&self, ctx: &Context<'_>) -> Value {
+        match self {
+            Expr::Literal(v) => v.clone(),
+            Expr::List(items) => Value::Array(items.iter().map(|e| e.eval(ctx)).collect()),
+            Expr::Path(_) => self.operand(ctx).unwrap_or(Value::Null),
+            Expr::Not(inner) => match inner.eval(ctx) {
+                Value::Bool(b) => Value::Bool(!b),
+                _ => Value::Null,
+            },
+            Expr::And(a, b) => Value::Bool(a.allows(ctx) && b.allows(ctx)),
+            Expr::Or(a, b) => Value::Bool(a.allows(ctx) || b.allows(ctx)),
+            Expr::Compare(op, a, b) => {
+                let (x, y) = match (a.operand(ctx), b.operand(ctx)) {
+                    // Two missing paths prove nothing: deny.
+                    (None, None) => return Value::Bool(false),
+                    (Some(x), Some(y)) => (x, y),
+                    // One missing: it equals null, and orders with nothing.
+                    (x, y) if matches!(op, Op::Eq | Op::Ne) => {
+                        (x.unwrap_or(Value::Null), y.unwrap_or(Value::Null))
+                    }
+                    _ => return Value::Bool(false),
+                };
+                let same = std::mem::discriminant(&x) == std::mem::discriminant(&y);
+                Value::Bool(match op {
+                    Op::Eq => equal(&x, &y),
+                    Op::Ne => !equal(&x, &y),
+                    Op::Lt => same && compare(&x, &y).is_lt(),
+                    Op::Le => same && compare(&x, &y).is_le(),
+                    Op::Gt => same && compare(&x, &y).is_gt(),
+                    Op::Ge => same && compare(&x, &y).is_ge(),
+                    Op::In => match &y {
+                        Value::Array(items) => items.iter().any(|i| equal(i, &x)),
+                        _ => false,
+                    },
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn allows(rule: &str, auth: Value, resource: Value, request: Value) -> bool {
+        Expr::parse(rule)
+            .unwrap_or_else(|e| panic!("{rule}: {e}"))
+            .allows(&Context {
+                auth: &auth,
+                resource: &resource,
+                request: &request,
+            })
+    }
+
+    #[test]
+    fn owners_statuses_and_logic() {
+        let me = json!({"uid": "u1", "kind": "end_user"});
+        let mine = json!({"owner": "u1", "locked": false, "n": 5});
+        let theirs = json!({"owner": "u2"});
+        assert!(allows(
+            "resource.owner == auth.uid",
+            me.clone(),
+            mine.clone(),
+            json!(null)
+        ));
+        assert!(!allows(
+            "resource.owner == auth.uid",
+            me.clone(),
+            theirs.clone(),
+            json!(null)
+        ));
+        assert!(allows(
+            "request.status in [\"draft\", \"submitted\"] && auth.uid != null",
+            me.clone(),
+            json!(null),
+            json!({"status": "draft"})
+        ));
+        assert!(!allows(
+            "request.status in [\"draft\"]",
+            me.clone(),
+            json!(null),
+            json!({"status": "x"})
+        ));
+        assert!(allows(
+            "!(resource.locked == true) || auth.kind == \"service\"",
+            me.clone(),
+            mine.clone(),
+            json!(null)
+        ));
+        assert!(allows(
+            "resource.n >= 5 && resource.n < 6",
+            me.clone(),
+            mine.clone(),
+            json!(null)
+        ));
+        assert!(
+            !allows("resource.n > \"a\"", me.clone(), mine.clone(), json!(null)),
+            "no cross-type order"
+        );
+        assert!(allows(
+            "resource.missing == null",
+            me.clone(),
+            mine.clone(),
+            json!(null)
+        ));
+        assert!(
+            !allows("auth.uid", me.clone(), mine.clone(), json!(null)),
+            "not a boolean denies"
+        );
+        // Anonymous caller, document without an owner: two missing paths
+        // are not equal (else this rule would open every unowned document).
+        let none = || (json!(null), json!({}), json!(null));
+        let (a, r, q) = none();
+        assert!(!allows("resource.owner == auth.uid", a, r, q));
+        let (a, r, q) = none();
+        assert!(!allows("resource.owner != auth.uid", a, r, q));
+        let (a, r, q) = none();
+        assert!(
+            allows("auth.uid == null", a, r, q),
+            "an explicit null check"
+        );
+        let (a, r, q) = none();
+        assert!(!allows("auth.uid in [null]", a, r, q));
+    }
+
+    #[test]
+    fn bad_rules_are_refused() {
+        for (rule, expected) in [
+            ("", "empty"),
+            ("owner == auth.uid", "not a path under"),
+            ("resource.a ==", "ends where a value"),
+            ("(resource.a == 1", "expected )"),
+            ("resource.a == 1 1", "unexpected text"),
+            ("resource.a = 1", "unexpected character"),
+            ("\"open", "not closed"),
+            ("resource..a == 1", "not a path under"),
+        ] {
+            let err = Expr::parse(rule).unwrap_err();
+            assert!(err.to_string().contains(expected), "{rule}: {err}");
+        }
+        assert!(Expr::parse(&"(".repeat(40)).is_err());
+        assert!(Expr::parse(&"!".repeat(40)).is_err());
+        assert!(Expr::parse(&"x".repeat(MAX_LEN + 1)).is_err());
+    }
+}
