@@ -53,12 +53,6 @@ impl Transactions {
         self.gate.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts watching `key` (its expiry is not considered: see
-    /// [`Transactions::watch_until`]).
-    pub fn watch(&self, db: usize, key: Bytes) -> Watch {
-        self.watch_until(db, key, 0)
-    }
-
     /// Starts watching `key`, which expires at `deadline` (ms since the
     /// epoch; 0 = never or missing, as `Engine::expires_at` tells).
     pub fn watch_until(&self, db: usize, key: Bytes, deadline: u64) -> Watch {
@@ -129,12 +123,8 @@ impl Transactions {
         }
     }
 
-    /// Records that a command (just run, successfully, in `db`) wrote.
-    pub fn wrote(&self, db: usize, args: &[Bytes]) {
-        self.wrote_replying(db, args, &Reply::Nil);
-    }
-
-    /// `wrote`, for commands whose written key is in their reply (BLPOP).
+    /// Bumps the versions of the keys a successful command wrote (for
+    /// BLPOP/BRPOP, the key in its reply).
     fn wrote_replying(&self, db: usize, args: &[Bytes], reply: &Reply) {
         let Some(first) = args.first() else {
             return;

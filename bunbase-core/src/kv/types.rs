@@ -350,18 +350,10 @@ impl Engine {
                     };
                     with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::List, false, |v| {
                         match v {
-                            Some(Value::List(list)) => {
-                                let i = if index < 0 {
-                                    list.len() as i64 + index
-                                } else {
-                                    index
-                                };
-                                usize::try_from(i)
-                                    .ok()
-                                    .and_then(|i| list.get(i))
-                                    .cloned()
-                                    .map_or(Reply::Nil, Reply::Bulk)
-                            }
+                            Some(Value::List(list)) => list_position(list.len(), index)
+                                .and_then(|i| list.get(i))
+                                .cloned()
+                                .map_or(Reply::Nil, Reply::Bulk),
                             _ => Reply::Nil,
                         }
                     })
@@ -629,17 +621,10 @@ impl Engine {
                     };
                     with_collection(&mut self.shard(db, &a[0]), &a[0], Kind::List, false, |v| {
                         match v {
-                            Some(Value::List(list)) => {
-                                let i = if index < 0 {
-                                    list.len() as i64 + index
-                                } else {
-                                    index
-                                };
-                                match usize::try_from(i) {
-                                    Ok(i) if list.replace(i, a[2].clone()) => Reply::ok(),
-                                    _ => Reply::error("ERR index out of range"),
-                                }
-                            }
+                            Some(Value::List(list)) => match list_position(list.len(), index) {
+                                Some(i) if list.replace(i, a[2].clone()) => Reply::ok(),
+                                _ => Reply::error("ERR index out of range"),
+                            },
                             _ => Reply::error("ERR no such key"),
                         }
                     })
@@ -1075,4 +1060,11 @@ impl Engine {
             }
         })
     }
+}
+
+/// A list index as LINDEX/LSET take it (negative counts from the end), as
+/// a position; `None` before the start.
+fn list_position(len: usize, index: i64) -> Option<usize> {
+    let i = if index < 0 { len as i64 + index } else { index };
+    usize::try_from(i).ok()
 }
