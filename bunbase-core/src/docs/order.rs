@@ -23,16 +23,32 @@ fn rank(value: &Value) -> u8 {
     }
 }
 
-/// Numbers compare by value: integers exactly, beyond that as f64.
+/// A number as its nearest f64 and the exact remainder (`value - f64`,
+/// non-zero only for integers beyond 2^53), with -0.0 taken as 0.0.
+///
+/// Ordering by this pair is ordering by exact value, and unlike mixing
+/// exact integer and f64 comparisons it is transitive (9007199254740993 >
+/// 9007199254740992.0 == 9007199254740992). The index keys of
+/// [`super::keys`] encode the same pair, so both always agree.
+pub(crate) fn number_parts(n: &serde_json::Number) -> (f64, i128) {
+    let (approx, exact) = if let Some(i) = n.as_i64() {
+        (i as f64, i128::from(i))
+    } else if let Some(u) = n.as_u64() {
+        (u as f64, i128::from(u))
+    } else {
+        // serde_json numbers are finite, so this is the float itself.
+        let f = n.as_f64().unwrap_or(0.0);
+        return (if f == 0.0 { 0.0 } else { f }, 0);
+    };
+    // Integers up to u64::MAX round to at most 2^64, exact as an i128.
+    (approx, exact - approx as i128)
+}
+
+/// Numbers compare by exact value (see [`number_parts`]).
 fn numbers(a: &serde_json::Number, b: &serde_json::Number) -> Ordering {
-    if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
-        return x.cmp(&y);
-    }
-    if let (Some(x), Some(y)) = (a.as_u64(), b.as_u64()) {
-        return x.cmp(&y);
-    }
-    let (x, y) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
-    x.total_cmp(&y)
+    let (x, rx) = number_parts(a);
+    let (y, ry) = number_parts(b);
+    x.total_cmp(&y).then(rx.cmp(&ry))
 }
 
 fn objects(a: &Map<String, Value>, b: &Map<String, Value>) -> Ordering {
@@ -125,9 +141,41 @@ mod tests {
             compare(&json!(9007199254740993_i64), &json!(9007199254740992_i64)),
             Ordering::Greater
         );
+        assert!(equal(&json!(0), &json!(-0.0)), "-0.0 is 0");
+        assert_eq!(compare(&json!(-0.0), &json!(-1e-300)), Ordering::Greater);
+        assert_eq!(
+            compare(&json!(u64::MAX), &json!(18446744073709551616.0)),
+            Ordering::Less,
+            "u64::MAX rounds up to 2^64 as f64 but is below it"
+        );
+        assert_eq!(
+            compare(&json!(i64::MIN), &json!(-9223372036854775808.0)),
+            Ordering::Equal
+        );
         assert!(
             equal(&json!({"a": 1, "b": 2}), &json!({"b": 2.0, "a": 1})),
             "key order does not matter"
+        );
+    }
+
+    #[test]
+    fn big_integers_and_floats_order_transitively() {
+        // 2^53 + 1 rounds to the float 2^53: by f64 alone they would be
+        // equal while the integers 2^53 and 2^53 + 1 are not.
+        let (lo, hi, float) = (
+            json!(9007199254740992_u64),
+            json!(9007199254740993_u64),
+            json!(9007199254740992.0),
+        );
+        assert!(equal(&lo, &float));
+        assert_eq!(compare(&hi, &float), Ordering::Greater);
+        assert_eq!(compare(&float, &hi), Ordering::Less);
+        assert_eq!(compare(&hi, &lo), Ordering::Greater);
+        let next_float = json!(9007199254740994.0);
+        assert_eq!(compare(&hi, &next_float), Ordering::Less);
+        assert_eq!(
+            compare(&json!(-9007199254740993_i64), &json!(-9007199254740992.0)),
+            Ordering::Less
         );
     }
 }
