@@ -6,7 +6,9 @@
 
 pub use prometheus::Registry;
 use prometheus::core::Collector;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+};
 
 use crate::error::Error;
 
@@ -38,6 +40,30 @@ pub fn counter_vec(
 
 pub fn gauge(registry: &Registry, name: &str, help: &str) -> Result<IntGauge, Error> {
     let metric = IntGauge::new(name, help).map_err(Error::internal)?;
+    register(registry, metric)
+}
+
+/// A histogram with the default (latency, seconds) buckets per label set.
+pub fn histogram_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<HistogramVec, Error> {
+    let metric =
+        HistogramVec::new(HistogramOpts::new(name, help), labels).map_err(Error::internal)?;
+    register(registry, metric)
+}
+
+/// A histogram with its own buckets (counts, sizes).
+pub fn histogram_with(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+) -> Result<Histogram, Error> {
+    let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        .map_err(Error::internal)?;
     register(registry, metric)
 }
 

@@ -129,6 +129,17 @@ impl Filter {
         })
     }
 
+    /// Every field path the filter reads.
+    pub fn paths(&self) -> Vec<&Path> {
+        match self {
+            Filter::And(parts) | Filter::Or(parts) => {
+                parts.iter().flat_map(Filter::paths).collect()
+            }
+            Filter::Not(inner) => inner.paths(),
+            Filter::Field(path, _) => vec![path],
+        }
+    }
+
     /// Whether `document` matches.
     pub fn matches(&self, document: &Value) -> bool {
         match self {

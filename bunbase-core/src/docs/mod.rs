@@ -14,9 +14,36 @@
 //! - [`rules`]: access rule expressions over `auth`, `resource` and
 //!   `request` (`resource.owner == auth.uid`).
 
+pub mod adapters;
+mod crypt;
 pub mod document;
 pub mod filter;
+pub mod index;
+pub mod keys;
+mod metrics;
+pub mod model;
 pub mod order;
 pub mod path;
+pub mod plan;
+#[cfg(any(test, feature = "testing"))]
+pub mod property;
 pub mod query;
 pub mod rules;
+pub mod schema;
+mod service;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod watch;
+
+pub use crypt::KMS_KEY;
+pub use metrics::DocsMetrics;
+pub use model::{Collection, Operation};
+pub use plan::Stats;
+pub use query::{Page, Query};
+pub use service::{Bundoc, Change, DocsLimits, WriteOp, changes_topic};
+pub use store::{DocStore, Quota, Usage};
+pub use watch::{Watch, WatchEvent};
+
+#[cfg(test)]
+mod service_tests;

@@ -8,9 +8,11 @@
 //! ```
 //!
 //! Sorting uses the total order of [`super::order`] (a missing field sorts
-//! as `null`), then `_id` ascending, so every document has one place and a
-//! cursor (the last document's sort values and `_id`) resumes exactly
-//! after it however documents are added or removed meanwhile.
+//! as `null`), then `_id` in the direction of the last sort field
+//! (ascending without a sort, as in Firestore), so every document has one
+//! place, an index on the sort fields can serve the order read backwards,
+//! and a cursor (the last document's sort values and `_id`) resumes
+//! exactly after it however documents are added or removed meanwhile.
 
 use std::cmp::Ordering;
 
@@ -57,8 +59,8 @@ struct Raw {
     fields: Option<Vec<String>>,
 }
 
-/// A page of results.
-#[derive(Debug, Clone, PartialEq)]
+/// A page of results (as the API answers it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Page {
     pub documents: Vec<Value>,
     /// Pass back as `cursor` for the next page; `None` at the end.
@@ -140,7 +142,11 @@ impl Query {
     /// Compares two positions in this query's order.
     pub fn compare_positions(&self, a: &[Value], b: &[Value]) -> Ordering {
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            let direction = self.sort.get(i).map_or(Direction::Asc, |(_, d)| *d);
+            let direction = self
+                .sort
+                .get(i)
+                .or(self.sort.last())
+                .map_or(Direction::Asc, |(_, d)| *d);
             let order = compare(x, y);
             let order = if direction == Direction::Desc {
                 order.reverse()
@@ -260,7 +266,7 @@ mod tests {
         assert_eq!(seen.len(), 13, "{seen:?}");
         let unique: std::collections::HashSet<_> = seen.iter().collect();
         assert_eq!(unique.len(), 13);
-        // n descending, then _id ascending.
+        // n descending, then _id descending too.
         let ns: Vec<i64> = seen
             .iter()
             .map(|id| {
@@ -270,6 +276,13 @@ mod tests {
             })
             .collect();
         assert!(ns.windows(2).all(|w| w[0] >= w[1]), "{ns:?}");
+        let ids_of_n4: Vec<&String> = seen
+            .iter()
+            .zip(&ns)
+            .filter(|(_, n)| **n == 4)
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(ids_of_n4, ["d24", "d14", "d04"]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! ```text
 //! resource.owner == auth.uid
 //! request.status in ["draft", "submitted"] && auth.uid != null
-//! !(resource.locked == true) || auth.kind == "service"
+//! !(resource.locked == true) || auth.kind == "end_user"
 //! ```
 //!
 //! Grammar (precedence low → high): `||`, `&&`, `!`, comparisons
@@ -318,6 +318,21 @@ impl Expr {
             return Err(Error::invalid("rule: unexpected text after the expression"));
         }
         Ok(expr)
+    }
+
+    /// Every path the rule reads (`["resource", "owner"]`).
+    pub fn paths(&self) -> Vec<&[String]> {
+        match self {
+            Expr::Literal(_) => Vec::new(),
+            Expr::Path(segments) => vec![segments.as_slice()],
+            Expr::List(items) => items.iter().flat_map(Expr::paths).collect(),
+            Expr::Not(inner) => inner.paths(),
+            Expr::And(a, b) | Expr::Or(a, b) | Expr::Compare(_, a, b) => {
+                let mut out = a.paths();
+                out.extend(b.paths());
+                out
+            }
+        }
     }
 
     /// Whether the rule allows: only a `true` result does.

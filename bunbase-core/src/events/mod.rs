@@ -25,4 +25,4 @@ pub use metrics::EventMetrics;
 pub use model::{
     CloseReason, Delivery, Event, Gap, GapReason, Payload, Topic, TopicFilter, TopicInfo,
 };
-pub use service::{EventLimits, Events, RESERVED_TOPICS};
+pub use service::{EventLimits, Events, RESERVED_TOPICS, is_reserved};

@@ -10,9 +10,20 @@ use crate::auth::{Access, Principal};
 use crate::error::Error;
 use crate::id::ProjectId;
 
-/// Topics only the platform's services publish to (clients subscribe):
-/// `kv` is Bunder Manager's change feed.
-pub const RESERVED_TOPICS: &[&str] = &["kv"];
+/// Topics (and, with their dotted subtopics, families of topics) only the
+/// platform's services publish to (clients subscribe): `kv` is Bunder
+/// Manager's change feed, `bundoc.{collection}` Bundoc's.
+pub const RESERVED_TOPICS: &[&str] = &["kv", "bundoc"];
+
+/// Whether `topic` is reserved for the platform.
+pub fn is_reserved(topic: &str) -> bool {
+    RESERVED_TOPICS.iter().any(|r| {
+        topic == *r
+            || topic
+                .strip_prefix(r)
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
+}
 
 /// Limits applied before anything reaches the bus.
 #[derive(Debug, Clone, Copy)]
@@ -64,7 +75,7 @@ impl Events {
     ) -> Result<u64, Error> {
         who.authorize(project, Access::Write)?;
         let topic = Topic::new(topic)?;
-        if RESERVED_TOPICS.contains(&topic.as_str()) {
+        if is_reserved(topic.as_str()) {
             return Err(Error::PermissionDenied(format!(
                 "topic {topic} carries the platform's own change feed; only the platform publishes to it"
             )));

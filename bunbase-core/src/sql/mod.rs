@@ -1,8 +1,10 @@
 //! Shared SQL plumbing: connecting (SQLite, Postgres), migrations as code,
 //! and error mapping. Domain adapters write one SQL text that both dialects
 //! accept (`$1` placeholders, BIGINT, TEXT) and instantiate their store for
-//! each pool type with a macro.
+//! each pool type with a macro. The few column types the dialects spell
+//! differently are written as placeholders in migrations ([`Migration`]).
 
+use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -13,6 +15,11 @@ use sqlx::{PgPool, SqlitePool};
 use crate::error::Error;
 
 /// One migration: a version and the statements that bring a domain to it.
+///
+/// `sql` may use these column types, replaced per dialect:
+/// - `{bytes}`: binary compared bytewise (`BYTEA`; SQLite `BLOB`);
+/// - `{bytewise_text}`: text ordered by bytes whatever the database's
+///   locale (`TEXT COLLATE "C"`; SQLite's `TEXT` already is).
 pub struct Migration {
     pub version: i64,
     pub sql: &'static str,
@@ -94,6 +101,24 @@ pub async fn connect_postgres(url: &str, max_connections: u32) -> Result<PgPool,
         .map_err(|e| Error::Unavailable(format!("cannot connect to Postgres: {e}")))
 }
 
+const POSTGRES_TYPES: &[(&str, &str)] = &[
+    ("{bytes}", "BYTEA"),
+    ("{bytewise_text}", "TEXT COLLATE \"C\""),
+];
+const SQLITE_TYPES: &[(&str, &str)] = &[("{bytes}", "BLOB"), ("{bytewise_text}", "TEXT")];
+
+/// A migration's SQL with the dialect's column types in place of the
+/// placeholders (untouched, and not copied, when it has none).
+fn dialect_sql(sql: &'static str, types: &[(&str, &str)]) -> Cow<'static, str> {
+    let mut out = Cow::Borrowed(sql);
+    for (placeholder, ty) in types {
+        if out.contains(placeholder) {
+            out = Cow::Owned(out.replace(placeholder, ty));
+        }
+    }
+    out
+}
+
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS bunbase_migrations (
     domain TEXT NOT NULL,
     version BIGINT NOT NULL,
@@ -102,7 +127,7 @@ const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS bunbase_migrations (
 )";
 
 macro_rules! migrate_fn {
-    ($name:ident, $pool:ty, $lock:expr) => {
+    ($name:ident, $pool:ty, $types:expr, $lock:expr) => {
         /// Applies the domain's pending migrations, each in a transaction.
         pub async fn $name(pool: &$pool, domain: &str, migrations: &[Migration]) -> Result<(), Error> {
             sqlx::raw_sql(MIGRATIONS_TABLE).execute(pool).await.map_err(db)?;
@@ -124,7 +149,9 @@ macro_rules! migrate_fn {
                 if applied.is_some() {
                     continue;
                 }
-                sqlx::raw_sql(migration.sql).execute(&mut *tx).await.map_err(|e| {
+                // Only our own constant SQL, with constant type names put in.
+                let sql = sqlx::AssertSqlSafe(dialect_sql(migration.sql, $types));
+                sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(|e| {
                     Error::internal(format!("migration {domain} v{} failed: {e}", migration.version))
                 })?;
                 sqlx::query("INSERT INTO bunbase_migrations (domain, version, applied_at) VALUES ($1, $2, $3)")
@@ -141,10 +168,11 @@ macro_rules! migrate_fn {
     };
 }
 
-migrate_fn!(migrate_sqlite, SqlitePool, None);
+migrate_fn!(migrate_sqlite, SqlitePool, SQLITE_TYPES, None);
 migrate_fn!(
     migrate_postgres,
     PgPool,
+    POSTGRES_TYPES,
     Some("SELECT pg_advisory_xact_lock(4242424242)")
 );
 
@@ -174,4 +202,27 @@ pub fn to_db(v: u64) -> i64 {
 
 pub fn from_db(v: i64) -> u64 {
     v.max(0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialect_types_replace_placeholders_only() {
+        let sql = "CREATE TABLE t (k {bytes}, n {bytewise_text}, v TEXT)";
+        assert_eq!(
+            dialect_sql(sql, POSTGRES_TYPES),
+            "CREATE TABLE t (k BYTEA, n TEXT COLLATE \"C\", v TEXT)"
+        );
+        assert_eq!(
+            dialect_sql(sql, SQLITE_TYPES),
+            "CREATE TABLE t (k BLOB, n TEXT, v TEXT)"
+        );
+        // Migrations without placeholders run as written, uncopied.
+        assert!(matches!(
+            dialect_sql("CREATE TABLE u (v TEXT)", POSTGRES_TYPES),
+            Cow::Borrowed(_)
+        ));
+    }
 }
