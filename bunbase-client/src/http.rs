@@ -10,6 +10,8 @@ pub struct Client {
     pub(crate) http: reqwest::Client,
     pub(crate) base: String,
     pub(crate) token: Option<String>,
+    /// The project [`Client::docs`] works in.
+    pub(crate) project: Option<String>,
 }
 
 impl Client {
@@ -29,6 +31,7 @@ impl Client {
             http,
             base,
             token: None,
+            project: None,
         })
     }
 
@@ -36,6 +39,28 @@ impl Client {
     pub fn with_token(mut self, token: impl Into<String>) -> Client {
         self.token = Some(token.into());
         self
+    }
+
+    /// The project that [`Client::docs`] works in.
+    pub fn with_project(mut self, project: impl Into<String>) -> Client {
+        self.project = Some(project.into());
+        self
+    }
+
+    /// Bundoc (`/bundoc`): a collection of the project set with
+    /// [`Client::with_project`].
+    pub fn docs(&self, collection: &str) -> crate::docs::DocsCollection {
+        crate::docs::DocsCollection::new(self.clone(), self.project.clone(), collection)
+    }
+
+    /// Bundoc: a collection of `project`.
+    pub fn docs_in(&self, project: &str, collection: &str) -> crate::docs::DocsCollection {
+        crate::docs::DocsCollection::new(self.clone(), Some(project.to_string()), collection)
+    }
+
+    /// Bundoc: `project`'s collection definitions.
+    pub fn collections(&self, project: &str) -> crate::docs::CollectionsClient {
+        crate::docs::CollectionsClient::new(self.clone(), project)
     }
 
     pub fn events(&self) -> EventsClient {

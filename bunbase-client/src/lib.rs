@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+mod docs;
 mod events;
 pub mod grpc;
 mod http;
@@ -19,6 +20,7 @@ mod kv;
 mod platform;
 pub mod sse;
 
+pub use docs::{CollectionsClient, DocPage, DocWatch, DocsCollection, DocsUsage, Find, WatchFrame};
 pub use events::{EventStream, EventsClient, StreamItem};
 pub use http::Client;
 pub use kms::{DataKey, KmsClient, KmsKey, KmsKeyVersion, RemoteKeys, Sealed, SecretEntry};

@@ -7,6 +7,7 @@
 pub mod bunauth;
 pub mod buncast;
 pub mod bunder;
+pub mod bundoc;
 pub mod bunkms;
 pub mod cli;
 pub mod identity;

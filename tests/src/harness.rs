@@ -5,14 +5,19 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bunbase_core::auth::StaticTokens;
+use bunbase_core::auth::{
+    Principal, PrincipalKind, Rights, StaticTokens, TokenVerifier, Verifiers,
+};
+use bunbase_core::docs::{Bundoc, DocStore, DocsLimits, DocsMetrics};
 use bunbase_core::events::adapters::BusConfig;
 use bunbase_core::events::adapters::bunder::BunderBus;
 use bunbase_core::events::adapters::memory::MemoryBus;
 use bunbase_core::events::{EventBus, EventLimits, EventMetrics, Events};
 use bunbase_core::kv::{KvLimits, KvMetrics, KvStore};
 use bunbase_core::metrics::Registry;
+use bunbase_core::{Error, ProjectId};
 use bunbase_shells::buncast::{self, BuncastState};
+use bunbase_shells::bundoc::{self, DocsState};
 use bunbase_shells::kit::{self, ServerConfig, Shutdown};
 use bunbase_shells::kvmanager::{self, KvState};
 
@@ -22,6 +27,32 @@ pub const ALPHA: &str = "alpha-token-000000000000000001";
 pub const ALPHA_READER: &str = "alpha-reader-0000000000000002";
 /// Full rights in project `beta`.
 pub const BETA: &str = "beta-token-0000000000000000003";
+
+/// End users `alice` and `bob` of project `alpha` (no data rights: the
+/// collections' rules decide), for services that apply rules.
+pub const ALPHA_ALICE: &str = "alpha-end-user-alice-000000004";
+pub const ALPHA_BOB: &str = "alpha-end-user-bob-00000000005";
+
+/// Resolves [`ALPHA_ALICE`] and [`ALPHA_BOB`] as BunAuth resolves end
+/// users' tokens, without running identity.
+pub struct EndUsers;
+
+#[async_trait::async_trait]
+impl TokenVerifier for EndUsers {
+    async fn verify(&self, token: &str, _project: &ProjectId) -> Result<Principal, Error> {
+        let subject = match token {
+            ALPHA_ALICE => "alice",
+            ALPHA_BOB => "bob",
+            _ => return Err(Error::Unauthenticated("invalid credential".into())),
+        };
+        Ok(Principal {
+            subject: subject.into(),
+            kind: PrincipalKind::EndUser,
+            project: ProjectId::new("alpha")?,
+            rights: Rights::NONE,
+        })
+    }
+}
 
 pub fn tokens() -> StaticTokens {
     StaticTokens::parse(&format!(
@@ -52,6 +83,10 @@ pub struct Options {
     pub kv: Option<(Arc<dyn KvStore>, KvLimits)>,
     /// Also serve BunKMS (`/kms`).
     pub kms: Option<bunbase_core::kms::Kms>,
+    /// Also serve Bundoc (`/bundoc`) on this store, publishing through the
+    /// same events, with field encryption when `kms` is set, and accepting
+    /// the end users' tokens too.
+    pub docs: Option<(Arc<dyn DocStore>, DocsLimits)>,
 }
 
 impl Default for Options {
@@ -68,6 +103,7 @@ impl Default for Options {
             listen: None,
             kv: None,
             kms: None,
+            docs: None,
         }
     }
 }
@@ -122,6 +158,20 @@ pub async fn start(options: Options) -> RunningServer {
             kv: bunbase_core::kv::Kv::new(store.clone(), events.clone(), *limits, metrics),
             verifier: Arc::new(tokens()),
             keepalive: options.keepalive,
+        }));
+    }
+    if let Some((store, limits)) = &options.docs {
+        let keys = options.kms.as_ref().map(|kms| {
+            Arc::new(bunbase_core::kms::LocalKeys::new(kms.clone(), "bundoc"))
+                as Arc<dyn bunbase_core::kms::Keys>
+        });
+        let metrics = Arc::new(DocsMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")));
+        services.push(bundoc::service(DocsState {
+            docs: Bundoc::new(store.clone(), events.clone(), keys, *limits, metrics),
+            verifier: Arc::new(Verifiers(vec![Arc::new(tokens()), Arc::new(EndUsers)])),
+            keepalive: options.keepalive,
+            shutdown: shutdown.clone(),
+            body_limit: 8 * 1024 * 1024,
         }));
     }
     let address = options

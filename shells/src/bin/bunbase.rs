@@ -12,6 +12,7 @@ use bunbase_core::auth::{
 };
 use bunbase_core::config::resolve_secret;
 use bunbase_core::id::random_hex;
+use bunbase_core::kms::{Keys, LocalKeys};
 use bunbase_core::kv::adapters::memory::{EngineRunner, MemoryKv};
 use bunbase_core::kv::aof::{Aof, FsyncPolicy};
 use bunbase_core::kv::snapshot::Snapshots;
@@ -20,6 +21,7 @@ use bunbase_core::kv::{Engine, EngineConfig, KvStore};
 use bunbase_core::metrics::Registry;
 use bunbase_shells::buncast::{self, BuncastState, EventsArgs};
 use bunbase_shells::bunder::{self, BunderConfig};
+use bunbase_shells::bundoc::{self, DocsArgs, DocsState};
 use bunbase_shells::bunkms::{self, KmsArgs, KmsState};
 use bunbase_shells::cli::{self, ServerArgs};
 use bunbase_shells::kit::{self, Shutdown};
@@ -53,6 +55,8 @@ struct Args {
     kv: KvArgs,
     #[command(flatten)]
     kms: KmsArgs,
+    #[command(flatten)]
+    docs: DocsArgs,
     /// Also serve the KV engine over RESP (Redis clients) on this address, e.g.
     /// 127.0.0.1:6379. Off unless set.
     #[arg(long, env = "BUNBASE_RESP_LISTEN")]
@@ -278,6 +282,24 @@ async fn main() -> anyhow::Result<()> {
         .context("starting BunKMS")?;
     let kms_scheduler = bunkms::spawn_scheduler(kms.kms.clone(), shutdown.token.clone());
 
+    // Bundoc: SQLite in the data directory, its changes on the shared bus;
+    // encrypted fields use the in-process KMS unless a remote one is set.
+    let (docs_store, docs_store_kind) = args
+        .docs
+        .open_store(&args.data_dir)
+        .await
+        .context("opening the document store")?;
+    let (docs_keys, docs_keys_kind): (Arc<dyn Keys>, _) = match args.docs.remote_keys()? {
+        Some(remote) => (remote, "remote BunKMS"),
+        None => (
+            Arc::new(LocalKeys::new(kms.kms.clone(), "bundoc")),
+            "in-process BunKMS",
+        ),
+    };
+    let docs = args
+        .docs
+        .build(docs_store, events.clone(), Some(docs_keys), &registry)?;
+
     let mut platform = platform::service(PlatformState {
         identity: identity.clone(),
     });
@@ -297,6 +319,13 @@ async fn main() -> anyhow::Result<()> {
             kv,
             verifier: verifier.clone(),
             keepalive: args.events.keepalive(),
+        }),
+        bundoc::service(DocsState {
+            docs,
+            verifier: verifier.clone(),
+            keepalive: args.events.keepalive(),
+            shutdown: shutdown.clone(),
+            body_limit: args.docs.body_limit,
         }),
         buncast::service(BuncastState {
             events,
@@ -330,6 +359,9 @@ async fn main() -> anyhow::Result<()> {
         "  /kms            BunKMS: keys, encryption, signing, secrets, audit ({}, master key {})",
         kms.store,
         kms.kms.master_key_id()
+    );
+    println!(
+        "  /bundoc         Bundoc: documents, queries, realtime ({docs_store_kind}, field encryption by {docs_keys_kind})"
     );
     println!("  /health         health of every service");
     println!("  /metrics        Prometheus metrics of every service");
