@@ -5,6 +5,8 @@
 #     the debug override binds the rest to 127.0.0.1
 #   - the debug override's Traefik flags keep every base flag
 #   - bind-mount sources exist; every secret has a *.example template
+#   - every binary a bunbase/shells service runs is built into the image
+#   - the Bundoc -> BunKMS platform token templates agree
 #   - Prometheus config (promtool), Grafana provisioning YAML, dashboard JSON
 #
 # Usage: compose/check.sh        (from anywhere)
@@ -180,6 +182,42 @@ sys.exit(1 if bad else 0)
 PY
 }
 
+image_has_every_command() {
+    compose_json "$tmp/base.json" "${base[@]}" || return 1
+    python3 - "$tmp/base.json" <<'PY'
+import json, re, sys
+model = json.load(open(sys.argv[1]))
+m = re.search(r'^ARG BINARIES="([^"]*)"', open("Dockerfile").read(), re.M)
+if not m:
+    sys.exit("Dockerfile: no ARG BINARIES=\"…\" line")
+built = set(m.group(1).split())
+bad = []
+for name, svc in model["services"].items():
+    if svc.get("image") == "bunbase/shells:latest":
+        binary = (svc.get("command") or ["bunbase"])[0]
+        if binary not in built:
+            bad.append(f"{name}: runs {binary}, which is not in the Dockerfile's BINARIES")
+for line in bad:
+    print(line)
+sys.exit(1 if bad else 0)
+PY
+}
+
+# Bundoc presents secrets/bundoc_kms_token to bun-kms, which must list it as a
+# platform token (*:RIGHTS:TOKEN with w and a) in secrets/kms_tokens.
+bundoc_kms_token_templates_agree() {
+    python3 - <<'PY'
+import sys
+token = open("secrets/bundoc_kms_token.example").read().rstrip("\r\n")
+entries = [l.strip().split(":", 2) for l in open("secrets/kms_tokens.example")
+           if l.strip() and not l.strip().startswith("#")]
+ok = any(len(e) == 3 and e[0] == "*" and {"w", "a"} <= set(e[1]) and e[2] == token for e in entries)
+if not ok:
+    print("secrets/kms_tokens.example has no *:wa:<token> entry for the token in secrets/bundoc_kms_token.example")
+sys.exit(0 if ok else 1)
+PY
+}
+
 grafana_provisioning_parses() {
     python3 - <<'PY'
 import glob, sys, yaml
@@ -249,6 +287,8 @@ check "compose: base file publishes only 80/5173" base_ports_only_public
 check "compose: debug override publishes on 127.0.0.1 only" debug_ports_on_loopback
 check "compose: debug traefik command keeps every base flag" debug_traefik_keeps_base_flags
 check "compose: bind mounts exist, secrets have templates" mounts_and_secrets_exist
+check "compose: every shell binary run is built into the image" image_has_every_command
+check "compose: Bundoc's BunKMS token templates agree" bundoc_kms_token_templates_agree
 check "prometheus: promtool check config" "$promtool_bin" check config prometheus/prometheus.yml
 check "grafana: provisioning YAML" grafana_provisioning_parses
 check "grafana: dashboard JSON valid" json_valid
