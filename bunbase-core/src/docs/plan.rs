@@ -310,26 +310,31 @@ fn sorted_plan(index: &Index, eq: &[&Value], query: &Query) -> Plan {
 
 /// The index that would serve `query`: its equality fields, then a range
 /// field, then the sort fields (for the error that names it).
-pub fn missing_index(query: &Query) -> Value {
+pub fn missing_index(query: &Query) -> Option<Vec<String>> {
     let bounds = field_bounds(&query.filter);
     let mut fields: Vec<String> = bounds
         .iter()
         .filter(|(_, b)| b.eq.is_some())
         .map(|(f, _)| f.clone())
         .collect();
-    fields.extend(
-        bounds
-            .iter()
-            .filter(|(_, b)| {
-                b.eq.is_none() && (b.lower.is_some() || b.upper.is_some() || b.in_values.is_some())
-            })
-            .map(|(f, _)| f.clone())
-            .take(1),
-    );
-    if fields.is_empty() {
-        fields.extend(query.sort.iter().map(|(p, _)| p.as_string()));
+    if query.sort.is_empty() {
+        fields.extend(
+            bounds
+                .iter()
+                .filter(|(_, b)| {
+                    b.eq.is_none()
+                        && (b.lower.is_some() || b.upper.is_some() || b.in_values.is_some())
+                })
+                .map(|(f, _)| f.clone())
+                .take(1),
+        );
+    } else {
+        // Equality fields then the sort fields read in order (a range
+        // can't be combined with a sort on another field).
+        let sorted = query.sort.iter().map(|(p, _)| p.as_string());
+        fields.extend(sorted.filter(|f| !fields.contains(f)).collect::<Vec<_>>());
     }
-    json!({ "fields": fields })
+    (!fields.is_empty()).then_some(fields)
 }
 
 /// Runs a plan: a page of the documents `allowed` lets through (the
@@ -347,12 +352,26 @@ pub struct Run<'a> {
 
 impl Run<'_> {
     fn too_many(&self) -> Error {
-        Error::invalid(format!(
-            "this query would examine more than {} documents of {} without an index; add one: {} (or set allow_scans on the collection)",
-            self.max_scan,
-            self.collection.name,
-            missing_index(self.query)
-        ))
+        let head = format!(
+            "this query would examine more than {} documents of {}",
+            self.max_scan, self.collection.name
+        );
+        let suggested = missing_index(self.query).filter(|fields| {
+            !self
+                .collection
+                .indexes
+                .iter()
+                .any(|i| i.fields.iter().map(Path::as_string).collect::<Vec<_>>() == *fields)
+        });
+        Error::invalid(match suggested {
+            Some(fields) => format!(
+                "{head} without an index; add one: {} (or set allow_scans on the collection)",
+                json!({ "fields": fields })
+            ),
+            None => format!(
+                "{head}: no index narrows it further; narrow the filter, or set allow_scans on the collection"
+            ),
+        })
     }
 
     fn wanted(&self, doc: &Value) -> bool {
