@@ -719,6 +719,7 @@ impl Bundoc {
             let (changes, results): (Vec<Change>, Vec<Option<Value>>) = rest.into_iter().unzip();
             let batch = Batch {
                 collection: collection.name.clone(),
+                collection_version: collection.version,
                 writes,
                 quota: Some(self.inner.limits.quota),
             };
@@ -738,6 +739,10 @@ impl Bundoc {
                     return Err(Error::Conflict(format!(
                         "document {id} changed meanwhile; read it and try again"
                     )));
+                }
+                Err(Refusal::Stale) if attempt < RETRIES => {
+                    self.forget_definition(project, name);
+                    continue;
                 }
                 Err(Refusal::Changed { .. }) => {
                     // A definition change may be why: read it again.
@@ -1152,6 +1157,9 @@ fn refusal_error(refusal: Refusal) -> Error {
         Refusal::Duplicate { index } => Error::Conflict(format!(
             "unique index {index}: another document has the same value"
         )),
+        Refusal::Stale => {
+            Error::Conflict("the collection's definition kept changing; try again".into())
+        }
         Refusal::Quota(message) => Error::QuotaExceeded(message),
         Refusal::Failed(e) => e,
     }

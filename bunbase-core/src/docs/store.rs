@@ -54,6 +54,10 @@ pub struct Quota {
 #[derive(Debug, Clone)]
 pub struct Batch {
     pub collection: String,
+    /// The definition version the writes were prepared under (index
+    /// entries, schema, rules): a batch prepared under another is refused
+    /// with [`Refusal::Stale`].
+    pub collection_version: u64,
     pub writes: Vec<Write>,
     /// Refuse the batch if it grows the project past this.
     pub quota: Option<Quota>,
@@ -66,6 +70,9 @@ pub enum Refusal {
     Changed { id: String },
     /// A unique index already has the key.
     Duplicate { index: String },
+    /// The collection's definition changed since the batch was prepared:
+    /// prepare it again.
+    Stale,
     /// The batch would take the project past its quota.
     Quota(String),
     /// The store failed.

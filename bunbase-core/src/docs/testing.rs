@@ -99,9 +99,11 @@ impl Entries for Write {
     }
 }
 
+/// A batch for a collection still at its first definition.
 fn batch(collection: &str, writes: Vec<Write>) -> Batch {
     Batch {
         collection: collection.into(),
+        collection_version: 1,
         writes,
         quota: None,
     }
@@ -115,6 +117,7 @@ fn outcome(result: &Result<(), Refusal>) -> String {
         Err(Refusal::Changed { id }) => format!("changed:{id}"),
         Err(Refusal::Duplicate { index }) => format!("duplicate:{index}"),
         Err(Refusal::Quota(message)) => format!("quota:{message}"),
+        Err(Refusal::Stale) => "stale".into(),
         Err(Refusal::Failed(e)) => format!("failed:{}", e.code()),
     }
 }
@@ -527,6 +530,7 @@ async fn quota(store: &dyn DocStore) {
     let big = json!({"s": "x".repeat(100)});
     let limited = |writes: Vec<Write>, max_documents: u64, max_bytes: u64| Batch {
         collection: "c".into(),
+        collection_version: 1,
         writes,
         quota: Some(Quota {
             max_documents,
@@ -904,10 +908,20 @@ async fn build_indexes(store: &dyn DocStore) {
         store.collection(&p, "c").await.unwrap().expect("c").version,
         2
     );
-    // New writes keep the built index unique.
+    // A batch prepared under the old definition is refused as stale
+    // (its entries lack the new index); under the new one, new writes
+    // keep the built index unique.
     let dup = create("new", json!({})).adding([entry("email", b"e007")]);
     assert_eq!(
-        commit_one(store, &p, batch("c", vec![dup])).await,
+        commit_one(store, &p, batch("c", vec![dup.clone()])).await,
+        "stale"
+    );
+    let at_v2 = |writes| Batch {
+        collection_version: 2,
+        ..batch("c", writes)
+    };
+    assert_eq!(
+        commit_one(store, &p, at_v2(vec![dup])).await,
         "duplicate:email"
     );
 
@@ -917,7 +931,7 @@ async fn build_indexes(store: &dyn DocStore) {
         replace("u001", 1, json!({"email": "e001", "group": "g"})),
         replace("u002", 1, json!({"email": "e002", "group": "g"})),
     ];
-    assert_eq!(commit_one(store, &p, batch("c", in_group)).await, "ok");
+    assert_eq!(commit_one(store, &p, at_v2(in_group)).await, "ok");
     let by_group = |doc: &Value| -> Result<Vec<IndexEntry>, Error> {
         Ok(match doc["group"].as_str() {
             Some(group) => vec![entry("group", group.as_bytes())],

@@ -244,6 +244,9 @@ impl DocStore for MemoryDocStore {
                             batch.collection
                         ))));
                     };
+                    if collection.version != batch.collection_version {
+                        return Err(Refusal::Stale);
+                    }
                     stored.usage = check(collection, stored.usage, batch)?;
                     for write in &batch.writes {
                         apply(collection, write);

@@ -79,8 +79,8 @@ const LOCK_USAGE: &str = "INSERT INTO bundoc_usage (project, documents, bytes) V
     ON CONFLICT (project) DO UPDATE SET documents = bundoc_usage.documents
     RETURNING documents, bytes";
 const WRITE_USAGE: &str = "UPDATE bundoc_usage SET documents = $2, bytes = $3 WHERE project = $1";
-const COLLECTION_EXISTS: &str =
-    "SELECT COUNT(*) FROM bundoc_collections WHERE project = $1 AND name = $2";
+const COLLECTION_VERSION: &str =
+    "SELECT version FROM bundoc_collections WHERE project = $1 AND name = $2";
 /// Documents are read in pages this long when a new index is built.
 const BUILD_PAGE: i64 = 256;
 const PAGE: &str = "SELECT id, body FROM bundoc_documents
@@ -185,6 +185,8 @@ fn bodies(batches: &[Batch]) -> Result<Vec<Vec<Option<Body>>>, Error> {
 /// touch.
 #[derive(Default)]
 struct Found {
+    /// The collection definition's version.
+    version: u64,
     /// Document id → (version, bytes).
     docs: HashMap<String, (Option<u64>, u64)>,
     /// Index → key → whether it is taken, for every key a write adds.
@@ -255,6 +257,7 @@ fn plan<'a>(
                 "no collection {}",
                 batch.collection
             )))),
+            Some(stored) if stored.version != batch.collection_version => Err(Refusal::Stale),
             Some(stored) => plan.check(b, batch, bodies, stored).map(|after| {
                 plan.usage = after;
                 plan.apply(b, batch);
@@ -472,20 +475,23 @@ macro_rules! docs_store {
             }
             let mut found = HashMap::new();
             for (collection, (mut ids, mut keys)) in touched {
-                let exists: i64 = sqlx::query_scalar(COLLECTION_EXISTS)
+                let version: Option<i64> = sqlx::query_scalar(COLLECTION_VERSION)
                     .bind(project.as_str())
                     .bind(collection)
-                    .fetch_one(&mut *conn)
+                    .fetch_optional(&mut *conn)
                     .await
                     .map_err(db)?;
-                if exists == 0 {
+                let Some(version) = version else {
                     continue;
-                }
+                };
                 ids.sort_unstable();
                 ids.dedup();
                 keys.sort_unstable();
                 keys.dedup();
-                let mut stored = Found::default();
+                let mut stored = Found {
+                    version: from_db(version),
+                    ..Found::default()
+                };
                 for (id, version, bytes) in
                     load_docs(&mut *conn, project.as_str(), collection, &ids).await?
                 {
