@@ -682,3 +682,84 @@ async fn subscriptions_send_a_snapshot_then_changes_and_resume() {
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::PermissionDenied);
 }
+
+#[tokio::test]
+async fn encrypted_data_survives_key_rotation_and_master_key_rewrap() {
+    let kms_store = Arc::new(MemoryKms::new());
+    let kms_with = |master: &str| {
+        Kms::new(
+            kms_store.clone(),
+            Arc::new(MasterKey::parse(master).unwrap()),
+            KmsLimits::default(),
+            Arc::new(KmsMetrics::unregistered()),
+        )
+    };
+    let docs_store = Arc::new(MemoryDocStore::new());
+    let bundoc_on = |kms: Kms| {
+        Bundoc::new(
+            docs_store.clone(),
+            events(),
+            Some(Arc::new(LocalKeys::new(kms, "bundoc"))),
+            DocsLimits::default(),
+            Arc::new(DocsMetrics::unregistered()),
+        )
+    };
+    let (a, alpha) = (admin("alpha"), project("alpha"));
+    let old_kms = kms_with(&"ab".repeat(32));
+    let docs = bundoc_on(old_kms.clone());
+    docs.create_collection(&a, &alpha, &json!({"name": "people", "encrypted": ["ssn"]}))
+        .await
+        .unwrap();
+    docs.create(&a, &alpha, "people", json!({"_id": "p1", "ssn": "111"}))
+        .await
+        .unwrap();
+
+    // Rotating the project's KMS key: old data opens, new data too.
+    old_kms.rotate(&a, &alpha, super::KMS_KEY).await.unwrap();
+    let docs = bundoc_on(old_kms.clone());
+    assert_eq!(
+        docs.get(&a, &alpha, "people", "p1").await.unwrap()["ssn"],
+        json!("111")
+    );
+    docs.create(&a, &alpha, "people", json!({"_id": "p2", "ssn": "222"}))
+        .await
+        .unwrap();
+
+    // Re-wrapping BunKMS under a new master key: everything still opens
+    // through a fresh Bundoc (no cached data key).
+    let old = MasterKey::parse(&"ab".repeat(32)).unwrap();
+    let new = MasterKey::parse(&"cd".repeat(32)).unwrap();
+    crate::kms::rewrap::rewrap(&*kms_store, &old, &new)
+        .await
+        .unwrap();
+    let docs = bundoc_on(kms_with(&"cd".repeat(32)));
+    for (id, ssn) in [("p1", "111"), ("p2", "222")] {
+        assert_eq!(
+            docs.get(&a, &alpha, "people", id).await.unwrap()["ssn"],
+            json!(ssn)
+        );
+    }
+    // And a ciphertext moved to another document does not open there.
+    let mut moved = docs_store
+        .get(&alpha, "people", "p1")
+        .await
+        .unwrap()
+        .unwrap();
+    moved["_id"] = json!("p3");
+    let doc_of_p1 = moved.clone();
+    let batch = super::store::Batch {
+        collection: "people".into(),
+        collection_version: 1,
+        writes: vec![super::store::Write {
+            id: "p3".into(),
+            expect: super::store::Expect::Absent,
+            doc: Some(doc_of_p1),
+            remove: vec![],
+            add: vec![],
+        }],
+        quota: None,
+    };
+    assert!(docs_store.commit(&alpha, &[batch]).await[0].is_ok());
+    let err = docs.get(&a, &alpha, "people", "p3").await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Internal, "{err}");
+}
