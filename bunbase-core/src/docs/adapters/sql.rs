@@ -1045,30 +1045,42 @@ pub mod sqlite {
         Ok(taken)
     }
 
-    async fn insert_docs(
+    /// Runs `sql` once per row (`$1`–`$6`: project, collection, id,
+    /// version, body, bytes; `$7`: the expected version, when `expected`).
+    async fn each_doc(
         conn: &mut Conn,
+        sql: &'static str,
+        expected: bool,
         project: &str,
         collection: &str,
         rows: &[DocRow<'_>],
     ) -> Result<u64, Error> {
         let mut done = 0;
         for row in rows {
-            done += sqlx::query(
-                "INSERT INTO bundoc_documents (project, collection, id, version, body, bytes)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(project)
-            .bind(collection)
-            .bind(row.id)
-            .bind(row.version)
-            .bind(row.body)
-            .bind(row.bytes)
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?
-            .rows_affected();
+            let mut query = sqlx::query(sql)
+                .bind(project)
+                .bind(collection)
+                .bind(row.id)
+                .bind(row.version)
+                .bind(row.body)
+                .bind(row.bytes);
+            if expected {
+                query = query.bind(row.expected);
+            }
+            done += query.execute(&mut *conn).await.map_err(db)?.rows_affected();
         }
         Ok(done)
+    }
+
+    async fn insert_docs(
+        conn: &mut Conn,
+        project: &str,
+        collection: &str,
+        rows: &[DocRow<'_>],
+    ) -> Result<u64, Error> {
+        let sql = "INSERT INTO bundoc_documents (project, collection, id, version, body, bytes)
+                 VALUES ($1, $2, $3, $4, $5, $6)";
+        each_doc(conn, sql, false, project, collection, rows).await
     }
 
     async fn update_docs(
@@ -1077,26 +1089,10 @@ pub mod sqlite {
         collection: &str,
         rows: &[DocRow<'_>],
     ) -> Result<u64, Error> {
-        let mut done = 0;
-        for row in rows {
-            done += sqlx::query(
-                "UPDATE bundoc_documents SET version = $4, body = $5, bytes = $6
+        let sql = "UPDATE bundoc_documents SET version = $4, body = $5, bytes = $6
                  WHERE project = $1 AND collection = $2 AND id = $3
-                   AND version IS NOT DISTINCT FROM $7",
-            )
-            .bind(project)
-            .bind(collection)
-            .bind(row.id)
-            .bind(row.version)
-            .bind(row.body)
-            .bind(row.bytes)
-            .bind(row.expected)
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        }
-        Ok(done)
+                   AND version IS NOT DISTINCT FROM $7";
+        each_doc(conn, sql, true, project, collection, rows).await
     }
 
     async fn delete_docs(
