@@ -45,6 +45,9 @@ pub struct Query {
     /// The position to resume after: sort values, then `_id`.
     pub after: Option<Vec<Value>>,
     pub fields: Option<Vec<Path>>,
+    /// Which filter and sort this is (a digest): cursors carry it, so one
+    /// query's cursor is refused by another.
+    pub fingerprint: String,
 }
 
 #[derive(Deserialize)]
@@ -100,10 +103,11 @@ impl Query {
         if limit == 0 || limit > MAX_LIMIT {
             return Err(Error::invalid(format!("limit is 1 to {MAX_LIMIT}")));
         }
+        let fingerprint = fingerprint(raw.filter.as_ref(), &raw.sort);
         let after = raw
             .cursor
             .as_deref()
-            .map(|c| decode_cursor(c, sort.len()))
+            .map(|c| decode_cursor(c, &fingerprint, sort.len()))
             .transpose()?;
         let fields = match raw.fields {
             None => None,
@@ -124,6 +128,7 @@ impl Query {
             limit,
             after,
             fields,
+            fingerprint,
         })
     }
 
@@ -176,7 +181,8 @@ impl Query {
         let more = hits.len() > self.limit;
         hits.truncate(self.limit);
         let next_cursor = if more {
-            hits.last().map(|(pos, _)| encode_cursor(pos))
+            hits.last()
+                .map(|(pos, _)| encode_cursor(&self.fingerprint, pos))
         } else {
             None
         };
@@ -215,15 +221,30 @@ impl Query {
     }
 }
 
-fn encode_cursor(position: &[Value]) -> String {
-    URL_SAFE_NO_PAD.encode(Value::Array(position.to_vec()).to_string())
+/// A short digest of a query's filter and sort (`serde_json` maps are
+/// ordered, so equal queries give equal text).
+fn fingerprint(filter: Option<&Value>, sort: &[Map<String, Value>]) -> String {
+    let text = json!([filter.unwrap_or(&json!({})), sort]).to_string();
+    hex::encode(&crate::kms::crypto::sha256(text.as_bytes())[..6])
 }
 
-fn decode_cursor(cursor: &str, sort_fields: usize) -> Result<Vec<Value>, Error> {
+/// The cursor: the query's fingerprint, then the position.
+fn encode_cursor(fingerprint: &str, position: &[Value]) -> String {
+    let mut items = vec![json!(fingerprint)];
+    items.extend_from_slice(position);
+    URL_SAFE_NO_PAD.encode(Value::Array(items).to_string())
+}
+
+fn decode_cursor(cursor: &str, fingerprint: &str, sort_fields: usize) -> Result<Vec<Value>, Error> {
     let bad = || Error::invalid("cursor must be one returned by this query");
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
     match serde_json::from_slice::<Value>(&bytes).map_err(|_| bad())? {
-        Value::Array(items) if items.len() == sort_fields + 1 => Ok(items),
+        Value::Array(mut items)
+            if items.len() == sort_fields + 2 && items[0] == json!(fingerprint) =>
+        {
+            items.remove(0);
+            Ok(items)
+        }
         _ => Err(bad()),
     }
 }
@@ -313,6 +334,10 @@ mod tests {
                 "each sort item is one",
             ),
             (json!({"cursor": "!!"}), "cursor must be one returned"),
+            (
+                json!({"filter": {"city": "Bergen"}, "cursor": Query::parse(&json!({"limit": 1})).unwrap().run(&docs()).next_cursor}),
+                "cursor must be one returned",
+            ),
             (
                 json!({"sort": [{"n": "asc"}], "cursor": URL_SAFE_NO_PAD.encode("[1]")}),
                 "cursor must be one returned",
