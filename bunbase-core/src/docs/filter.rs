@@ -147,8 +147,8 @@ impl Filter {
             Filter::Or(parts) => parts.iter().any(|p| p.matches(document)),
             Filter::Not(inner) => !inner.matches(document),
             Filter::Field(path, conditions) => {
-                let value = path.get(document);
-                conditions.iter().all(|c| holds(c, value))
+                let values = path.reach(document).values();
+                conditions.iter().all(|c| holds(c, &values))
             }
         }
     }
@@ -274,32 +274,19 @@ fn candidates(value: &Value) -> Vec<&Value> {
     }
 }
 
-fn holds(condition: &Condition, value: Option<&Value>) -> bool {
+/// Whether a condition holds for the values a path reached (none when
+/// the field is missing; several through arrays of objects).
+fn holds(condition: &Condition, values: &[&Value]) -> bool {
+    let mut candidates = values.iter().flat_map(|v| candidates(v));
     match condition {
-        Condition::Exists(wanted) => value.is_some() == *wanted,
-        Condition::Not(inner) => !inner.iter().all(|c| holds(c, value)),
+        Condition::Exists(wanted) => values.is_empty() != *wanted,
+        Condition::Not(inner) => !inner.iter().all(|c| holds(c, values)),
         // A missing field never equals anything, so it satisfies $ne and
         // $nin (as in MongoDB), and nothing else.
-        Condition::Compare(Compare::Ne, arg) => match value {
-            None => true,
-            Some(v) => !candidates(v).iter().any(|c| equal(c, arg)),
-        },
-        Condition::NotIn(args) => match value {
-            None => true,
-            Some(v) => !candidates(v)
-                .iter()
-                .any(|c| args.iter().any(|a| equal(c, a))),
-        },
-        Condition::Compare(op, arg) => match value {
-            None => false,
-            Some(v) => candidates(v).iter().any(|c| compares(*op, c, arg)),
-        },
-        Condition::In(args) => match value {
-            None => false,
-            Some(v) => candidates(v)
-                .iter()
-                .any(|c| args.iter().any(|a| equal(c, a))),
-        },
+        Condition::Compare(Compare::Ne, arg) => !candidates.any(|c| equal(c, arg)),
+        Condition::NotIn(args) => !candidates.any(|c| args.iter().any(|a| equal(c, a))),
+        Condition::Compare(op, arg) => candidates.any(|c| compares(*op, c, arg)),
+        Condition::In(args) => candidates.any(|c| args.iter().any(|a| equal(c, a))),
     }
 }
 
@@ -359,6 +346,22 @@ mod tests {
         assert!(matches(json!({"b": {"$nin": [1, 2]}}), doc.clone()));
         assert!(!matches(json!({"b": {"$in": [1, 2]}}), doc.clone()));
         assert!(!matches(json!({"b": {"$gt": 0}}), doc.clone()));
+    }
+
+    #[test]
+    fn names_read_through_arrays_of_objects() {
+        let doc = json!({"items": [{"sku": "a", "n": 1}, {"sku": ["b", "c"], "n": 7}, {"x": 0}]});
+        assert!(matches(json!({"items.sku": "a"}), doc.clone()));
+        assert!(
+            matches(json!({"items.sku": "c"}), doc.clone()),
+            "an element of a reached array"
+        );
+        assert!(matches(json!({"items.n": {"$gt": 5}}), doc.clone()));
+        assert!(!matches(json!({"items.sku": {"$ne": "b"}}), doc.clone()));
+        assert!(matches(json!({"items.sku": {"$nin": ["z"]}}), doc.clone()));
+        assert!(matches(json!({"items.x": {"$exists": true}}), doc.clone()));
+        assert!(!matches(json!({"items.y": {"$exists": true}}), doc.clone()));
+        assert!(matches(json!({"items.1.n": 7}), doc.clone()));
     }
 
     #[test]

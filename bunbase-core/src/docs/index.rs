@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use super::keys;
 use super::model::{Collection, Index};
+use super::path::Reach;
 use super::store::IndexEntry;
 use crate::error::Error;
 
@@ -50,18 +51,41 @@ pub fn entries(collection: &Collection, doc: &Value) -> Result<Vec<IndexEntry>, 
 /// The entries `doc` puts in one index.
 pub fn index_entries(index: &Index, doc: &Value) -> Result<Vec<IndexEntry>, Error> {
     let id = doc.get("_id").and_then(Value::as_str).unwrap_or_default();
-    let values: Vec<Option<&Value>> = index.fields.iter().map(|f| f.get(doc)).collect();
-
+    // Value entries hold what sorting sees (`get`); element entries what
+    // filters see (`reach`, through arrays of objects too).
+    let wholes: Vec<Option<&Value>> = index.fields.iter().map(|f| f.get(doc)).collect();
     let mut whole = vec![VALUES];
-    for value in &values {
+    for value in &wholes {
         keys::encode(&mut whole, value.unwrap_or(&Value::Null));
     }
     keys::encode_str(&mut whole, id);
 
+    // Per field: `None` when missing, else the values a lookup must find
+    // the document by, and whether there are several (an array).
+    let reached: Vec<Option<(Vec<&Value>, bool)>> = index
+        .fields
+        .iter()
+        .map(|f| match f.reach(doc) {
+            Reach::One(None) => None,
+            Reach::One(Some(Value::Array(items))) => Some((items.iter().collect(), true)),
+            Reach::One(Some(v)) => Some((vec![v], false)),
+            Reach::Many(vs) if vs.is_empty() => None,
+            Reach::Many(vs) => Some((
+                vs.into_iter()
+                    .flat_map(|v| match v {
+                        Value::Array(items) => items.iter().collect(),
+                        other => vec![other],
+                    })
+                    .collect(),
+                true,
+            )),
+        })
+        .collect();
+
     // Element entries: the product over fields of their elements; at most
-    // one field may be an array (two would multiply entries).
-    let arrays: Vec<usize> = (0..values.len())
-        .filter(|&i| matches!(values[i], Some(Value::Array(_))))
+    // one field may hold several (two would multiply entries).
+    let arrays: Vec<usize> = (0..reached.len())
+        .filter(|&i| reached[i].as_ref().is_some_and(|(_, many)| *many))
         .collect();
     if arrays.len() > 1 {
         return Err(Error::invalid(format!(
@@ -71,11 +95,11 @@ pub fn index_entries(index: &Index, doc: &Value) -> Result<Vec<IndexEntry>, Erro
             index.fields[arrays[1]].as_string()
         )));
     }
-    let missing = values.iter().any(Option::is_none);
+    let missing = reached.iter().any(Option::is_none);
     let suffix_id = !index.unique || missing;
-    let mut element_keys = BTreeSet::new();
-    let choices: Vec<Value> = match arrays.first().map(|&i| values[i]) {
-        Some(Some(Value::Array(items))) => {
+    let empty = Value::Array(Vec::new());
+    let choices: Vec<&Value> = match arrays.first().and_then(|&i| reached[i].as_ref()) {
+        Some((items, _)) => {
             if items.len() > MAX_ELEMENTS {
                 return Err(Error::invalid(format!(
                     "index {}: {} has {} elements; an indexed array has at most {MAX_ELEMENTS}",
@@ -87,20 +111,21 @@ pub fn index_entries(index: &Index, doc: &Value) -> Result<Vec<IndexEntry>, Erro
             if items.is_empty() {
                 // Still one entry, so lookups on the other fields find
                 // the document.
-                vec![Value::Array(Vec::new())]
+                vec![&empty]
             } else {
                 items.clone()
             }
         }
-        _ => vec![Value::Null],
+        None => vec![&Value::Null],
     };
-    for choice in &choices {
+    let mut element_keys = BTreeSet::new();
+    for choice in choices {
         let mut key = vec![ELEMENTS];
-        for (i, value) in values.iter().enumerate() {
-            match value {
+        for (i, field) in reached.iter().enumerate() {
+            match field {
                 None => keys::encode_missing(&mut key),
                 Some(_) if arrays.first() == Some(&i) => keys::encode(&mut key, choice),
-                Some(v) => keys::encode(&mut key, v),
+                Some((values, _)) => keys::encode(&mut key, values[0]),
             }
         }
         if suffix_id {

@@ -58,7 +58,40 @@ impl Path {
         self.segments.join(".")
     }
 
-    /// The value at this path, if there is one.
+    /// What a filter sees at this path. A name segment met by an array
+    /// reads that name in each of its objects, as MongoDB does
+    /// (`items.sku` reaches every item's `sku`): then all the values
+    /// reached, `Reach::Many`. Otherwise the one value [`Path::get`] finds.
+    pub fn reach<'a>(&self, document: &'a Value) -> Reach<'a> {
+        let mut frontier = vec![document];
+        let mut fanned = false;
+        for segment in &self.segments {
+            let index = segment.parse::<usize>().ok();
+            let mut next = Vec::with_capacity(frontier.len());
+            for value in frontier {
+                match value {
+                    Value::Object(map) => next.extend(map.get(segment)),
+                    Value::Array(items) => match index {
+                        Some(i) => next.extend(items.get(i)),
+                        None => {
+                            fanned = true;
+                            next.extend(items.iter().filter_map(|item| item.get(segment)));
+                        }
+                    },
+                    _ => {}
+                }
+            }
+            frontier = next;
+        }
+        if fanned {
+            Reach::Many(frontier)
+        } else {
+            Reach::One(frontier.first().copied())
+        }
+    }
+
+    /// The value at this path, if there is one (what sorting and
+    /// projection use; it does not read through arrays of objects).
     pub fn get<'a>(&self, document: &'a Value) -> Option<&'a Value> {
         let mut at = document;
         for segment in &self.segments {
@@ -69,6 +102,25 @@ impl Path {
             };
         }
         Some(at)
+    }
+}
+
+/// What a path reaches in a document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reach<'a> {
+    /// Through objects and array positions only: at most one value.
+    One(Option<&'a Value>),
+    /// Through arrays of objects: every value reached (maybe none).
+    Many(Vec<&'a Value>),
+}
+
+impl<'a> Reach<'a> {
+    /// The values reached.
+    pub fn values(&self) -> Vec<&'a Value> {
+        match self {
+            Reach::One(v) => v.iter().copied().collect(),
+            Reach::Many(vs) => vs.clone(),
+        }
     }
 }
 
@@ -88,6 +140,28 @@ mod tests {
         assert_eq!(Path::parse("items.9.sku").unwrap().get(&doc), None);
         assert_eq!(Path::parse("n.x").unwrap().get(&doc), None);
         assert_eq!(Path::parse("missing").unwrap().get(&doc), None);
+    }
+
+    #[test]
+    fn names_read_through_arrays_of_objects() {
+        let doc = json!({"items": [{"sku": "x"}, {"n": 1}, {"sku": ["y", "z"]}, 5], "o": {"a": 1}});
+        assert_eq!(
+            Path::parse("items.sku").unwrap().reach(&doc),
+            Reach::Many(vec![&json!("x"), &json!(["y", "z"])])
+        );
+        assert_eq!(Path::parse("items.sku").unwrap().get(&doc), None);
+        assert_eq!(
+            Path::parse("items.0.sku").unwrap().reach(&doc),
+            Reach::One(Some(&json!("x")))
+        );
+        assert_eq!(
+            Path::parse("o.a").unwrap().reach(&doc),
+            Reach::One(Some(&json!(1)))
+        );
+        assert_eq!(
+            Path::parse("items.none").unwrap().reach(&doc),
+            Reach::Many(vec![])
+        );
     }
 
     #[test]

@@ -52,6 +52,22 @@ fn document(rng: &mut StdRng, i: usize) -> Value {
     if rng.random_bool(0.7) {
         doc["meta"] = json!({ "rank": scalar(rng) });
     }
+    // Arrays of objects: `items.sku` reads through them.
+    match rng.random_range(0..4) {
+        0 => {}
+        1 => doc["items"] = json!({ "sku": value(rng) }),
+        _ => {
+            doc["items"] = (0..rng.random_range(0..4))
+                .map(|_| {
+                    if rng.random_bool(0.8) {
+                        json!({ "sku": value(rng) })
+                    } else {
+                        json!({ "other": 1 })
+                    }
+                })
+                .collect()
+        }
+    }
     doc
 }
 
@@ -85,7 +101,7 @@ fn condition(rng: &mut StdRng) -> Value {
 }
 
 fn filter(rng: &mut StdRng) -> Value {
-    let fields = ["city", "n", "tags", "meta.rank"];
+    let fields = ["city", "n", "tags", "meta.rank", "items.sku", "items.0.sku"];
     let mut out = serde_json::Map::new();
     for _ in 0..rng.random_range(0..3) {
         out.insert(
@@ -104,7 +120,7 @@ fn filter(rng: &mut StdRng) -> Value {
 
 fn sort(rng: &mut StdRng) -> Value {
     let d = |rng: &mut StdRng| if rng.random_bool(0.5) { "asc" } else { "desc" };
-    match rng.random_range(0..7) {
+    match rng.random_range(0..8) {
         0 | 1 => json!([]),
         2 => json!([{"n": d(rng)}]),
         3 => {
@@ -113,6 +129,7 @@ fn sort(rng: &mut StdRng) -> Value {
         }
         4 => json!([{"meta.rank": d(rng)}, {"city": d(rng)}]),
         5 => json!([{"meta.rank": d(rng)}]),
+        6 => json!([{"items.sku": d(rng)}]),
         _ => json!([{"_id": d(rng)}]),
     }
 }
@@ -187,6 +204,7 @@ pub async fn run(store: Arc<dyn DocStore>, seed: u64, documents: usize, queries:
             {"fields": ["city"]}, {"fields": ["n"]}, {"fields": ["city", "n"]},
             {"fields": ["tags"]}, {"fields": ["meta.rank", "city"]},
             {"fields": ["city", "meta.rank"]},
+            {"fields": ["items.sku"]}, {"fields": ["meta.rank", "items.sku"]},
         ],
     });
     docs.create_collection(&who, &project, &definition)
