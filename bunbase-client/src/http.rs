@@ -82,6 +82,26 @@ impl Client {
         crate::platform::PlatformClient::new(self.clone())
     }
 
+    /// Whether the server's `/health` answers 200 (the error names the
+    /// failing checks otherwise).
+    pub async fn health(&self) -> Result<(), Error> {
+        let response = self
+            .http
+            .get(self.url("/health"))
+            .send()
+            .await
+            .map_err(transport)?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        Err(Error::Unavailable(format!(
+            "{}/health answered {status}: {body}",
+            self.base
+        )))
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -355,19 +355,26 @@ impl KmsClient {
 /// `token` is a platform token (`*:rwa:…` in BUNKMS_TOKENS), valid in
 /// every project.
 pub struct RemoteKeys {
+    client: Client,
     kms: KmsClient,
 }
 
 impl RemoteKeys {
     pub fn new(url: &str, token: &str) -> Result<RemoteKeys, Error> {
+        let client = Client::new(url)?.with_token(token);
         Ok(RemoteKeys {
-            kms: Client::new(url)?.with_token(token).kms(),
+            kms: client.kms(),
+            client,
         })
     }
 }
 
 #[async_trait::async_trait]
 impl bunbase_core::kms::Keys for RemoteKeys {
+    async fn check(&self) -> Result<(), Error> {
+        self.client.health().await
+    }
+
     async fn ensure_key(&self, project: &bunbase_core::ProjectId, key: &str) -> Result<(), Error> {
         match self
             .kms

@@ -1147,9 +1147,22 @@ async fn bundoc_encrypts_fields_with_a_remote_bun_kms() {
         !stored.windows(11).any(|w| w == b"123-45-6789"),
         "the field is stored encrypted"
     );
-    sigterm(&bundoc);
-    let _ = bundoc.wait().await;
+    // Without BunKMS, health says so (and the cached data key still
+    // serves reads).
     sigterm(&kms);
     let _ = kms.wait().await;
+    let health = http
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 503);
+    assert!(health.text().await.unwrap().contains("kms"));
+    let again = send(http.get(format!("{collections}/people/documents/person-0001")))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    sigterm(&bundoc);
+    let _ = bundoc.wait().await;
     std::fs::remove_dir_all(&data).ok();
 }

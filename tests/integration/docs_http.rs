@@ -241,6 +241,16 @@ async fn life_cycle(store: Arc<dyn DocStore>) {
     .await;
     assert_eq!(stale.status, 409, "{}", stale.body);
     assert_eq!(stale.body["error"]["code"], "conflict");
+    // PUT to a new id creates it: 201.
+    let upsert = format!("{docs}/by-put");
+    let made = call(base, ALPHA, "PUT", &upsert, Some(json!({"sku": "P"}))).await;
+    assert_eq!(
+        (made.status, made.header("etag")),
+        (201, Some("\"1\"")),
+        "{}",
+        made.body
+    );
+    expect(base, ALPHA, "DELETE", &upsert, None, 200).await;
 
     // Merge patches, as merge-patch+json and as plain JSON.
     let patched = send(
@@ -1347,16 +1357,15 @@ async fn subscriptions_follow_a_filtered_query_and_resume() {
     )
     .await;
     let docs = "alpha/collections/tasks/documents";
+    // PUT creates (201) or replaces (200).
     let put = |id: &'static str, status: &'static str| async move {
-        expect(
-            base,
-            ALPHA,
-            "PUT",
-            &format!("{docs}/{id}"),
-            Some(json!({ "status": status })),
-            200,
-        )
-        .await;
+        let path = format!("{docs}/{id}");
+        let answer = call(base, ALPHA, "PUT", &path, Some(json!({ "status": status }))).await;
+        assert!(
+            [200, 201].contains(&answer.status),
+            "{path}: {}",
+            answer.body
+        );
     };
     let remove = |id: &'static str| async move {
         expect(base, ALPHA, "DELETE", &format!("{docs}/{id}"), None, 200).await;

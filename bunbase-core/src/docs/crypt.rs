@@ -68,6 +68,11 @@ impl FieldCrypt {
         }
     }
 
+    /// Whether BunKMS answers.
+    pub async fn check(&self) -> Result<(), Error> {
+        self.keys.check().await
+    }
+
     fn cached(&self, project: &ProjectId) -> Option<Arc<Material>> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.get(project).cloned()

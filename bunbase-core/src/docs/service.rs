@@ -230,6 +230,15 @@ impl Bundoc {
         self.inner.store.check().await
     }
 
+    /// Whether the key service for encrypted fields answers (`Ok` when
+    /// none is configured).
+    pub async fn check_keys(&self) -> Result<(), Error> {
+        match &self.inner.crypt {
+            Some(crypt) => crypt.check().await,
+            None => Ok(()),
+        }
+    }
+
     /// Counts an operation's outcome.
     pub(crate) fn counted<T>(&self, op: &str, result: Result<T, Error>) -> Result<T, Error> {
         let label = match &result {
@@ -588,7 +597,8 @@ impl Bundoc {
         self.counted("create", result)
     }
 
-    /// Replaces a document, or creates it with that id.
+    /// Replaces a document, or creates it with that id: the document, and
+    /// whether it was created.
     pub async fn replace(
         &self,
         who: &Principal,
@@ -597,13 +607,19 @@ impl Bundoc {
         id: &str,
         doc: Value,
         if_version: Option<u64>,
-    ) -> Result<Value, Error> {
+    ) -> Result<(Value, bool), Error> {
         let op = WriteOp::Replace {
             id: id.to_string(),
             doc,
             if_version,
         };
         let result = self.write_one(who, project, collection, op).await;
+        // Versions start at 1 and every write adds one: a replace that
+        // answers version 1 created the document.
+        let result = result.map(|doc| {
+            let created = doc["_version"] == json!(1);
+            (doc, created)
+        });
         self.counted("replace", result)
     }
 

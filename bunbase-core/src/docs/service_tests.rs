@@ -151,7 +151,15 @@ async fn documents_get_system_fields_versions_and_merge_patches() {
         .replace(&a, &alpha, "orders", "o-2", json!({"n": 7}), None)
         .await
         .unwrap();
-    assert_eq!(upserted["_version"], json!(1));
+    assert_eq!(
+        (upserted.0["_version"].clone(), upserted.1),
+        (json!(1), true)
+    );
+    let (_, created) = docs
+        .replace(&a, &alpha, "orders", "o-2", json!({"n": 8}), None)
+        .await
+        .unwrap();
+    assert!(!created);
 
     docs.delete(&a, &alpha, "orders", "o-1", Some(1))
         .await

@@ -29,6 +29,10 @@ pub trait Keys: Send + Sync + 'static {
         key: &str,
         context: &[u8],
     ) -> Result<DataKey, Error>;
+    /// Whether the key service answers (health checks); in-process, always.
+    async fn check(&self) -> Result<(), Error> {
+        Ok(())
+    }
     /// The plaintext of a sealed data key (the key is named inside it).
     async fn decrypt_data_key(
         &self,

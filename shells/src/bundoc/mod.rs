@@ -11,7 +11,7 @@
 //! - `GET    collections/{c}/documents?filter=<JSON>&sort=a,-b&fields=a,b&limit=&cursor=`
 //!   a page `{"documents": […], "next_cursor": …|null}`
 //! - `GET    collections/{c}/documents/{id}`  the document, `ETag: "<version>"`
-//! - `PUT    collections/{c}/documents/{id}`  replace (or create with that id)
+//! - `PUT    collections/{c}/documents/{id}`  replace (200), or create with that id (201)
 //! - `PATCH  collections/{c}/documents/{id}`  JSON Merge Patch (RFC 7396;
 //!   `application/merge-patch+json` or `application/json`)
 //! - `DELETE collections/{c}/documents/{id}`  `{"deleted": true}`
@@ -108,14 +108,20 @@ pub fn router(state: DocsState) -> Router {
 
 /// Bundoc as a mountable service for the shell kit.
 pub fn service(state: DocsState) -> kit::Service {
-    let docs = state.docs.clone();
+    let (docs, keys) = (state.docs.clone(), state.docs.clone());
     kit::Service {
         name: "bundoc".into(),
         router: router(state),
-        health: vec![kit::health_check_fn("docs-store", move || {
-            let docs = docs.clone();
-            async move { docs.check().await }
-        })],
+        health: vec![
+            kit::health_check_fn("docs-store", move || {
+                let docs = docs.clone();
+                async move { docs.check().await }
+            }),
+            kit::health_check_fn("kms", move || {
+                let keys = keys.clone();
+                async move { keys.check_keys().await }
+            }),
+        ],
         on_shutdown: None,
     }
 }

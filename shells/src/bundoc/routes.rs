@@ -175,11 +175,16 @@ pub async fn replace(
 ) -> ApiResult<Response> {
     let project = project(project_id)?;
     let expected = if_version(&headers, &params)?;
-    let doc = state
+    let (doc, created) = state
         .docs
         .replace(&who, &project, &collection, &id, doc, expected)
         .await?;
-    Ok(document(StatusCode::OK, doc))
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(document(status, doc))
 }
 
 /// The media types a merge patch may come as (no Content-Type is JSON too).
