@@ -337,6 +337,22 @@ pub fn missing_index(query: &Query) -> Option<Vec<String>> {
     (!fields.is_empty()).then_some(fields)
 }
 
+/// The documents a run found (or, counting, only how many).
+struct Hits {
+    docs: Vec<Value>,
+    count: usize,
+    keep: bool,
+}
+
+impl Hits {
+    fn push(&mut self, doc: Value) {
+        self.count += 1;
+        if self.keep {
+            self.docs.push(doc);
+        }
+    }
+}
+
 /// Runs a plan: a page of the documents `allowed` lets through (the
 /// caller's list rule), in the query's order.
 pub struct Run<'a> {
@@ -387,6 +403,7 @@ impl Run<'_> {
     /// A page of results, and what it took.
     pub async fn page(&self) -> Result<(Page, Stats), Error> {
         let (hits, mut stats) = self.collect(Some(self.query.limit + 1)).await?;
+        let hits = hits.docs;
         // Already filtered and past the cursor: the reference evaluator
         // only sorts and cuts the page here.
         let mut query = self.query.clone();
@@ -399,12 +416,12 @@ impl Run<'_> {
 
     /// How many documents match.
     pub async fn count(&self) -> Result<usize, Error> {
-        Ok(self.collect(None).await?.0.len())
+        Ok(self.collect(None).await?.0.count)
     }
 
     /// The matching documents: at least `want` of the first in the
     /// query's order when the plan reads in order, else all.
-    async fn collect(&self, want: Option<usize>) -> Result<(Vec<Value>, Stats), Error> {
+    async fn collect(&self, want: Option<usize>) -> Result<(Hits, Stats), Error> {
         let plan = plan(self.collection, self.query);
         let limited = !self.collection.allow_scans;
         let (index, ordered, lookup) = match &plan {
@@ -418,7 +435,14 @@ impl Run<'_> {
         };
         let budget = (limited && !lookup).then_some(self.max_scan);
         let mut examined = 0usize;
-        let mut hits: Vec<Value> = Vec::new();
+        // A count keeps no documents, and needs no sorting, so an index
+        // lookup may find any number.
+        let counting = want.is_none();
+        let mut hits = Hits {
+            docs: Vec::new(),
+            count: 0,
+            keep: !counting,
+        };
         let want = want.unwrap_or(usize::MAX);
         // In order, read a page's worth, then growing chunks (an index that
         // covers the filter fills the page in one read); otherwise all.
@@ -450,7 +474,7 @@ impl Run<'_> {
                     if budget.is_some_and(|max| examined > max) {
                         return Err(self.too_many());
                     }
-                    if done || (ordered && hits.len() >= want) {
+                    if done || (ordered && hits.count >= want) {
                         break;
                     }
                     chunk = (chunk * 4).min(1000);
@@ -518,7 +542,7 @@ impl Run<'_> {
                             }
                         }
                         if (budget.is_some_and(|max| examined > max))
-                            || (!ordered && limited && seen.len() > self.max_scan)
+                            || (!ordered && !counting && limited && seen.len() > self.max_scan)
                         {
                             return Err(self.too_many());
                         }
@@ -535,7 +559,7 @@ impl Run<'_> {
             index,
             ordered,
             examined,
-            returned: hits.len(),
+            returned: hits.count,
         };
         Ok((hits, stats))
     }
