@@ -781,3 +781,48 @@ async fn encrypted_data_survives_key_rotation_and_master_key_rewrap() {
     let err = docs.get(&a, &alpha, "people", "p3").await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Internal, "{err}");
 }
+
+#[tokio::test]
+async fn subscriptions_follow_rule_changes() {
+    use super::WatchEvent::{Changed, Removed, Snapshot};
+    let docs = bundoc();
+    let (a, alpha) = (admin("alpha"), project("alpha"));
+    let open = json!({"rules": {"list": "true"}});
+    orders(&docs, "alpha", open).await;
+    docs.create(&a, &alpha, "orders", json!({"_id": "x", "n": 1}))
+        .await
+        .unwrap();
+    let ann = end_user("alpha", "ann");
+    let mut watch = docs
+        .watch(&ann, &alpha, "orders", &json!({}), None)
+        .await
+        .unwrap();
+    let Snapshot { documents, .. } = next_frame(&mut watch).await else {
+        panic!()
+    };
+    assert_eq!(documents.len(), 1);
+    docs.patch(&a, &alpha, "orders", "x", json!({"n": 2}), None)
+        .await
+        .unwrap();
+    assert!(matches!(next_frame(&mut watch).await, Changed { .. }));
+    // The list rule closes: the next change of x is a removal for ann.
+    docs.update_collection(
+        &a,
+        &alpha,
+        "orders",
+        &json!({"indexes": [{"fields": ["city"]}, {"fields": ["n"]}, {"fields": ["city", "k"]}],
+                "rules": {"list": "resource.owner == auth.uid"}}),
+    )
+    .await
+    .unwrap();
+    docs.patch(&a, &alpha, "orders", "x", json!({"n": 3}), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        match next_frame(&mut watch).await {
+            Removed { id, .. } => id,
+            other => panic!("{other:?}"),
+        },
+        "x"
+    );
+}

@@ -266,6 +266,12 @@ impl Watcher {
     }
 
     async fn apply(&mut self, position: u64, change: Change) -> Result<(), Error> {
+        // The current definition (cached briefly): a rule changed since
+        // the subscription began applies to what it sends next.
+        self.collection = self
+            .docs
+            .definition(&self.project, &self.collection.name)
+            .await?;
         if self
             .view
             .get(&change.id)
