@@ -1301,27 +1301,40 @@ pub mod postgres {
         columns
     }
 
+    /// Runs `sql` over the rows as arrays (`$1`–`$6`: project, collection,
+    /// ids, versions, bodies, sizes; `$7`: expected versions, when
+    /// `expected`).
+    async fn all_docs(
+        conn: &mut Conn,
+        sql: &'static str,
+        expected: bool,
+        project: &str,
+        collection: &str,
+        rows: &[DocRow<'_>],
+    ) -> Result<u64, Error> {
+        let (ids, versions, bodies, bytes, expected_versions) = doc_columns(rows);
+        let mut query = sqlx::query(sql)
+            .bind(project)
+            .bind(collection)
+            .bind(ids)
+            .bind(versions)
+            .bind(bodies)
+            .bind(bytes);
+        if expected {
+            query = query.bind(expected_versions);
+        }
+        Ok(query.execute(conn).await.map_err(db)?.rows_affected())
+    }
+
     async fn insert_docs(
         conn: &mut Conn,
         project: &str,
         collection: &str,
         rows: &[DocRow<'_>],
     ) -> Result<u64, Error> {
-        let (ids, versions, bodies, bytes, _) = doc_columns(rows);
-        let done = sqlx::query(
-            "INSERT INTO bundoc_documents (project, collection, id, version, body, bytes)
-             SELECT $1, $2, * FROM UNNEST($3::text[], $4::int8[], $5::text[], $6::int8[])",
-        )
-        .bind(project)
-        .bind(collection)
-        .bind(ids)
-        .bind(versions)
-        .bind(bodies)
-        .bind(bytes)
-        .execute(conn)
-        .await
-        .map_err(db)?;
-        Ok(done.rows_affected())
+        let sql = "INSERT INTO bundoc_documents (project, collection, id, version, body, bytes)
+             SELECT $1, $2, * FROM UNNEST($3::text[], $4::int8[], $5::text[], $6::int8[])";
+        all_docs(conn, sql, false, project, collection, rows).await
     }
 
     async fn update_docs(
@@ -1330,8 +1343,7 @@ pub mod postgres {
         collection: &str,
         rows: &[DocRow<'_>],
     ) -> Result<u64, Error> {
-        let (ids, versions, bodies, bytes, expected) = doc_columns(rows);
-        let done = sqlx::query(
+        let sql =
             "UPDATE bundoc_documents d SET version = t.version, body = t.body, bytes = t.bytes
              FROM (SELECT u.version, u.body, u.bytes, s.tid
                    FROM UNNEST($3::text[], $4::int8[], $5::text[], $6::int8[], $7::int8[])
@@ -1339,19 +1351,8 @@ pub mod postgres {
                    CROSS JOIN LATERAL (SELECT ctid AS tid FROM bundoc_documents
                        WHERE project = $1 AND collection = $2 AND id = u.id
                          AND version IS NOT DISTINCT FROM u.expected LIMIT 1) s) t
-             WHERE d.ctid = t.tid",
-        )
-        .bind(project)
-        .bind(collection)
-        .bind(ids)
-        .bind(versions)
-        .bind(bodies)
-        .bind(bytes)
-        .bind(expected)
-        .execute(conn)
-        .await
-        .map_err(db)?;
-        Ok(done.rows_affected())
+             WHERE d.ctid = t.tid";
+        all_docs(conn, sql, true, project, collection, rows).await
     }
 
     async fn delete_docs(
