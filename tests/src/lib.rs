@@ -1,4 +1,6 @@
 //! Shared helpers for the cross-crate tests and the benchmark programs.
 
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod harness;
 pub mod servers;

@@ -42,8 +42,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use bunbase_core::auth::StaticTokens;
@@ -56,6 +56,7 @@ use bunbase_core::events::{EventLimits, EventMetrics, Events};
 use bunbase_core::metrics::Registry;
 use bunbase_shells::bundoc::{self, DocsState};
 use bunbase_shells::kit::{self, ServerConfig, Shutdown};
+use bunbase_tests::bench::{Figure, Timing, measure};
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use futures_util::{StreamExt, TryStreamExt};
@@ -116,12 +117,6 @@ const LOAD_BATCH: usize = 500;
 const POCKETBASE_CREATES: f64 = 2000.0;
 const POCKETBASE_LISTS: f64 = 1300.0;
 
-#[derive(Clone, Copy)]
-struct Timing {
-    warmup: Duration,
-    run: Duration,
-}
-
 // ---------------------------------------------------------- documents --
 
 /// splitmix64's finalizer: a bijection, so distinct inputs never collide.
@@ -169,65 +164,6 @@ fn city_filter(i: u64) -> String {
 }
 
 // ------------------------------------------------------------ measuring --
-
-/// Requests per second and the latency of those counted.
-#[derive(Clone, Copy)]
-struct Figure {
-    rate: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-/// Runs `op(worker)` in a loop from `workers` concurrent tasks for
-/// `warmup + run`; operations per second over `run`. The first error stops
-/// every task and is returned: a benchmark that counts failures as work
-/// would be measuring the wrong thing.
-async fn measure<F, Fut>(workers: usize, timing: Timing, op: F) -> anyhow::Result<Figure>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let op = Arc::new(op);
-    let failed = Arc::new(AtomicBool::new(false));
-    let counting_from = Instant::now() + timing.warmup;
-    let end = counting_from + timing.run;
-    let mut tasks = Vec::with_capacity(workers);
-    for worker in 0..workers {
-        let op = op.clone();
-        let failed = failed.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies: Vec<Duration> = Vec::new();
-            while Instant::now() < end && !failed.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                if let Err(e) = op(worker).await {
-                    failed.store(true, Ordering::Relaxed);
-                    return Err(e);
-                }
-                if started >= counting_from {
-                    latencies.push(started.elapsed());
-                }
-                tokio::task::yield_now().await;
-            }
-            anyhow::Ok(latencies)
-        }));
-    }
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
-    let rate = latencies.len() as f64 / counting_from.elapsed().as_secs_f64();
-    ensure!(
-        !latencies.is_empty(),
-        "nothing completed in the measurement"
-    );
-    latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
-    Ok(Figure {
-        rate,
-        p50: at(0.50),
-        p99: at(0.99),
-    })
-}
 
 /// One target's figures (`health` only over HTTP).
 struct Figures {

@@ -15,10 +15,8 @@
 //!
 //! Run: `cargo run --release -p bunbase-tests --features bench --bin kms-bench`
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -32,6 +30,7 @@ use bunbase_core::kms::{Kms, KmsLimits, KmsMetrics, KmsStore};
 use bunbase_core::metrics::Registry;
 use bunbase_shells::bunkms::{self, KmsState};
 use bunbase_shells::kit::{self, ServerConfig, Shutdown};
+use bunbase_tests::bench::{Timing, measure};
 use bytes::Bytes;
 use clap::Parser;
 use reqwest::header::CONTENT_TYPE;
@@ -69,55 +68,7 @@ const TOKEN: &str = "bench-token-000000000000000001";
 const VAULT_ENCRYPT: f64 = 1785.4;
 const VAULT_DECRYPT: f64 = 1805.9;
 
-#[derive(Clone, Copy)]
-struct Timing {
-    warmup: Duration,
-    run: Duration,
-}
-
 // ------------------------------------------------------------ measuring --
-
-/// Runs `op(worker)` in a loop from `workers` concurrent tasks for
-/// `warmup + run`; operations per second over `run`. The first error stops
-/// every task and is returned: a benchmark that counts failures as work
-/// would be measuring the wrong thing.
-async fn measure<F, Fut>(workers: usize, timing: Timing, op: F) -> anyhow::Result<f64>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let op = Arc::new(op);
-    let failed = Arc::new(AtomicBool::new(false));
-    let counting_from = Instant::now() + timing.warmup;
-    let end = counting_from + timing.run;
-    let mut tasks = Vec::with_capacity(workers);
-    for worker in 0..workers {
-        let op = op.clone();
-        let failed = failed.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut done = 0u64;
-            while Instant::now() < end && !failed.load(Ordering::Relaxed) {
-                if let Err(e) = op(worker).await {
-                    failed.store(true, Ordering::Relaxed);
-                    return Err(e);
-                }
-                if Instant::now() >= counting_from {
-                    done += 1;
-                }
-                // The in-memory path never waits on anything; without this
-                // two tasks would hold both workers and the other N-2 would
-                // never run, which is not "N concurrent callers".
-                tokio::task::yield_now().await;
-            }
-            anyhow::Ok(done)
-        }));
-    }
-    let mut total = 0;
-    for task in tasks {
-        total += task.await??;
-    }
-    Ok(total as f64 / counting_from.elapsed().as_secs_f64())
-}
 
 /// Runs `op` back to back on this thread for `warmup + run`; operations
 /// per second over `run`.
@@ -220,7 +171,8 @@ async fn core_api(
         }
     })
     .await
-    .context("core API encrypt")?;
+    .context("core API encrypt")?
+    .rate;
     let c = core.clone();
     let decrypt = measure(args.clients, timing, move |_| {
         let c = c.clone();
@@ -232,7 +184,8 @@ async fn core_api(
         }
     })
     .await
-    .context("core API decrypt")?;
+    .context("core API decrypt")?
+    .rate;
     Ok((encrypt, decrypt))
 }
 
@@ -400,9 +353,9 @@ async fn http(base: &str, args: &Args, timing: Timing) -> anyhow::Result<HttpFig
     })
     .await?;
     Ok(HttpFigures {
-        health,
-        encrypt,
-        decrypt,
+        health: health.rate,
+        encrypt: encrypt.rate,
+        decrypt: decrypt.rate,
     })
 }
 
