@@ -566,12 +566,12 @@ impl Bundoc {
             let collection = self.definition(project, collection).await?;
             check_id(&json!(id))?;
             let stored = self.inner.store.get(project, &collection.name, id).await?;
-            let resource = stored.clone().unwrap_or(Value::Null);
+            let resource = stored.as_ref().unwrap_or(&Value::Null);
             Self::check_rule(
                 &caller,
                 &collection,
                 Operation::Read,
-                &resource,
+                resource,
                 &Value::Null,
             )?;
             let mut doc = stored.ok_or_else(|| {
@@ -816,7 +816,7 @@ impl Bundoc {
         {
             return Err(missing());
         }
-        let resource = stored.clone().unwrap_or(Value::Null);
+        let resource = stored.as_ref().unwrap_or(&Value::Null);
         let (version, expect) = match &stored {
             Some(doc) => {
                 let v = doc["_version"].as_u64().unwrap_or(0);
@@ -862,7 +862,7 @@ impl Bundoc {
                 caller,
                 collection,
                 Operation::Delete,
-                &resource,
+                resource,
                 &Value::Null,
             )?;
             return Ok(Prepared {
@@ -889,7 +889,7 @@ impl Bundoc {
         } else {
             Operation::Create
         };
-        Self::check_rule(caller, collection, rule_op, &resource, &request)?;
+        Self::check_rule(caller, collection, rule_op, resource, &request)?;
         if let Some(schema) = &collection.schema {
             schema.validate(&request)?;
         }
