@@ -34,16 +34,14 @@ mod service;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod watch;
 
 pub use crypt::KMS_KEY;
 pub use metrics::DocsMetrics;
 pub use model::{Collection, Operation};
 pub use plan::Stats;
 pub use query::{Page, Query};
-pub use service::{Bundoc, Change, DocsLimits, WriteOp, changes_topic};
+pub use service::{Bundoc, Change, DocsLimits, Watch, WatchEvent, WriteOp, changes_topic};
 pub use store::{DocStore, Quota, Usage};
-pub use watch::{Watch, WatchEvent};
 
 #[cfg(test)]
 mod service_tests;

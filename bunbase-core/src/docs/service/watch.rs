@@ -15,10 +15,12 @@ use futures_util::{Stream, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::model::Collection;
-use super::query::{MAX_LIMIT, Query};
-use super::service::{Bundoc, Caller, Change, changes_topic};
+use super::access::Caller;
+use super::bundoc::Bundoc;
+use super::commit::{Change, changes_topic};
 use crate::auth::{Access, Principal};
+use crate::docs::model::{Collection, Operation};
+use crate::docs::query::{MAX_LIMIT, Query};
 use crate::error::Error;
 use crate::events::{Delivery, Subscription, TopicFilter};
 use crate::id::ProjectId;
@@ -296,7 +298,7 @@ impl Watcher {
                 && Bundoc::allowed(
                     &self.caller,
                     &self.collection,
-                    super::model::Operation::List,
+                    Operation::List,
                     d,
                     &Value::Null,
                 )

@@ -1,0 +1,193 @@
+//! Collection definitions: create, update (building new indexes over the
+//! stored documents), read, list, delete; and a project's usage.
+
+use serde_json::Value;
+
+use super::bundoc::Bundoc;
+use super::commit::refusal_error;
+use crate::auth::{Access, Principal};
+use crate::docs::index;
+use crate::docs::model::Collection;
+use crate::docs::store::{Expect, IndexEntry, Refusal, Usage};
+use crate::error::Error;
+use crate::id::ProjectId;
+
+impl Bundoc {
+    pub async fn create_collection(
+        &self,
+        who: &Principal,
+        project: &ProjectId,
+        body: &Value,
+    ) -> Result<Value, Error> {
+        let result = async {
+            who.authorize(project, Access::Admin)?;
+            let name = body
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Error::invalid("a collection needs a \"name\""))?;
+            let collection = Collection::parse(name, body, 1)?;
+            self.check_encryption(&collection)?;
+            let existing = self.inner.store.collections(project).await?;
+            if existing.len() >= self.inner.limits.max_collections {
+                return Err(Error::QuotaExceeded(format!(
+                    "a project has at most {} collections",
+                    self.inner.limits.max_collections
+                )));
+            }
+            self.inner
+                .store
+                .put_collection(
+                    project,
+                    name,
+                    &collection.definition(),
+                    Expect::Absent,
+                    &[],
+                    None,
+                )
+                .await
+                .map_err(|r| match r {
+                    Refusal::Changed { .. } => {
+                        Error::AlreadyExists(format!("collection {name} exists"))
+                    }
+                    other => refusal_error(other),
+                })?;
+            self.forget_definition(project, name);
+            Ok(collection.describe())
+        }
+        .await;
+        self.counted("create_collection", result)
+    }
+
+    /// Replaces a collection's indexes, schema, rules and scan policy
+    /// (encrypted fields are fixed at creation). New indexes are built
+    /// over the stored documents in the same transaction.
+    pub async fn update_collection(
+        &self,
+        who: &Principal,
+        project: &ProjectId,
+        name: &str,
+        body: &Value,
+    ) -> Result<Value, Error> {
+        let result = async {
+            who.authorize(project, Access::Admin)?;
+            if body.get("name").is_some_and(|n| n != name) {
+                return Err(Error::invalid("a collection can't be renamed"));
+            }
+            self.forget_definition(project, name);
+            let old = self.definition(project, name).await?;
+            let new = Collection::parse(name, body, old.version + 1)?;
+            if new.encrypted != old.encrypted {
+                return Err(Error::invalid(
+                    "encrypted fields are fixed when a collection is created",
+                ));
+            }
+            let dropped: Vec<String> = old
+                .indexes
+                .iter()
+                .filter(|i| !new.indexes.contains(i))
+                .map(|i| i.name.clone())
+                .collect();
+            let added: Vec<_> = new
+                .indexes
+                .iter()
+                .filter(|i| !old.indexes.contains(i))
+                .cloned()
+                .collect();
+            let build = |doc: &Value| -> Result<Vec<IndexEntry>, Error> {
+                let mut out = Vec::new();
+                for index in &added {
+                    out.extend(index::index_entries(index, doc)?);
+                }
+                Ok(out)
+            };
+            self.inner
+                .store
+                .put_collection(
+                    project,
+                    name,
+                    &new.definition(),
+                    Expect::Version(old.version),
+                    &dropped,
+                    (!added.is_empty()).then_some(&build as _),
+                )
+                .await
+                .map_err(|r| match r {
+                    Refusal::Changed { .. } => Error::Conflict(format!(
+                        "collection {name} changed meanwhile; read it and try again"
+                    )),
+                    Refusal::Duplicate { index } => Error::Conflict(format!(
+                        "unique index {index} can't be built: two documents have the same value"
+                    )),
+                    other => refusal_error(other),
+                })?;
+            self.forget_definition(project, name);
+            Ok(new.describe())
+        }
+        .await;
+        self.counted("update_collection", result)
+    }
+
+    pub async fn get_collection(
+        &self,
+        who: &Principal,
+        project: &ProjectId,
+        name: &str,
+    ) -> Result<Value, Error> {
+        let result = async {
+            who.authorize(project, Access::Read)?;
+            self.forget_definition(project, name);
+            Ok(self.definition(project, name).await?.describe())
+        }
+        .await;
+        self.counted("get_collection", result)
+    }
+
+    pub async fn list_collections(
+        &self,
+        who: &Principal,
+        project: &ProjectId,
+    ) -> Result<Vec<Value>, Error> {
+        let result = async {
+            who.authorize(project, Access::Read)?;
+            self.inner
+                .store
+                .collections(project)
+                .await?
+                .into_iter()
+                .map(|s| Collection::parse(&s.name, &s.definition, s.version).map(|c| c.describe()))
+                .collect()
+        }
+        .await;
+        self.counted("list_collections", result)
+    }
+
+    pub async fn delete_collection(
+        &self,
+        who: &Principal,
+        project: &ProjectId,
+        name: &str,
+    ) -> Result<(), Error> {
+        let result = async {
+            who.authorize(project, Access::Admin)?;
+            let deleted = self.inner.store.delete_collection(project, name).await?;
+            self.forget_definition(project, name);
+            if !deleted {
+                return Err(Error::NotFound(format!(
+                    "no collection {name} in project {project}"
+                )));
+            }
+            Ok(())
+        }
+        .await;
+        self.counted("delete_collection", result)
+    }
+
+    pub async fn usage(&self, who: &Principal, project: &ProjectId) -> Result<Usage, Error> {
+        let result = async {
+            who.authorize(project, Access::Read)?;
+            self.inner.store.usage(project).await
+        }
+        .await;
+        self.counted("usage", result)
+    }
+}
