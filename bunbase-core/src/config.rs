@@ -5,7 +5,7 @@
 //! which refuses files other users can read.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 
@@ -86,6 +86,87 @@ pub fn parse_size(raw: &str) -> Result<usize, Error> {
         .ok_or_else(|| Error::invalid(format!("size {raw:?} is too large")))
 }
 
+/// Where a service keeps its relational data, named by one URL that every
+/// service reads the same way:
+///
+/// - `memory`: in this process only, lost at exit (tests);
+/// - `postgres://…` or `postgresql://…`: a Postgres server;
+/// - `sqlite://PATH`, `sqlite:PATH` or a plain file path: a SQLite file.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    Memory,
+    Sqlite(PathBuf),
+    /// The whole URL, which may carry a password.
+    Postgres(Secret),
+}
+
+impl StoreUrl {
+    pub fn parse(raw: &str) -> Result<StoreUrl, Error> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(Error::invalid(
+                "empty store URL: give postgres://…, sqlite://PATH, a file path or memory",
+            ));
+        }
+        if raw == "memory" {
+            return Ok(StoreUrl::Memory);
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(StoreUrl::Postgres(Secret::new(raw)));
+        }
+        if let Some(path) = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(Error::invalid("sqlite: store URL without a file path"));
+            }
+            return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
+        }
+        if let Some((scheme, _)) = raw.split_once("://") {
+            return Err(Error::invalid(format!(
+                "unsupported store URL scheme {scheme:?}: give postgres://…, sqlite://PATH, a file path or memory"
+            )));
+        }
+        Ok(StoreUrl::Sqlite(PathBuf::from(raw)))
+    }
+
+    /// The configured URL, else the SQLite file `file` in `dir` (which is
+    /// created if missing; a configured path's directory must exist).
+    pub fn or_file(configured: Option<&Secret>, dir: &Path, file: &str) -> Result<StoreUrl, Error> {
+        match configured {
+            Some(url) => StoreUrl::parse(url.expose()),
+            None => StoreUrl::in_dir(dir, file),
+        }
+    }
+
+    /// The SQLite file `file` in `dir`, creating `dir` if missing.
+    pub fn in_dir(dir: &Path, file: &str) -> Result<StoreUrl, Error> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::invalid(format!("cannot create {}: {e}", dir.display())))?;
+        Ok(StoreUrl::Sqlite(dir.join(file)))
+    }
+
+    /// Which kind of store, for logs and banners.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreUrl::Memory => "memory",
+            StoreUrl::Sqlite(_) => "SQLite",
+            StoreUrl::Postgres(_) => "Postgres",
+        }
+    }
+}
+
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreUrl::Memory => f.write_str("Memory"),
+            StoreUrl::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            StoreUrl::Postgres(_) => f.write_str("Postgres(***)"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +206,46 @@ mod tests {
     #[test]
     fn secrets_do_not_debug_print() {
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
+    }
+
+    #[test]
+    fn store_urls_parse_one_way() {
+        assert_eq!(StoreUrl::parse("memory").unwrap(), StoreUrl::Memory);
+        for url in ["postgres://u:p@h/db", "postgresql://h/db"] {
+            assert_eq!(
+                StoreUrl::parse(url).unwrap(),
+                StoreUrl::Postgres(Secret::new(url))
+            );
+        }
+        for (raw, path) in [
+            ("sqlite:///var/lib/a.db", "/var/lib/a.db"),
+            ("sqlite:a.db", "a.db"),
+            ("data/a.db", "data/a.db"),
+            (" /abs/b.db ", "/abs/b.db"),
+        ] {
+            assert_eq!(
+                StoreUrl::parse(raw).unwrap(),
+                StoreUrl::Sqlite(PathBuf::from(path)),
+                "{raw}"
+            );
+        }
+        for bad in ["", "  ", "mysql://h/db", "sqlite://", "redis://h"] {
+            assert!(StoreUrl::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            format!(
+                "{:?}",
+                StoreUrl::parse("postgres://u:hunter2@h/db").unwrap()
+            ),
+            "Postgres(***)"
+        );
+        let dir = std::env::temp_dir().join(format!("bb-store-{}", crate::id::random_hex(4)));
+        assert_eq!(
+            StoreUrl::or_file(None, &dir, "x.db").unwrap(),
+            StoreUrl::Sqlite(dir.join("x.db"))
+        );
+        assert!(dir.is_dir(), "the default file's directory is made");
+        std::fs::remove_dir(&dir).ok();
     }
 
     #[test]

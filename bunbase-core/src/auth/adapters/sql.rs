@@ -733,18 +733,3 @@ pub mod postgres {
 
     identity_store!(PostgresStore, sqlx::PgPool, sqlx::postgres::PgRow);
 }
-
-/// Opens the identity store a URL names: `postgres://…` (Postgres) or
-/// `sqlite://PATH` / a plain path (SQLite file).
-pub async fn open(url: &str) -> Result<std::sync::Arc<dyn crate::auth::IdentityStore>, Error> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(std::sync::Arc::new(
-            postgres::PostgresStore::connect(url).await?,
-        ))
-    } else {
-        let path = url.strip_prefix("sqlite://").unwrap_or(url);
-        Ok(std::sync::Arc::new(
-            sqlite::SqliteStore::open(std::path::Path::new(path)).await?,
-        ))
-    }
-}
