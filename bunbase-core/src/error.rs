@@ -77,6 +77,51 @@ impl ErrorCode {
         }
     }
 
+    /// Whether the same request may succeed later unchanged (the server or
+    /// a dependency was down, busy or failed), so a client should retry.
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::Unavailable | ErrorCode::RateLimited | ErrorCode::Internal
+        )
+    }
+
+    /// The HTTP status of an error response with this code: the one mapping
+    /// the HTTP shells answer with and the HTTP client reads back.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::NotFound => 404,
+            ErrorCode::AlreadyExists => 409,
+            ErrorCode::InvalidInput => 400,
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::PermissionDenied => 403,
+            ErrorCode::Conflict => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            // 507: the request is fine, the project's storage is full.
+            ErrorCode::QuotaExceeded => 507,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+
+    /// The code an HTTP error status stands for when the response carries
+    /// no platform error body (axum's rejections, a proxy's 502).
+    pub fn from_http_status(status: u16) -> ErrorCode {
+        match status {
+            401 => ErrorCode::Unauthenticated,
+            403 => ErrorCode::PermissionDenied,
+            404 => ErrorCode::NotFound,
+            409 => ErrorCode::Conflict,
+            413 => ErrorCode::PayloadTooLarge,
+            429 => ErrorCode::RateLimited,
+            507 => ErrorCode::QuotaExceeded,
+            408 | 502..=504 => ErrorCode::Unavailable,
+            400..=499 => ErrorCode::InvalidInput,
+            _ => ErrorCode::Internal,
+        }
+    }
+
     /// The platform code a gRPC status code stands for (the stable code
     /// itself travels in the status details when we sent it).
     pub fn from_grpc_code(code: i32) -> ErrorCode {
@@ -180,6 +225,22 @@ impl Error {
         }
     }
 
+    /// The same error, its message prefixed with what was being done
+    /// (`opening the document store: …`).
+    pub fn context(self, doing: impl fmt::Display) -> Error {
+        match self {
+            Error::RateLimited {
+                message,
+                retry_after,
+            } => Error::RateLimited {
+                message: format!("{doing}: {message}"),
+                retry_after,
+            },
+            Error::Internal(detail) => Error::Internal(format!("{doing}: {detail}")),
+            other => Error::from_code(other.code(), format!("{doing}: {other}")),
+        }
+    }
+
     pub fn not_found(what: impl fmt::Display) -> Error {
         Error::NotFound(format!("{what} not found"))
     }
@@ -194,6 +255,60 @@ impl Error {
 
     pub fn unavailable(detail: impl fmt::Display) -> Error {
         Error::Unavailable(detail.to_string())
+    }
+}
+
+/// An error as it travels over HTTP:
+/// `{"error":{"code":"not_found","message":"…"}}`. The shells write it, the
+/// client reads it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorDetail {
+    /// An [`ErrorCode`] name (kept as text so that a newer server's code
+    /// still parses).
+    pub code: String,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.as_str().to_string(),
+                message: message.into(),
+            },
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl Error {
+    /// The error an HTTP error response stands for: its platform body when
+    /// it has one, else the code of its status.
+    pub fn from_http(status: u16, body: &str, retry_after: Option<Duration>) -> Error {
+        let parsed = serde_json::from_str::<ErrorBody>(body)
+            .ok()
+            .and_then(|b| Some((ErrorCode::parse(&b.error.code)?, b.error.message)));
+        let (code, message) = parsed.unwrap_or_else(|| {
+            (
+                ErrorCode::from_http_status(status),
+                format!("HTTP {status}"),
+            )
+        });
+        match code {
+            ErrorCode::RateLimited => Error::RateLimited {
+                message,
+                retry_after,
+            },
+            _ => Error::from_code(code, message),
+        }
     }
 }
 
@@ -214,6 +329,50 @@ mod tests {
             assert_eq!(Error::from_code(code, "x").code(), code);
         }
         assert_eq!(ErrorCode::parse("nope"), None);
+    }
+
+    #[test]
+    fn every_code_round_trips_through_http() {
+        for code in ErrorCode::ALL {
+            let status = code.http_status();
+            assert!((400..600).contains(&status), "{code}");
+            let body = ErrorBody::new(code, "why").to_json();
+            let back = Error::from_http(status, &body, None);
+            assert_eq!(back.code(), code);
+            assert_eq!(
+                back.to_string(),
+                if code == ErrorCode::Internal {
+                    "internal error: why"
+                } else {
+                    "why"
+                }
+            );
+            // Without a body, statuses unique to a code still map back to it.
+            if !matches!(code, ErrorCode::AlreadyExists) {
+                assert_eq!(ErrorCode::from_http_status(status), code, "{status}");
+            }
+        }
+        assert_eq!(ErrorCode::from_http_status(502), ErrorCode::Unavailable);
+        assert_eq!(ErrorCode::from_http_status(418), ErrorCode::InvalidInput);
+        let limited = Error::from_http(429, "", Some(Duration::from_secs(3)));
+        assert!(
+            matches!(limited, Error::RateLimited { retry_after: Some(d), .. } if d.as_secs() == 3)
+        );
+        // A newer server's unknown code falls back to the status.
+        let unknown = r#"{"error":{"code":"teapot","message":"m"}}"#;
+        assert_eq!(
+            Error::from_http(503, unknown, None).code(),
+            ErrorCode::Unavailable
+        );
+    }
+
+    #[test]
+    fn context_keeps_the_code() {
+        let err = Error::invalid("bad path").context("opening the store");
+        assert_eq!(err.code(), ErrorCode::InvalidInput);
+        assert_eq!(err.to_string(), "opening the store: bad path");
+        let err = Error::internal("disk").context("saving");
+        assert_eq!(err.to_string(), "internal error: saving: disk");
     }
 
     #[test]

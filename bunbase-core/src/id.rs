@@ -47,6 +47,15 @@ pub fn validate_slug(what: &str, value: &str, max_len: usize) -> Result<(), Erro
     Ok(())
 }
 
+/// A project id reads as the text it is (`&project.id` where a `&str` is
+/// wanted).
+impl std::ops::Deref for ProjectId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for ProjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -171,7 +171,7 @@ impl KeyKind {
 }
 
 /// A project API key. The key itself is shown once; only its hash is kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKey {
     pub id: String,
     pub project: ProjectId,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::jwt::{self, Claims, KeyRing};
 use super::metrics::AuthMetrics;
@@ -48,23 +48,49 @@ impl Default for IdentityConfig {
     }
 }
 
-/// Tokens handed out by sign-up, sign-in and refresh.
-#[derive(Debug, Clone, Serialize)]
+/// Tokens handed out by sign-up, sign-in and refresh (the client reads
+/// them back).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssuedTokens {
     pub access_token: String,
     pub refresh_token: String,
-    pub token_type: &'static str,
+    pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
 }
 
 /// A freshly created API key: the only time `secret` is visible.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewKey {
     #[serde(flatten)]
     pub key: ApiKey,
     #[serde(rename = "key")]
     pub secret: String,
+}
+
+/// What an admin sees of an end user: never the password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub id: String,
+    pub email: String,
+    pub created_at: u64,
+}
+
+impl UserInfo {
+    fn of(user: &EndUser) -> UserInfo {
+        UserInfo {
+            id: user.id.clone(),
+            email: user.email.to_string(),
+            created_at: user.created_at,
+        }
+    }
+}
+
+/// One page of a project's end users; pass `next` as `after` for the next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsersPage {
+    pub users: Vec<UserInfo>,
+    pub next: Option<String>,
 }
 
 /// Who a sign-up/in is for: the platform's accounts, or one project's users.
@@ -342,7 +368,7 @@ impl Identity {
         Ok(IssuedTokens {
             access_token,
             refresh_token,
-            token_type: "Bearer",
+            token_type: "Bearer".to_string(),
             expires_in: ttl,
         })
     }
@@ -934,17 +960,51 @@ impl Identity {
 
     // ---------------------------------------------------------- end users
 
-    /// A project's users, for its admins (accounts with the admin right or
-    /// secret keys).
+    /// The project an end user's call is for, from the project key it
+    /// carries (the `apikey` header): a publishable or secret key of that
+    /// very project. Account and end-user tokens are refused before they
+    /// are resolved (they would otherwise answer 403 for non-members).
+    pub async fn project_key(&self, key: &str, project: &ProjectId) -> Result<ProjectId, Error> {
+        let not_a_key =
+            || Error::Unauthenticated("the apikey header must hold a project key".into());
+        if !(key.starts_with("bb_pk_") || key.starts_with("bb_sk_")) {
+            return Err(not_a_key());
+        }
+        let principal = self.resolve(key, project).await?;
+        if !matches!(
+            principal.kind,
+            PrincipalKind::PublishableKey | PrincipalKind::SecretKey
+        ) {
+            return Err(not_a_key());
+        }
+        if &principal.project != project {
+            return Err(Error::PermissionDenied(format!(
+                "this key is not for project {project}"
+            )));
+        }
+        Ok(principal.project)
+    }
+
+    /// A page of a project's users by id, after `after`, for its admins
+    /// (accounts with the admin right or secret keys). `limit` is kept to
+    /// 1..=1000; `next` is set when the page is full.
     pub async fn users(
         &self,
         who: &Principal,
         project: &ProjectId,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<EndUser>, Error> {
+    ) -> Result<UsersPage, Error> {
         who.authorize(project, super::Access::Admin)?;
-        self.auth.users(project, after, limit.clamp(1, 1000)).await
+        let limit = limit.clamp(1, 1000);
+        let users = self.auth.users(project, after, limit).await?;
+        let next = (users.len() == limit)
+            .then(|| users.last().map(|u| u.id.clone()))
+            .flatten();
+        Ok(UsersPage {
+            users: users.iter().map(UserInfo::of).collect(),
+            next,
+        })
     }
 
     pub async fn delete_user(

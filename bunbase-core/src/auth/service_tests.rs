@@ -398,6 +398,7 @@ async fn every_credential_resolves_to_its_own_project_only() {
         id.users(&owner_principal, &a, None, 10)
             .await
             .unwrap()
+            .users
             .len(),
         1
     );

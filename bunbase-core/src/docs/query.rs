@@ -62,8 +62,8 @@ struct Raw {
     fields: Option<Vec<String>>,
 }
 
-/// A page of results (as the API answers it).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// A page of results (as the API answers it; the client reads it back).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Page {
     pub documents: Vec<Value>,
     /// Pass back as `cursor` for the next page; `None` at the end.

@@ -86,7 +86,7 @@ impl From<Error> for Refusal {
 }
 
 /// What a project stores: documents and their bytes (compact JSON).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     pub documents: u64,
     pub bytes: u64,

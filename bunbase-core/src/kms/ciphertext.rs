@@ -63,6 +63,19 @@ impl Ciphertext {
         Ok(out)
     }
 
+    /// Refuses a ciphertext of another key than `name` (a request names
+    /// the key it means; the ciphertext names the key that sealed it).
+    pub fn expect_key(bytes: &[u8], name: &str) -> Result<(), Error> {
+        let parsed = Ciphertext::decode(bytes)?;
+        if parsed.key != name {
+            return Err(Error::invalid(format!(
+                "this ciphertext belongs to key {}, not {name}",
+                parsed.key
+            )));
+        }
+        Ok(())
+    }
+
     /// Parses a ciphertext, with an error that says what is wrong with it.
     pub fn decode(bytes: &[u8]) -> Result<Ciphertext, Error> {
         let bad = |what: &str| Error::invalid(format!("not a BunKMS ciphertext: {what}"));

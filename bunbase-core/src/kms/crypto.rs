@@ -74,6 +74,22 @@ impl Algorithm {
         }
     }
 
+    /// The algorithm a new key of `purpose` gets: the one named, which must
+    /// serve that purpose, else the purpose's default.
+    pub fn for_purpose(purpose: Purpose, named: Option<&str>) -> Result<Algorithm, Error> {
+        let Some(name) = named else {
+            return Ok(Algorithm::default_for(purpose));
+        };
+        let algorithm = Algorithm::parse(name)?;
+        if algorithm.purpose() != purpose {
+            return Err(Error::invalid(format!(
+                "{} is not a {purpose:?} algorithm",
+                algorithm.name()
+            )));
+        }
+        Ok(algorithm)
+    }
+
     /// The algorithm a purpose gets when none is named.
     pub fn default_for(purpose: Purpose) -> Algorithm {
         match purpose {
@@ -239,6 +255,21 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_named_algorithm_must_serve_the_purpose() {
+        assert_eq!(
+            Algorithm::for_purpose(Purpose::Sign, None).unwrap(),
+            Algorithm::Ed25519
+        );
+        assert_eq!(
+            Algorithm::for_purpose(Purpose::Sign, Some("ecdsa-p256-sha256")).unwrap(),
+            Algorithm::EcdsaP256
+        );
+        let err = Algorithm::for_purpose(Purpose::Encrypt, Some("HMAC-SHA256")).unwrap_err();
+        assert!(err.to_string().contains("not a Encrypt algorithm"), "{err}");
+        assert!(Algorithm::for_purpose(Purpose::Mac, Some("rot13")).is_err());
+    }
 
     #[test]
     fn aes_gcm_round_trips_and_detects_every_change() {

@@ -35,5 +35,5 @@ mod service_tests;
 pub use keys::{DataKey, Keys, LocalKeys};
 pub use metrics::KmsMetrics;
 pub use model::{AuditQuery, Key, KeyInfo, KeyState, SecretInfo};
-pub use service::{Kms, KmsLimits, Sealed};
+pub use service::{AuditPage, Kms, KmsLimits, Sealed};
 pub use store::KmsStore;

@@ -1,7 +1,7 @@
 //! What BunKMS stores: keys with their versions (material wrapped by the
 //! master key), secrets with their versions, and audit records.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::crypto::{Algorithm, Purpose};
 use crate::error::Error;
@@ -27,7 +27,7 @@ pub fn check_name(what: &str, name: &str) -> Result<(), Error> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyState {
     Enabled,
@@ -102,7 +102,7 @@ impl Key {
         KeyInfo {
             name: self.name.clone(),
             purpose: self.purpose(),
-            algorithm: self.algorithm.name(),
+            algorithm: self.algorithm.name().to_string(),
             state: self.state,
             primary_version: self.primary,
             versions: self
@@ -126,26 +126,29 @@ impl Key {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One version of a key as the API shows it (the client reads it back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionInfo {
     pub version: u32,
     pub created_at: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Signing keys' public key, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A key as the API shows it: never its material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyInfo {
     pub name: String,
     pub purpose: Purpose,
-    pub algorithm: &'static str,
+    pub algorithm: String,
     pub state: KeyState,
     pub primary_version: u32,
     pub versions: Vec<VersionInfo>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation_period_secs: Option<u64>,
     pub last_rotated_at: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_at: Option<u64>,
     pub created_at: u64,
     /// End users of the project may use it.
@@ -169,7 +172,7 @@ impl std::fmt::Debug for SecretVersion {
 }
 
 /// A secret's name and history, never its value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretInfo {
     pub name: String,
     pub latest_version: u32,

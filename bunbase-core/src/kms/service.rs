@@ -45,6 +45,13 @@ impl Default for KmsLimits {
     }
 }
 
+/// One page of an audit log; pass `next_after` as `after` for the next.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuditPage {
+    pub records: Vec<AuditRecord>,
+    pub next_after: Option<u64>,
+}
+
 /// An encryption's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
@@ -833,16 +840,25 @@ impl Kms {
 
     // ---- audit ----
 
+    /// A page of the project's audit log (`limit` kept to 1..=1000);
+    /// `next_after` is set when the page is full.
     pub async fn audit(
         &self,
         who: &Principal,
         project: &ProjectId,
         query: &AuditQuery,
-    ) -> Result<Vec<AuditRecord>, Error> {
+    ) -> Result<AuditPage, Error> {
         who.authorize(project, Access::Read)?;
         let mut query = query.clone();
         query.limit = query.limit.clamp(1, 1000);
-        self.store.audit(project, &query).await
+        let records = self.store.audit(project, &query).await?;
+        let next_after = (records.len() == query.limit)
+            .then(|| records.last().map(|r| r.seq))
+            .flatten();
+        Ok(AuditPage {
+            records,
+            next_after,
+        })
     }
 
     /// Checks the project's whole audit chain: how many records, or where

@@ -393,7 +393,8 @@ async fn every_operation_is_audited_and_the_chain_verifies() {
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .records;
     let summary: Vec<(String, String)> = records
         .iter()
         .map(|r| (r.entry.operation.clone(), r.entry.result.clone()))
@@ -421,7 +422,8 @@ async fn every_operation_is_audited_and_the_chain_verifies() {
         )
         .await
         .unwrap();
-    assert_eq!(by_key.len(), 1);
+    assert_eq!(by_key.records.len(), 1);
+    assert_eq!(by_key.next_after, None);
     assert_eq!(kms.verify_audit(&a, &alpha).await.unwrap(), Ok(4));
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::metrics::KvMetrics;
 use super::store::{Condition, KvStore, MAX_KEY_LEN, PutOptions, Quota, Revision, Usage};
@@ -52,15 +52,16 @@ pub struct PutRequest {
     pub condition: Condition,
 }
 
-/// One page of keys.
-#[derive(Debug, Clone, Serialize)]
+/// One page of keys (as the API answers it; the client reads it back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyPage {
     pub keys: Vec<String>,
     /// Pass back for the next page; `None` when the scan is complete.
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A project's usage against its quota.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageReport {
     pub keys: u64,
     pub bytes: u64,

@@ -23,6 +23,28 @@ pub enum Condition {
     IfPresent,
 }
 
+impl Condition {
+    /// `absent` (create only) or `present` (update only), as the API takes
+    /// them.
+    pub fn parse(raw: &str) -> Result<Condition, Error> {
+        match raw {
+            "absent" => Ok(Condition::IfAbsent),
+            "present" => Ok(Condition::IfPresent),
+            other => Err(Error::invalid(format!(
+                "if must be absent or present, not {other:?}"
+            ))),
+        }
+    }
+
+    /// Why a put under this condition wrote nothing.
+    pub fn refusal(self, key: &str) -> String {
+        match self {
+            Condition::IfAbsent => format!("key {key:?} already exists"),
+            _ => format!("key {key:?} does not exist"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PutOptions {
     pub ttl: Option<Duration>,

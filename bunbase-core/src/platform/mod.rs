@@ -7,5 +7,5 @@
 mod model;
 mod store;
 
-pub use model::{Member, Project, Role};
+pub use model::{Member, Project, ProjectView, Role};
 pub use store::ProjectStore;

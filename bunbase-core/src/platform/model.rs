@@ -15,6 +15,27 @@ pub struct Project {
     pub created_at: u64,
 }
 
+/// A project as one of its members sees it: with the member's role (as the
+/// Platform API answers it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectView {
+    pub id: ProjectId,
+    pub name: String,
+    pub created_at: u64,
+    pub role: Role,
+}
+
+impl ProjectView {
+    pub fn new(project: &Project, role: Role) -> ProjectView {
+        ProjectView {
+            id: project.id.clone(),
+            name: project.name.clone(),
+            created_at: project.created_at,
+            role,
+        }
+    }
+}
+
 impl Project {
     pub const MAX_NAME_CHARS: usize = 100;
 
