@@ -20,13 +20,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bunbase_core::{Error, ErrorCode};
+use bunbase_core::Error;
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::http::{Client, check, segment, transport};
 use crate::sse::SseParser;
+use crate::transport::{Client, check, segment, transport};
 
 /// Collections of a project: create, read, update, delete definitions.
 pub struct CollectionsClient {
@@ -42,22 +42,32 @@ pub struct DocsCollection {
     name: String,
 }
 
-/// A page of documents.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct DocPage {
-    pub documents: Vec<Value>,
-    /// Pass to [`Find::after`] for the next page; `None` at the end.
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-pub struct DocsUsage {
-    pub documents: u64,
-    pub bytes: u64,
-}
+/// A page of documents: pass `next_cursor` to [`Find::after`] for the
+/// next one (`None` at the end). The type the server answers with.
+pub use bunbase_core::docs::Page as DocPage;
+/// Documents and bytes a project stores.
+pub use bunbase_core::docs::Usage as DocsUsage;
 
 fn project_url(client: &Client, project: &str) -> String {
     client.url(&format!("/bundoc/v1/projects/{}", segment(project)))
+}
+
+impl Client {
+    /// Bundoc (`/bundoc`): a collection of the project set with
+    /// [`Client::with_project`].
+    pub fn docs(&self, collection: &str) -> DocsCollection {
+        DocsCollection::new(self.clone(), self.project.clone(), collection)
+    }
+
+    /// Bundoc: a collection of `project`.
+    pub fn docs_in(&self, project: &str, collection: &str) -> DocsCollection {
+        DocsCollection::new(self.clone(), Some(project.to_string()), collection)
+    }
+
+    /// Bundoc: `project`'s collection definitions.
+    pub fn collections(&self, project: &str) -> CollectionsClient {
+        CollectionsClient::new(self.clone(), project)
+    }
 }
 
 impl CollectionsClient {
@@ -517,7 +527,7 @@ impl WatchState {
                         self.body = Some(body);
                         self.parser = SseParser::new();
                     }
-                    Err(e) if permanent(&e) => {
+                    Err(e) if !e.code().retryable() => {
                         self.done = true;
                         return Some(Err(e));
                     }
@@ -531,14 +541,6 @@ impl WatchState {
             }
         }
     }
-}
-
-/// Errors a retry can't fix.
-fn permanent(e: &Error) -> bool {
-    !matches!(
-        e.code(),
-        ErrorCode::Unavailable | ErrorCode::RateLimited | ErrorCode::Internal
-    )
 }
 
 impl Stream for DocWatch {

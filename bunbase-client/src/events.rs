@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bunbase_core::Error;
 use bunbase_core::events::{CloseReason, Event, Gap, TopicInfo};
-use bunbase_core::{Error, ErrorCode};
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
-use crate::http::{Client, check, segment, transport};
 use crate::sse::SseParser;
+use crate::transport::{Client, check, segment, transport};
 
 /// What a subscription stream yields.
 #[derive(Debug, Clone)]
@@ -27,6 +27,13 @@ pub enum StreamItem {
 #[derive(Clone)]
 pub struct EventsClient {
     client: Client,
+}
+
+impl Client {
+    /// Buncast (`/events`): publish and subscribe.
+    pub fn events(&self) -> EventsClient {
+        EventsClient::new(self.clone())
+    }
 }
 
 impl EventsClient {
@@ -188,7 +195,7 @@ impl StreamState {
                         self.body = Some(body);
                         self.parser = SseParser::new();
                     }
-                    Err(e) if is_permanent(&e) => {
+                    Err(e) if !e.code().retryable() => {
                         self.done = true;
                         return Some((Err(e), self));
                     }
@@ -278,16 +285,6 @@ async fn connect(client: &Client, url: &str, position: Option<u64>) -> Result<Bo
     }
     let response = check(request.send().await.map_err(transport)?).await?;
     Ok(Box::pin(response.bytes_stream()))
-}
-
-fn is_permanent(e: &Error) -> bool {
-    matches!(
-        e.code(),
-        ErrorCode::Unauthenticated
-            | ErrorCode::PermissionDenied
-            | ErrorCode::InvalidInput
-            | ErrorCode::NotFound
-    )
 }
 
 /// A subscription: an endless stream of events (see

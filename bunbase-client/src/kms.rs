@@ -6,7 +6,7 @@ use bunbase_core::Error;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::http::{Client, segment};
+use crate::transport::{Client, segment};
 
 pub struct KmsClient {
     client: Client,
@@ -77,6 +77,13 @@ fn sealed(value: &Value) -> Result<Sealed, Error> {
         key: value["key"].as_str().unwrap_or_default().to_string(),
         version: value["version"].as_u64().unwrap_or(0) as u32,
     })
+}
+
+impl Client {
+    /// BunKMS (`/kms`): keys, encryption, signatures, secrets, audit.
+    pub fn kms(&self) -> KmsClient {
+        KmsClient::new(self.clone())
+    }
 }
 
 impl KmsClient {

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 
 use crate::events::{EventStream, stream_at};
-use crate::http::{Client, check, segment, transport};
+use crate::transport::{Client, check, segment, transport};
 
 pub struct KvClient {
     client: Client,
@@ -31,20 +31,10 @@ pub struct Put {
     pub condition: PutCondition,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct KeyPage {
-    pub keys: Vec<String>,
-    /// Pass back for the next page; `None` when the scan is complete.
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct KvUsage {
-    pub keys: u64,
-    pub bytes: u64,
-    pub max_keys: u64,
-    pub max_bytes: u64,
-}
+/// One page of key names (the type the server answers with).
+pub use bunbase_core::kv::KeyPage;
+/// Keys and bytes a project stores, with its quota.
+pub use bunbase_core::kv::UsageReport as KvUsage;
 
 #[derive(Deserialize)]
 struct Written {
@@ -64,6 +54,13 @@ struct Counter {
 #[derive(Deserialize)]
 struct TimeToLive {
     ttl_ms: Option<u64>,
+}
+
+impl Client {
+    /// Bunder Manager (`/kv`): each project's key-value store.
+    pub fn kv(&self) -> KvClient {
+        KvClient::new(self.clone())
+    }
 }
 
 impl KvClient {

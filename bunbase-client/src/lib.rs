@@ -14,17 +14,17 @@
 mod docs;
 mod events;
 pub mod grpc;
-mod http;
 mod kms;
 mod kv;
 mod platform;
 pub mod sse;
+mod transport;
 
 pub use docs::{CollectionsClient, DocPage, DocWatch, DocsCollection, DocsUsage, Find, WatchFrame};
 pub use events::{EventStream, EventsClient, StreamItem};
-pub use http::Client;
 pub use kms::{DataKey, KmsClient, KmsKey, KmsKeyVersion, RemoteKeys, Sealed, SecretEntry};
 pub use kv::{KeyPage, KvClient, KvUsage, Put, PutCondition};
 pub use platform::{
     CreatedKey, EndUserAuth, KeyInfo, PlatformClient, ProjectInfo, Tokens, UsersPage,
 };
+pub use transport::Client;

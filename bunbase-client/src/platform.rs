@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::http::{Client, check, segment, transport};
+use crate::transport::{Client, check, segment, transport};
 
 /// Tokens from sign-up, sign-in and refresh.
 #[derive(Debug, Clone, Deserialize)]
@@ -61,6 +61,13 @@ pub struct UsersPage {
 #[derive(Clone)]
 pub struct PlatformClient {
     client: Client,
+}
+
+impl Client {
+    /// The Platform API (`/api`): accounts, projects, keys, end users.
+    pub fn platform(&self) -> PlatformClient {
+        PlatformClient::new(self.clone())
+    }
 }
 
 impl PlatformClient {

@@ -1,16 +1,16 @@
-use bunbase_core::{Error, ErrorCode};
-use reqwest::{RequestBuilder, Response, StatusCode};
-
-use crate::events::EventsClient;
+use bunbase_core::Error;
+use reqwest::{RequestBuilder, Response};
 
 /// A connection to a BunBase server (the all-in-one, the gateway, or one
-/// service directly — the URLs are the same).
+/// service directly — the URLs are the same). Each service's file adds its
+/// accessor (`client.events()`, `client.kv()`, …), so this transport
+/// depends on none of them.
 #[derive(Clone)]
 pub struct Client {
     pub(crate) http: reqwest::Client,
     pub(crate) base: String,
     pub(crate) token: Option<String>,
-    /// The project [`Client::docs`] works in.
+    /// The project `Client::docs` works in.
     pub(crate) project: Option<String>,
 }
 
@@ -41,45 +41,10 @@ impl Client {
         self
     }
 
-    /// The project that [`Client::docs`] works in.
+    /// The project that `Client::docs` works in.
     pub fn with_project(mut self, project: impl Into<String>) -> Client {
         self.project = Some(project.into());
         self
-    }
-
-    /// Bundoc (`/bundoc`): a collection of the project set with
-    /// [`Client::with_project`].
-    pub fn docs(&self, collection: &str) -> crate::docs::DocsCollection {
-        crate::docs::DocsCollection::new(self.clone(), self.project.clone(), collection)
-    }
-
-    /// Bundoc: a collection of `project`.
-    pub fn docs_in(&self, project: &str, collection: &str) -> crate::docs::DocsCollection {
-        crate::docs::DocsCollection::new(self.clone(), Some(project.to_string()), collection)
-    }
-
-    /// Bundoc: `project`'s collection definitions.
-    pub fn collections(&self, project: &str) -> crate::docs::CollectionsClient {
-        crate::docs::CollectionsClient::new(self.clone(), project)
-    }
-
-    pub fn events(&self) -> EventsClient {
-        EventsClient::new(self.clone())
-    }
-
-    /// BunKMS (`/kms`): keys, encryption, signatures, secrets, audit.
-    pub fn kms(&self) -> crate::kms::KmsClient {
-        crate::kms::KmsClient::new(self.clone())
-    }
-
-    /// Bunder Manager (`/kv`): each project's key-value store.
-    pub fn kv(&self) -> crate::kv::KvClient {
-        crate::kv::KvClient::new(self.clone())
-    }
-
-    /// The Platform API (`/api`): accounts, projects, keys, end users.
-    pub fn platform(&self) -> crate::platform::PlatformClient {
-        crate::platform::PlatformClient::new(self.clone())
     }
 
     /// Whether the server's `/health` answers 200 (the error names the
@@ -145,7 +110,8 @@ pub(crate) fn transport(e: reqwest::Error) -> Error {
 }
 
 /// Turns a non-success response into the server's error (its stable code
-/// and message), or a generic one if the body is not in the platform shape.
+/// and message), or the code of its status if the body is not in the
+/// platform shape (e.g. a proxy's 502).
 pub(crate) async fn check(response: Response) -> Result<Response, Error> {
     let status = response.status();
     if status.is_success() {
@@ -158,33 +124,5 @@ pub(crate) async fn check(response: Response) -> Result<Response, Error> {
         .and_then(|v| v.parse::<u64>().ok())
         .map(std::time::Duration::from_secs);
     let body = response.text().await.unwrap_or_default();
-    let parsed: Option<(ErrorCode, String)> = serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| {
-            let code = ErrorCode::parse(v["error"]["code"].as_str()?)?;
-            Some((
-                code,
-                v["error"]["message"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            ))
-        });
-    let (code, message) = parsed.unwrap_or_else(|| {
-        let code = match status {
-            StatusCode::NOT_FOUND => ErrorCode::NotFound,
-            StatusCode::UNAUTHORIZED => ErrorCode::Unauthenticated,
-            StatusCode::FORBIDDEN => ErrorCode::PermissionDenied,
-            s if s.is_server_error() => ErrorCode::Unavailable,
-            _ => ErrorCode::InvalidInput,
-        };
-        (code, format!("HTTP {status}"))
-    });
-    Err(match code {
-        ErrorCode::RateLimited => Error::RateLimited {
-            message,
-            retry_after,
-        },
-        _ => Error::from_code(code, message),
-    })
+    Err(Error::from_http(status.as_u16(), &body, retry_after))
 }

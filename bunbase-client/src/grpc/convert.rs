@@ -1,7 +1,7 @@
 use bunbase_core::auth::{Principal, PrincipalKind, Rights};
 use bunbase_core::{Error, ErrorCode, ProjectId};
 
-use super::bunauth;
+use super::proto::bunauth;
 
 /// The metadata key carrying the stable platform error code.
 const CODE_KEY: &str = "bunbase-error-code";

@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 use tonic::transport::{Channel, Endpoint};
 
-use super::bunauth::ResolveRequest;
-use super::bunauth::bun_auth_client::BunAuthClient;
-use super::{error_from_status, principal_from_proto};
+use super::convert::{error_from_status, principal_from_proto};
+use super::proto::bunauth::ResolveRequest;
+use super::proto::bunauth::bun_auth_client::BunAuthClient;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RemoteVerifierConfig {
