@@ -13,26 +13,41 @@ pub trait AuthState: Send + Sync {
     fn verifier(&self) -> &Arc<dyn TokenVerifier>;
 }
 
-/// The authenticated caller. The credential is `Authorization: Bearer <token>`
-/// or, for clients that cannot set headers (browser EventSource and
-/// WebSocket), the `access_token` query parameter.
-pub struct Auth(pub Principal);
+/// Who calls, in which project: the `{project}` of the route, validated
+/// once, and the credential resolved for it. Every project-scoped handler
+/// takes this first, so none parses the project again.
+///
+/// The credential is `Authorization: Bearer <token>` or, for clients that
+/// cannot set headers (browser EventSource and WebSocket), the
+/// `access_token` query parameter.
+pub struct Caller {
+    pub who: Principal,
+    pub project: ProjectId,
+}
 
-impl<S: AuthState> FromRequestParts<S> for Auth {
+impl<S: AuthState> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)?.ok_or_else(|| {
-            Error::Unauthenticated("missing credential: send Authorization: Bearer <token>".into())
-        })?;
+        let token = require_bearer(parts)?;
         let project = path_project(parts, state).await?;
-        let principal = state.verifier().verify(&token, &project).await?;
-        Ok(Auth(principal))
+        let who = state.verifier().verify(&token, &project).await?;
+        Ok(Caller { who, project })
     }
 }
 
+/// The bearer credential of a request, required.
+pub fn require_bearer(parts: &Parts) -> Result<String, Error> {
+    bearer_token(parts)?.ok_or_else(|| {
+        Error::Unauthenticated("missing credential: send Authorization: Bearer <token>".into())
+    })
+}
+
 /// The `{project}` of the matched route: credentials are resolved for it.
-async fn path_project<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<ProjectId, Error> {
+pub async fn path_project<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+) -> Result<ProjectId, Error> {
     let params = RawPathParams::from_request_parts(parts, state)
         .await
         .map_err(|e| Error::invalid(format!("invalid path: {}", e.body_text())))?;

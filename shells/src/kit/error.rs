@@ -1,5 +1,6 @@
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bunbase_core::error::ErrorBody;
 use bunbase_core::{Error, ErrorCode};
 
 use super::codes::http_status;
@@ -17,7 +18,21 @@ impl From<Error> for ApiError {
 
 /// The JSON body of an error response.
 pub fn error_body(code: ErrorCode, message: &str) -> String {
-    serde_json::json!({ "error": { "code": code.as_str(), "message": message } }).to_string()
+    ErrorBody::new(code, message).to_json()
+}
+
+/// An error response with a status of its own (412, 415), in the
+/// platform's shape.
+pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        error_body(code, message),
+    )
+        .into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -26,15 +41,7 @@ impl IntoResponse for ApiError {
         if code == ErrorCode::Internal {
             tracing::error!(error = %self.0, "internal error");
         }
-        let mut response = (
-            http_status(code),
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            error_body(code, &self.0.public_message()),
-        )
-            .into_response();
+        let mut response = error_response(http_status(code), code, &self.0.public_message());
         match &self.0 {
             Error::RateLimited {
                 retry_after: Some(after),

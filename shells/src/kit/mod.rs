@@ -3,7 +3,9 @@
 //! [`serve`] takes the services' routers and adds `GET /health`,
 //! `GET /metrics`, request metrics by route template, tracing, a body-size
 //! limit, a request timeout, JSON errors for everything (including axum's own
-//! rejections), and graceful shutdown on SIGINT/SIGTERM.
+//! rejections), and graceful shutdown on SIGINT/SIGTERM. Handlers get the
+//! caller and its project from [`Caller`], bodies from [`ApiJson`], query
+//! strings from [`ApiQuery`], and stream with [`sse`] and [`ws`].
 
 mod auth;
 mod client_ip;
@@ -13,15 +15,19 @@ mod health;
 mod http_metrics;
 mod json;
 mod json_errors;
+mod query;
 mod server;
 mod shutdown;
+pub mod sse;
+pub mod ws;
 
-pub use auth::{Auth, AuthState, bearer_token};
+pub use auth::{AuthState, Caller, bearer_token, path_project, require_bearer};
 pub use client_ip::ClientIp;
-pub use error::{ApiError, error_body};
+pub use error::{ApiError, error_body, error_response};
 pub use health::{HealthCheck, health_check_fn};
 pub use json::{ApiJson, body_error};
-pub use server::{ServerConfig, Service, app, serve};
+pub use query::ApiQuery;
+pub use server::{ServerConfig, Service, ShutdownHook, app, serve, serve_app, shutdown_hooks};
 pub use shutdown::{Shutdown, shutdown_on_signals};
 
 /// Result type of handlers.

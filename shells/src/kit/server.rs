@@ -30,7 +30,7 @@ pub struct Service {
     pub name: String,
     pub router: Router,
     pub health: Vec<Arc<dyn HealthCheck>>,
-    pub on_shutdown: Option<Arc<dyn Fn() + Send + Sync>>,
+    pub on_shutdown: Option<ShutdownHook>,
 }
 
 /// Limits every server applies.
@@ -124,10 +124,28 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let app = app(&services, registry, &config).map_err(io::Error::other)?;
-    let hooks: Vec<_> = services
+    serve_app(listener, app, shutdown_hooks(&services), config, shutdown).await
+}
+
+/// What the services do when shutdown starts.
+pub fn shutdown_hooks(services: &[Service]) -> Vec<ShutdownHook> {
+    services
         .iter()
         .filter_map(|s| s.on_shutdown.clone())
-        .collect();
+        .collect()
+}
+
+pub type ShutdownHook = Arc<dyn Fn() + Send + Sync>;
+
+/// Serves an application [`app`] built, calling `hooks` when shutdown
+/// starts (see [`serve`]).
+pub async fn serve_app(
+    listener: TcpListener,
+    app: Router,
+    hooks: Vec<ShutdownHook>,
+    config: ServerConfig,
+    shutdown: Shutdown,
+) -> io::Result<()> {
     let token = shutdown.token.clone();
     let graceful = async move {
         token.cancelled().await;
