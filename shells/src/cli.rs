@@ -1,11 +1,14 @@
-//! Command-line pieces every binary shares: server limits, logging,
-//! credentials. Precedence is flag over environment over default (clap).
+//! Command-line pieces every binary shares: where to listen, server
+//! limits, credentials, the data directory, logging. Precedence is flag
+//! over environment over default (clap). The shared options keep each
+//! binary's environment prefix (`BUNCAST_LISTEN`, `BUNDOC_LISTEN`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bunbase_client::grpc::{RemoteVerifier, RemoteVerifierConfig};
-use bunbase_core::auth::{StaticTokens, TokenVerifier, Verifiers};
+use bunbase_core::auth::{StaticTokens, TokenVerifier};
 use bunbase_core::config::{parse_size, resolve_secret};
 
 use crate::kit::ServerConfig;
@@ -52,6 +55,89 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// What every server binary takes: where to listen, and the HTTP limits.
+/// `listen`'s environment name carries the binary's prefix
+/// ([`prefixed_command`]).
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Address to listen on.
+    #[arg(long)]
+    pub listen: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// The credentials a data service accepts (environment names carry the
+/// binary's prefix: `BUNCAST_TOKENS`, `BUNDOC_AUTH_URL`, …).
+#[derive(clap::Args, Debug, Clone)]
+pub struct CredentialArgs {
+    /// Service tokens, PROJECT:RIGHTS:TOKEN separated by commas (rights: r, w, a).
+    #[arg(long, hide_env_values = true)]
+    pub tokens: Option<String>,
+    /// File with service tokens, one PROJECT:RIGHTS:TOKEN per line; must be chmod 600.
+    #[arg(long)]
+    pub tokens_file: Option<PathBuf>,
+    /// BunAuth's gRPC URL (e.g. http://bun-auth:50051): accounts' tokens, end users'
+    /// tokens and API keys are resolved there (cached for a few seconds).
+    #[arg(long)]
+    pub auth_url: Option<String>,
+}
+
+/// Where a binary keeps its files.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataDirArgs {
+    /// Where data lives (created if missing).
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+/// The options whose environment name is `{PREFIX}_{ID}`.
+const PREFIXED: &[&str] = &[
+    "listen",
+    "http_listen",
+    "tokens",
+    "tokens_file",
+    "auth_url",
+    "data_dir",
+];
+
+/// `A`'s command line, with each shared option ([`CommonArgs`],
+/// [`CredentialArgs`], [`DataDirArgs`], [`crate::identity::IdentityArgs`])
+/// read from `{env}_{NAME}` (`BUNDOC_LISTEN`) and listening on `listen`
+/// unless told otherwise.
+pub fn prefixed_command<A: clap::CommandFactory>(
+    env: &'static str,
+    listen: &'static str,
+) -> clap::Command {
+    let ids = PREFIXED
+        .iter()
+        .chain(crate::identity::IDENTITY_ARG_IDS)
+        .copied();
+    let mut command = A::command();
+    for id in ids {
+        if !command.get_arguments().any(|a| a.get_id() == id) {
+            continue;
+        }
+        // Built once at start-up: leaking the few names is the price of
+        // clap's 'static strings.
+        let name: &'static str = Box::leak(format!("{env}_{}", id.to_uppercase()).into_boxed_str());
+        command = command.mut_arg(id, |arg| arg.env(name));
+    }
+    command.mut_arg("listen", |arg| arg.default_value(listen).required(false))
+}
+
+/// Parses the process's arguments with [`prefixed_command`] (exits with
+/// clap's message on bad input, `--help` and `--version`).
+pub fn parse_prefixed<A: clap::Parser>(env: &'static str, listen: &'static str) -> A {
+    from_command(prefixed_command::<A>(env, listen))
+}
+
+/// Parses the process's arguments with `command` (built from `A`).
+pub fn from_command<A: clap::FromArgMatches>(command: clap::Command) -> A {
+    let matches = command.get_matches();
+    A::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 /// Loads `PROJECT:RIGHTS:TOKEN` service tokens from a value or a file.
 pub fn load_tokens(
     env_name: &str,
@@ -68,30 +154,40 @@ pub fn load_tokens(
     Ok(Some(tokens))
 }
 
-/// The credentials a service shell accepts: its service tokens
-/// (`{env}_TOKENS` / `{env}_TOKENS_FILE`), then BunAuth at `auth_url`
-/// (accounts' and end users' tokens, API keys; cached a few seconds).
-/// At least one of the two must be configured.
-pub fn service_verifier(
-    env: &str,
-    tokens: Option<String>,
-    tokens_file: Option<&PathBuf>,
-    auth_url: Option<&str>,
-) -> Result<std::sync::Arc<dyn TokenVerifier>, bunbase_core::Error> {
-    let mut verifiers: Vec<std::sync::Arc<dyn TokenVerifier>> = Vec::new();
-    if let Some(tokens) = load_tokens(&format!("{env}_TOKENS"), tokens, tokens_file)? {
-        verifiers.push(std::sync::Arc::new(tokens));
+impl CredentialArgs {
+    /// The configured service tokens (`{env}_TOKENS` / `{env}_TOKENS_FILE`).
+    pub fn tokens(&self, env: &str) -> Result<Option<StaticTokens>, bunbase_core::Error> {
+        load_tokens(
+            &format!("{env}_TOKENS"),
+            self.tokens.clone(),
+            self.tokens_file.as_ref(),
+        )
     }
-    if let Some(url) = auth_url {
-        verifiers.push(std::sync::Arc::new(RemoteVerifier::new(
-            url,
-            RemoteVerifierConfig::default(),
-        )?));
+
+    /// BunAuth at `auth_url`, when set.
+    pub fn remote(&self) -> Result<Option<Arc<dyn TokenVerifier>>, bunbase_core::Error> {
+        self.auth_url
+            .as_deref()
+            .map(|url| {
+                RemoteVerifier::new(url, RemoteVerifierConfig::default())
+                    .map(|v| Arc::new(v) as Arc<dyn TokenVerifier>)
+            })
+            .transpose()
     }
-    if verifiers.is_empty() {
-        return Err(bunbase_core::Error::invalid(format!(
-            "no credentials configured: set {env}_AUTH_URL (BunAuth) and/or {env}_TOKENS or {env}_TOKENS_FILE"
-        )));
+
+    /// What a standalone service accepts: its service tokens, then BunAuth.
+    /// At least one of the two must be configured.
+    pub fn verifiers(&self, env: &str) -> Result<Vec<Arc<dyn TokenVerifier>>, bunbase_core::Error> {
+        let mut verifiers: Vec<Arc<dyn TokenVerifier>> = Vec::new();
+        if let Some(tokens) = self.tokens(env)? {
+            verifiers.push(Arc::new(tokens));
+        }
+        verifiers.extend(self.remote()?);
+        if verifiers.is_empty() {
+            return Err(bunbase_core::Error::invalid(format!(
+                "no credentials configured: set {env}_AUTH_URL (BunAuth) and/or {env}_TOKENS or {env}_TOKENS_FILE"
+            )));
+        }
+        Ok(verifiers)
     }
-    Ok(std::sync::Arc::new(Verifiers(verifiers)))
 }

@@ -1,51 +1,283 @@
-//! Building the identity service from a binary's options (bun-auth and the
-//! platform run the same service on the same database).
+//! The identity service in an assembly: the Platform API under `/api` (in
+//! `platform` and the all-in-one) and BunAuth over gRPC (in `bun-auth`)
+//! run the same service on the same database. In one process it also
+//! resolves the other services' credentials.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bunbase_core::Error;
 use bunbase_core::auth::password::Passwords;
 use bunbase_core::auth::{AuthMetrics, Identity, IdentityConfig, IdentityStore};
 use bunbase_core::cache::RedisCache;
-use bunbase_core::config::Secret;
-use bunbase_core::metrics::Registry;
+use bunbase_core::config::{StoreUrl, resolve_secret};
 
-/// What the identity-serving binaries are told.
-pub struct IdentityOptions<'a> {
-    pub database_url: &'a Secret,
-    pub public_url: &'a str,
+use crate::assembly::{Host, ServiceModule, Started};
+use crate::cli::CommonArgs;
+use crate::kit;
+use crate::platform::{self, PlatformState};
+use crate::standalone::Standalone;
+
+/// The identity options of `platform` and `bun-auth` (environment names
+/// carry each binary's prefix: `PLATFORM_DATABASE_URL`,
+/// `BUNAUTH_DATABASE_URL`, …).
+#[derive(clap::Args, Debug, Clone)]
+pub struct IdentityArgs {
+    /// Identity database: postgres://user[:password]@host/db, or sqlite://PATH.
+    #[arg(long, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// File holding the database URL (it may carry a password); must be chmod 600.
+    #[arg(long)]
+    pub database_url_file: Option<PathBuf>,
+    /// The platform's public URL; tokens are issued by <public-url>/api (the
+    /// same value in the platform and bun-auth).
+    #[arg(long, default_value = "http://127.0.0.1:3001")]
+    pub public_url: String,
+    /// Access-token lifetime in seconds (the same value in the platform and bun-auth).
+    #[arg(long, default_value_t = 900)]
     pub access_ttl_secs: u64,
+    /// Days between automatic signing-key rotations.
+    #[arg(long, default_value_t = 7)]
     pub key_rotation_days: u64,
-    pub cache_url: Option<&'a str>,
+    /// Redis-protocol cache for principal resolutions (e.g. redis://bunder-sys:6379);
+    /// when it is down, resolution still works, only slower.
+    #[arg(long, hide_env_values = true)]
+    pub cache_url: Option<String>,
 }
 
-/// Opens the store (migrating it) and starts the service.
-pub async fn build(
-    options: IdentityOptions<'_>,
-    registry: &Registry,
-) -> Result<(Arc<Identity>, Arc<dyn IdentityStore>), Error> {
-    let store = bunbase_core::auth::adapters::sql::open(options.database_url.expose()).await?;
-    let identity = Identity::new(
-        store.clone(),
-        store.clone(),
-        Passwords::owasp(),
-        IdentityConfig {
-            issuer: format!("{}/api", options.public_url.trim_end_matches('/')),
-            access_ttl: Duration::from_secs(options.access_ttl_secs.clamp(60, 24 * 3600)),
-            key_rotation: Duration::from_secs(options.key_rotation_days.max(1) * 24 * 3600),
-            ..IdentityConfig::default()
-        },
-        Arc::new(AuthMetrics::new(registry)?),
-    )
-    .await?;
-    let identity = match options.cache_url {
-        Some(url) => identity.with_cache(Arc::new(RedisCache::new(
-            url,
-            "bunbase",
-            Duration::from_millis(250),
-        )?)),
-        None => identity,
-    };
-    Ok((Arc::new(identity), store))
+/// The ids of [`IdentityArgs`]' options, for their environment prefix.
+pub const IDENTITY_ARG_IDS: &[&str] = &[
+    "database_url",
+    "database_url_file",
+    "public_url",
+    "access_ttl_secs",
+    "key_rotation_days",
+    "cache_url",
+];
+
+impl IdentityArgs {
+    /// `env` is the binary's prefix, for the error naming what to set.
+    pub fn identity(&self, env: &str) -> Result<IdentityModule, Error> {
+        let url = resolve_secret(
+            &format!("{env}_DATABASE_URL"),
+            self.database_url.clone(),
+            self.database_url_file.as_deref(),
+        )?
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "no database: set {env}_DATABASE_URL (postgres://… or sqlite://PATH)"
+            ))
+        })?;
+        Ok(IdentityModule {
+            store: IdentitySource::Url(StoreUrl::parse(url.expose())?),
+            passwords: Passwords::owasp(),
+            config: IdentityConfig {
+                issuer: issuer(&self.public_url),
+                access_ttl: Duration::from_secs(self.access_ttl_secs.clamp(60, 24 * 3600)),
+                key_rotation: Duration::from_secs(self.key_rotation_days.max(1) * 24 * 3600),
+                ..IdentityConfig::default()
+            },
+            cache_url: self.cache_url.clone(),
+        })
+    }
+}
+
+/// The token issuer of a platform at `public_url`.
+pub fn issuer(public_url: &str) -> String {
+    format!("{}/api", public_url.trim_end_matches('/'))
+}
+
+pub enum IdentitySource {
+    Url(StoreUrl),
+    Given(Arc<dyn IdentityStore>),
+}
+
+/// The identity service: accounts, projects, keys, end users, tokens.
+pub struct IdentityModule {
+    pub store: IdentitySource,
+    pub passwords: Passwords,
+    pub config: IdentityConfig,
+    pub cache_url: Option<String>,
+}
+
+impl IdentityModule {
+    /// Opens the store (migrating it), starts the service and offers it to
+    /// the host's other services as a credential resolver; the store is
+    /// returned for health checks.
+    pub async fn start_identity(
+        &self,
+        host: &mut Host,
+    ) -> Result<(Arc<Identity>, Arc<dyn IdentityStore>), Error> {
+        let store = match &self.store {
+            IdentitySource::Url(url) => bunbase_core::auth::adapters::open(url).await?,
+            IdentitySource::Given(store) => store.clone(),
+        };
+        let identity = Identity::new(
+            store.clone(),
+            store.clone(),
+            self.passwords.clone(),
+            self.config.clone(),
+            Arc::new(AuthMetrics::new(&host.registry)?),
+        )
+        .await?;
+        let identity = match &self.cache_url {
+            Some(url) => identity.with_cache(Arc::new(RedisCache::new(
+                url,
+                "bunbase",
+                Duration::from_millis(250),
+            )?)),
+            None => identity,
+        };
+        let identity = Arc::new(identity);
+        host.provide_identity(identity.clone());
+        Ok((identity, store))
+    }
+}
+
+fn store_health(store: Arc<dyn IdentityStore>) -> Arc<dyn kit::HealthCheck> {
+    kit::health_check_fn("identity-db", move || {
+        let store = store.clone();
+        async move { store.check().await }
+    })
+}
+
+/// The Platform API (`/api`) on the identity service.
+pub struct PlatformModule(pub IdentityModule);
+
+#[async_trait]
+impl ServiceModule for PlatformModule {
+    fn name(&self) -> &'static str {
+        "api"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["platform", "identity"]
+    }
+
+    fn prefix(&self) -> &'static str {
+        "/api"
+    }
+
+    async fn start(&self, host: &mut Host) -> Result<Started, Error> {
+        let (identity, store) = self.0.start_identity(host).await?;
+        let mut service = platform::service(PlatformState::new(identity));
+        service.health.push(store_health(store));
+        let summary = format!(
+            "Platform API: accounts, projects, keys, end users (issuer {})",
+            self.0.config.issuer
+        );
+        Ok(Started::new(service, summary))
+    }
+}
+
+/// BunAuth: the identity service over gRPC on its own listener, for the
+/// other services of a deployment; `/health` and `/metrics` on the host's
+/// HTTP port.
+pub struct BunAuthModule {
+    pub identity: IdentityModule,
+    pub grpc_listen: String,
+}
+
+#[async_trait]
+impl ServiceModule for BunAuthModule {
+    fn name(&self) -> &'static str {
+        "bun-auth"
+    }
+
+    fn prefix(&self) -> &'static str {
+        "/bunauth.v1.BunAuth"
+    }
+
+    async fn start(&self, host: &mut Host) -> Result<Started, Error> {
+        let (identity, store) = self.identity.start_identity(host).await?;
+        let listener = tokio::net::TcpListener::bind(&self.grpc_listen)
+            .await
+            .map_err(|e| Error::invalid(format!("cannot listen on {}: {e}", self.grpc_listen)))?;
+        let address = listener
+            .local_addr()
+            .map_err(|e| Error::internal(format!("gRPC listener: {e}")))?;
+        let (registry, shutdown) = (host.registry.clone(), host.shutdown.clone());
+        let server = tokio::spawn(async move {
+            let served =
+                crate::bunauth::serve_grpc(listener, identity, &registry, shutdown.clone()).await;
+            if let Err(e) = served {
+                // Without its gRPC server the process is of no use: stop.
+                tracing::error!(error = %e, "gRPC server failed");
+                shutdown.trigger();
+            }
+        });
+        host.finish_with(async move {
+            let _ = server.await;
+        });
+        let service = kit::Service {
+            name: "bun-auth".into(),
+            router: axum::Router::new(),
+            health: vec![store_health(store)],
+            on_shutdown: None,
+        };
+        Ok(Started::new(service, format!("BunAuth gRPC on {address}")))
+    }
+}
+
+/// BunBase Platform API: the public face of the identity service.
+#[derive(clap::Parser, Debug)]
+#[command(name = "platform", version)]
+pub struct PlatformArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+impl Standalone for PlatformArgs {
+    const NAME: &'static str = "platform";
+    const ENV: &'static str = "PLATFORM";
+    const LISTEN: &'static str = "127.0.0.1:3001";
+
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+
+    fn modules(&self) -> Result<Vec<Box<dyn ServiceModule>>, Error> {
+        Ok(vec![Box::new(PlatformModule(
+            self.identity.identity(Self::ENV)?,
+        ))])
+    }
+}
+
+/// BunAuth: resolves every credential of the platform to a principal.
+#[derive(clap::Parser, Debug)]
+#[command(name = "bun-auth", version)]
+pub struct BunAuthArgs {
+    /// `--listen` is the gRPC address.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// HTTP address for /health and /metrics.
+    #[arg(long, default_value = "127.0.0.1:50052")]
+    pub http_listen: String,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+impl Standalone for BunAuthArgs {
+    const NAME: &'static str = "bun-auth";
+    const ENV: &'static str = "BUNAUTH";
+    const LISTEN: &'static str = "127.0.0.1:50051";
+
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+
+    fn http_listen(&self) -> &str {
+        &self.http_listen
+    }
+
+    fn modules(&self) -> Result<Vec<Box<dyn ServiceModule>>, Error> {
+        Ok(vec![Box::new(BunAuthModule {
+            identity: self.identity.identity(Self::ENV)?,
+            grpc_listen: self.common.listen.clone(),
+        })])
+    }
 }

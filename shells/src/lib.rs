@@ -2,8 +2,11 @@
 //!
 //! [`kit`] turns any service's router into a production HTTP server; each
 //! service module (e.g. [`buncast`]) only parses requests, calls core and maps
-//! errors. Binaries in `src/bin/` wire configuration to these pieces.
+//! errors, and offers a [`assembly::ServiceModule`]. The all-in-one, each
+//! standalone binary ([`standalone`]) and the tests assemble those modules.
 
+pub mod all_in_one;
+pub mod assembly;
 pub mod bunauth;
 pub mod buncast;
 pub mod bunder;
@@ -14,3 +17,4 @@ pub mod identity;
 pub mod kit;
 pub mod kvmanager;
 pub mod platform;
+pub mod standalone;

@@ -1,15 +1,27 @@
 //! The compiled binaries, run as an operator would: flags, env, secrets,
-//! start-up messages, and shutdown on SIGTERM.
+//! start-up messages, and shutdown on SIGTERM. Every server is told to
+//! listen on 127.0.0.1:0 and reports where it listens, so parallel tests
+//! never race for a port.
 
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
 const BUNBASE: &str = env!("CARGO_BIN_EXE_bunbase");
 const BUNCAST: &str = env!("CARGO_BIN_EXE_buncast");
+const BUNDER: &str = env!("CARGO_BIN_EXE_bunder");
+const BUNDER_MANAGER: &str = env!("CARGO_BIN_EXE_bunder-manager");
+const BUN_KMS: &str = env!("CARGO_BIN_EXE_bun-kms");
+const BUNDOC: &str = env!("CARGO_BIN_EXE_bundoc");
+const PLATFORM: &str = env!("CARGO_BIN_EXE_platform");
+const BUN_AUTH: &str = env!("CARGO_BIN_EXE_bun-auth");
+
+const ALPHA_TOKENS: &str = "alpha:rwa:alpha-token-0000000000000001";
+const ALPHA_TOKEN: &str = "alpha-token-0000000000000001";
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -24,65 +36,267 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Starts `bunbase` on a free port; returns the child, its URL and its
-/// printed lines so far.
-async fn start_bunbase(data_dir: &std::path::Path) -> (Child, String, Vec<String>) {
-    start_bunbase_with(data_dir, &[]).await
+fn private_file(dir: &std::path::Path, name: &str, contents: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
 }
 
-async fn start_bunbase_with(
-    data_dir: &std::path::Path,
-    extra: &[&str],
-) -> (Child, String, Vec<String>) {
-    let mut child = Command::new(BUNBASE)
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .args(extra)
-        .env_remove("BUNBASE_TOKENS")
-        .env_remove("BUNBASE_TOKENS_FILE")
+/// Drops terminal colour codes (`ESC [ … letter`) from a log line.
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The address a log or banner line reports: `address=HOST:PORT` (the
+/// services' start-up log) or `listening on http://HOST:PORT` (the
+/// all-in-one's banner).
+fn reported_address(line: &str) -> Option<String> {
+    let rest = line
+        .split("address=")
+        .nth(1)
+        .or_else(|| line.split("listening on http://").nth(1))?;
+    Some(rest.split_whitespace().next()?.to_string())
+}
+
+/// What a binary does once it listens.
+#[derive(Clone, Copy, PartialEq)]
+enum Ready {
+    /// It reported its address.
+    Listening,
+    /// Its `/health` answers 200 too.
+    Healthy,
+}
+
+/// A binary under test.
+struct Running {
+    child: Child,
+    /// Where it listens (the first address it reported).
+    address: String,
+    /// Everything it printed so far, stdout and stderr, colours removed.
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    fn printed(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// The address on the first printed line holding `marker`: its
+    /// `address=`, else what follows the marker (`redis://HOST:PORT`).
+    async fn address_of(&self, marker: &str) -> String {
+        self.wait_for(marker).await;
+        let lines = self.lines.lock().unwrap();
+        let line = lines.iter().find(|l| l.contains(marker)).unwrap();
+        reported_address(line)
+            .or_else(|| {
+                let after = line.split(marker).nth(1)?;
+                Some(after.split([' ', ')']).next()?.to_string())
+            })
+            .unwrap_or_else(|| panic!("no address on {line:?}"))
+    }
+
+    /// Waits (up to 20 s) until it has printed `fragment`.
+    async fn wait_for(&self, fragment: &str) {
+        for _ in 0..400 {
+            if self.printed().contains(fragment) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("never printed {fragment:?}:\n{}", self.printed());
+    }
+
+    fn sigterm(&self) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then its exit status (within 15 s).
+    async fn stop(mut self) -> ExitStatus {
+        self.sigterm();
+        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("exits in time")
+            .unwrap()
+    }
+
+    /// SIGKILL: a crash.
+    async fn kill(mut self) {
+        let _ = self.child.kill().await;
+        let _ = self.child.wait().await;
+    }
+}
+
+/// Copies `stream`'s lines into `lines`.
+fn collect(stream: impl AsyncRead + Unpin + Send + 'static, lines: Arc<Mutex<Vec<String>>>) {
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = reader.next_line().await {
+            lines.lock().unwrap().push(plain(&line));
+        }
+    });
+}
+
+/// Starts `command` (told to listen on 127.0.0.1:0) and waits until it
+/// reports its address and, for [`Ready::Healthy`], answers `/health`.
+async fn launch(mut command: Command, ready: Ready) -> Running {
+    let mut child = command
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let mut seen = Vec::new();
-    let url = loop {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("bunbase printed its address")
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    collect(child.stdout.take().unwrap(), lines.clone());
+    collect(child.stderr.take().unwrap(), lines.clone());
+    let mut address = None;
+    for _ in 0..400 {
+        address = lines
+            .lock()
             .unwrap()
-            .expect("bunbase exited early");
-        seen.push(line.clone());
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.trim().to_string();
+            .iter()
+            .find_map(|l| reported_address(l));
+        if address.is_some() {
+            break;
         }
-    };
-    // Read the rest of the banner (it ends with the curl hint or the metrics line).
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await
-    {
-        seen.push(line);
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "exited ({status}) before listening:\n{}",
+                lines.lock().unwrap().join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url, seen)
+    let running = Running {
+        child,
+        address: address.unwrap_or_else(|| {
+            panic!(
+                "never said where it listens:\n{}",
+                lines.lock().unwrap().join("\n")
+            )
+        }),
+        lines,
+    };
+    if ready == Ready::Healthy {
+        let health = format!("{}/health", running.url());
+        let mut healthy = false;
+        for _ in 0..200 {
+            if let Ok(r) = reqwest::get(&health).await
+                && r.status() == 200
+            {
+                healthy = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            healthy,
+            "{health} never answered 200:\n{}",
+            running.printed()
+        );
+    }
+    running
 }
 
-fn sigterm(child: &Child) {
-    let pid = child.id().expect("running").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
+/// A command for `binary` with a clean environment (tests set what they mean).
+fn binary(path: &str) -> Command {
+    let mut command = Command::new(path);
+    command.env_clear();
+    command
+}
+
+/// `bunbase` on `data` and a free port, healthy, with `extra` flags.
+async fn start_bunbase(data: &std::path::Path, extra: &[&str]) -> Running {
+    let mut command = binary(BUNBASE);
+    command
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(extra);
+    let running = launch(command, Ready::Healthy).await;
+    // The banner's last fixed line (the rest is printed before serving).
+    running.wait_for("/metrics").await;
+    running
+}
+
+async fn run_to_exit(mut command: Command) -> (bool, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(20),
+        command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output(),
+    )
+    .await
+    .expect("exits in time")
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+async fn resp(stream: &mut tokio::net::TcpStream, command: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(format!("{command}\r\n").as_bytes())
+        .await
         .unwrap();
-    assert!(status.success());
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// `bunder` on `data` with `extra` flags, listening.
+async fn start_bunder(data: &std::path::Path, extra: &[&str]) -> Running {
+    let mut command = binary(BUNDER);
+    command
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(extra);
+    launch(command, Ready::Listening).await
+}
+
+async fn connect(server: &Running) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(&server.address)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn bunbase_runs_the_platform_and_stops_on_sigterm() {
     let data = temp_dir("run");
-    let (mut child, url, banner) = start_bunbase(&data).await;
-    let text = banner.join("\n");
+    let bunbase = start_bunbase(&data, &[]).await;
+    let url = bunbase.url();
+    let text = bunbase.printed();
     assert!(text.contains("/events"), "{text}");
     assert!(text.contains("/bundoc"), "{text}");
     assert!(text.contains("/health"), "{text}");
@@ -111,7 +325,7 @@ async fn bunbase_runs_the_platform_and_stops_on_sigterm() {
     }
     let spec = std::fs::read_to_string(&token_file).unwrap();
     let token = spec.trim().splitn(3, ':').nth(2).unwrap().to_string();
-    assert!(text.contains(&token), "the token is printed");
+    bunbase.wait_for(&token).await; // the token is printed
 
     let http = reqwest::Client::new();
     let health = http.get(format!("{url}/health")).send().await.unwrap();
@@ -153,7 +367,7 @@ async fn bunbase_runs_the_platform_and_stops_on_sigterm() {
         String::from_utf8_lossy(&opening).contains(&format!("id: {seq}")),
         "position is the head"
     );
-    sigterm(&child);
+    bunbase.sigterm();
     let mut rest = String::new();
     while let Ok(Ok(Some(chunk))) =
         tokio::time::timeout(Duration::from_secs(10), stream.chunk()).await
@@ -164,14 +378,12 @@ async fn bunbase_runs_the_platform_and_stops_on_sigterm() {
         rest.contains("event: closed") && rest.contains("shutdown"),
         "{rest}"
     );
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = bunbase.stop().await;
     assert!(status.success(), "exit status {status:?}");
 
     // A restart keeps the same development token.
-    let (mut again, url, _) = start_bunbase(&data).await;
+    let again = start_bunbase(&data, &[]).await;
+    let url = again.url();
     let answer = http
         .get(format!("{url}/events/v1/projects/demo/topics"))
         .bearer_auth(&token)
@@ -217,36 +429,95 @@ async fn bunbase_runs_the_platform_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert!(metrics.contains("bundoc_operations_total"));
-    sigterm(&again);
-    let _ = again.wait().await;
+    again.stop().await;
     std::fs::remove_dir_all(&data).ok();
 }
 
-async fn run_to_exit(mut command: Command) -> (bool, String) {
-    let output = tokio::time::timeout(
-        Duration::from_secs(20),
-        command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output(),
-    )
-    .await
-    .expect("exits in time")
-    .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+/// `--services` runs a subset: health lists only those, the others'
+/// prefixes answer 404 saying why, and nothing of theirs is created.
+#[tokio::test]
+async fn bunbase_runs_only_the_services_asked_for() {
+    let data = temp_dir("subset");
+    let bunbase = start_bunbase(&data, &["--services", "events,kv"]).await;
+    let url = bunbase.url();
+    let text = bunbase.printed();
+    assert!(text.contains("not running     api, kms, bundoc"), "{text}");
+    let http = reqwest::Client::new();
+    let health: serde_json::Value = http
+        .get(format!("{url}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut checks: Vec<&String> = health["checks"].as_object().unwrap().keys().collect();
+    checks.sort();
+    assert_eq!(checks, ["buncast", "kv-store"], "{health}");
+    let token = std::fs::read_to_string(data.join("dev-tokens")).unwrap();
+    let token = token.trim().splitn(3, ':').nth(2).unwrap().to_string();
+    let put = http
+        .put(format!("{url}/kv/v1/projects/demo/keys/k"))
+        .bearer_auth(&token)
+        .body("v")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    for (path, service) in [
+        ("/bundoc/v1/projects/demo/collections", "bundoc"),
+        ("/kms/v1/projects/demo/keys", "kms"),
+        ("/api/v1/auth/me", "api"),
+        ("/api", "api"),
+    ] {
+        let answer = http
+            .get(format!("{url}{path}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404, "{path}");
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found", "{path}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("the {service} service is not enabled")),
+            "{path}: {message}"
+        );
+    }
+    for file in ["identity.db", "kms.db", "bundoc.db", "dev-master-key"] {
+        assert!(
+            !data.join(file).exists(),
+            "{file} made by a disabled service"
+        );
+    }
+    bunbase.stop().await;
+
+    // Unknown names are refused, naming the services there are.
+    let mut command = binary(BUNBASE);
+    command
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("BUNBASE_SERVICES", "events,storage");
+    let (ok, text) = run_to_exit(command).await;
+    assert!(!ok);
+    assert!(text.contains("unknown service \"storage\""), "{text}");
+    assert!(text.contains("api, kms, events, kv, bundoc"), "{text}");
+    // The RESP port needs the kv service.
+    let mut command = binary(BUNBASE);
+    command
+        .args(["--listen", "127.0.0.1:0", "--services", "events"])
+        .args(["--resp-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data);
+    let (ok, text) = run_to_exit(command).await;
+    assert!(!ok);
+    assert!(text.contains("enable kv"), "{text}");
+    std::fs::remove_dir_all(&data).ok();
 }
 
 fn buncast() -> Command {
-    let mut command = Command::new(BUNCAST);
-    command
-        .args(["--listen", "127.0.0.1:0"])
-        .env_remove("BUNCAST_TOKENS")
-        .env_remove("BUNCAST_TOKENS_FILE");
+    let mut command = binary(BUNCAST);
+    command.args(["--listen", "127.0.0.1:0"]);
     command
 }
 
@@ -311,6 +582,7 @@ async fn help_lists_every_option_with_its_environment_name() {
             &[
                 "BUNCAST_LISTEN",
                 "BUNCAST_TOKENS_FILE",
+                "BUNCAST_AUTH_URL",
                 "BUNCAST_BUS",
                 "BUNCAST_REDIS_URL",
                 "BUNCAST_RETAIN",
@@ -326,14 +598,18 @@ async fn help_lists_every_option_with_its_environment_name() {
                 "BUNBASE_LISTEN",
                 "BUNBASE_DATA_DIR",
                 "BUNBASE_TOKENS_FILE",
+                "BUNBASE_SERVICES",
+                "BUNBASE_PUBLIC_URL",
                 "BUNCAST_BUS",
                 "BUNBASE_RESP_LISTEN",
                 "BUNBASE_RESP_PASSWORD_FILE",
                 "BUNBASE_KV_APPENDFSYNC",
                 "BUNDER_MANAGER_KV_URL",
                 "BUNDER_MANAGER_MAX_KEYS",
+                "BUNKMS_MASTER_KEY_FILE",
                 "BUNDOC_DATABASE_URL",
                 "BUNDOC_KMS_URL",
+                "development token",
             ][..],
         ),
         (
@@ -365,106 +641,80 @@ async fn help_lists_every_option_with_its_environment_name() {
                 "BUNCAST_BUS",
             ][..],
         ),
+        (
+            BUN_KMS,
+            &[
+                "BUNKMS_LISTEN",
+                "BUNKMS_DATA_DIR",
+                "BUNKMS_TOKENS",
+                "BUNKMS_AUTH_URL",
+                "BUNKMS_MASTER_KEY_FILE",
+                "BUNKMS_DATABASE_URL",
+                "BUNKMS_MAX_PLAINTEXT",
+                "rewrap",
+            ][..],
+        ),
+        (
+            PLATFORM,
+            &[
+                "PLATFORM_LISTEN",
+                "PLATFORM_DATABASE_URL",
+                "PLATFORM_DATABASE_URL_FILE",
+                "PLATFORM_PUBLIC_URL",
+                "PLATFORM_ACCESS_TTL_SECS",
+                "PLATFORM_KEY_ROTATION_DAYS",
+                "PLATFORM_CACHE_URL",
+            ][..],
+        ),
+        (
+            BUN_AUTH,
+            &[
+                "BUNAUTH_LISTEN",
+                "BUNAUTH_HTTP_LISTEN",
+                "BUNAUTH_DATABASE_URL",
+                "BUNAUTH_PUBLIC_URL",
+                "BUNAUTH_ACCESS_TTL_SECS",
+                "BUNAUTH_CACHE_URL",
+            ][..],
+        ),
     ] {
         let mut command = Command::new(binary);
         command.arg("--help");
         let (ok, text) = run_to_exit(command).await;
         assert!(ok);
         for name in names {
-            assert!(text.contains(name), "{binary} --help lacks {name}");
+            assert!(text.contains(name), "{binary} --help lacks {name}:\n{text}");
         }
     }
-}
-
-const BUNDER: &str = env!("CARGO_BIN_EXE_bunder");
-
-async fn resp(stream: &mut tokio::net::TcpStream, command: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    stream
-        .write_all(format!("{command}\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    String::from_utf8_lossy(&buf[..n]).into_owned()
-}
-
-async fn start_bunder(data: &std::path::Path, port: u16) -> Child {
-    let child = Command::new(BUNDER)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--appendonly",
-            "--appendfsync",
-            "always",
-            "--data-dir",
-        ])
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("bunder did not start");
 }
 
 #[tokio::test]
 async fn bunder_keeps_every_acknowledged_write_across_a_crash() {
     let data = temp_dir("bunder");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut first = start_bunder(&data, port).await;
-    let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
+    let always = ["--appendonly", "--appendfsync", "always"];
+    let first = start_bunder(&data, &always).await;
+    let mut c = connect(&first).await;
     assert_eq!(resp(&mut c, "SET a 1").await, "+OK\r\n");
     assert_eq!(resp(&mut c, "INCRBY a 9").await, ":10\r\n");
     assert_eq!(resp(&mut c, "RPUSH l x y").await, ":2\r\n");
     // A crash, not a shutdown: SIGKILL right after the replies.
-    first.kill().await.unwrap();
-    let _second = start_bunder(&data, port).await;
-    let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
+    first.kill().await;
+    let second = start_bunder(&data, &always).await;
+    let mut c = connect(&second).await;
     assert_eq!(resp(&mut c, "GET a").await, "$2\r\n10\r\n");
     assert_eq!(resp(&mut c, "LLEN l").await, ":2\r\n");
+    second.kill().await;
     std::fs::remove_dir_all(&data).ok();
-}
-
-const BUNDER_MANAGER: &str = env!("CARGO_BIN_EXE_bunder-manager");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]
 async fn bunbase_kv_survives_a_restart_and_shares_its_engine_over_resp() {
     let data = temp_dir("kv");
-    let resp_port = free_port();
-    let resp_addr = format!("127.0.0.1:{resp_port}");
-    let (child, url, banner) = start_bunbase_with(&data, &["--resp-listen", &resp_addr]).await;
-    let text = banner.join("\n");
+    let bunbase = start_bunbase(&data, &["--resp-listen", "127.0.0.1:0"]).await;
+    let url = bunbase.url();
+    let text = bunbase.printed();
     assert!(text.contains("/kv"), "{text}");
-    assert!(text.contains(&format!("redis://{resp_addr}")), "{text}");
+    let resp_address = bunbase.address_of("redis://").await;
     let spec = std::fs::read_to_string(data.join("dev-tokens")).unwrap();
     let token = spec.trim().splitn(3, ':').nth(2).unwrap().to_string();
     let http = reqwest::Client::new();
@@ -478,7 +728,7 @@ async fn bunbase_kv_survives_a_restart_and_shares_its_engine_over_resp() {
         .unwrap();
     assert_eq!(put.status(), 200);
     // The RESP port sees the same engine (keys live as kv:project:key).
-    let mut stream = tokio::net::TcpStream::connect(&resp_addr).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(&resp_address).await.unwrap();
     assert_eq!(
         resp(&mut stream, "GET kv:demo:greeting").await,
         "$5\r\nhello\r\n"
@@ -488,16 +738,12 @@ async fn bunbase_kv_survives_a_restart_and_shares_its_engine_over_resp() {
         "+OK\r\n"
     );
     drop(stream);
-    sigterm(&child);
-    let mut child = child;
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = bunbase.stop().await;
     assert!(status.success(), "exit status {status:?}");
 
     // Everything is back after the restart (data/kv.aof).
-    let (mut again, url, _) = start_bunbase(&data).await;
+    let again = start_bunbase(&data, &[]).await;
+    let url = again.url();
     for (key, value) in [("greeting", "hello"), ("fromresp", "hi")] {
         let got = http
             .get(format!("{url}/kv/v1/projects/demo/keys/{key}"))
@@ -519,65 +765,47 @@ async fn bunbase_kv_survives_a_restart_and_shares_its_engine_over_resp() {
         .unwrap();
     // Only the write made through /kv is accounted.
     assert_eq!(usage["keys"], 1, "{usage}");
-    sigterm(&again);
-    let _ = again.wait().await;
+    again.stop().await;
     std::fs::remove_dir_all(&data).ok();
 }
 
 #[tokio::test]
 async fn bunder_manager_runs_on_a_bunder_server() {
     // Refuses to start without a KV server or without credentials.
-    let mut command = Command::new(BUNDER_MANAGER);
-    command.env_clear().env(
+    let mut command = binary(BUNDER_MANAGER);
+    command.env(
         "BUNDER_MANAGER_TOKENS",
         "alpha:rw:alpha-token-0000000000000001",
     );
     let (ok, text) = run_to_exit(command).await;
     assert!(!ok);
     assert!(text.contains("BUNDER_MANAGER_KV_URL"), "{text}");
-    let mut command = Command::new(BUNDER_MANAGER);
-    command
-        .env_clear()
-        .env("BUNDER_MANAGER_KV_URL", "redis://127.0.0.1:1");
+    let mut command = binary(BUNDER_MANAGER);
+    command.env("BUNDER_MANAGER_KV_URL", "redis://127.0.0.1:1");
     let (ok, text) = run_to_exit(command).await;
     assert!(!ok);
     assert!(text.contains("no credentials configured"), "{text}");
 
     let data = temp_dir("manager");
-    let kv_port = free_port();
-    let mut bunder = start_bunder(&data, kv_port).await;
-    let port = free_port();
-    let mut manager = Command::new(BUNDER_MANAGER)
-        .env_clear()
-        .env("BUNDER_MANAGER_LISTEN", format!("127.0.0.1:{port}"))
+    let bunder = start_bunder(&data, &["--appendonly"]).await;
+    let mut command = binary(BUNDER_MANAGER);
+    command
+        .env("BUNDER_MANAGER_LISTEN", "127.0.0.1:0")
         .env(
             "BUNDER_MANAGER_KV_URL",
-            format!("redis://127.0.0.1:{kv_port}"),
+            format!("redis://{}", bunder.address),
         )
         .env(
             "BUNDER_MANAGER_TOKENS",
             "alpha:rw:alpha-token-0000000000000001",
         )
-        .env("BUNDER_MANAGER_MAX_KEYS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        .env("BUNDER_MANAGER_MAX_KEYS", "1");
+    let manager = launch(command, Ready::Healthy).await;
     let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut healthy = false;
-    for _ in 0..100 {
-        if let Ok(r) = http.get(format!("{base}/health")).send().await {
-            healthy = r.status() == 200;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(healthy, "bunder-manager is healthy");
+    let base = manager.url();
     let put = |key: &'static str| {
         http.put(format!("{base}/kv/v1/projects/alpha/keys/{key}"))
-            .bearer_auth("alpha-token-0000000000000001")
+            .bearer_auth(ALPHA_TOKEN)
             .body("v")
             .send()
     };
@@ -589,20 +817,16 @@ async fn bunder_manager_runs_on_a_bunder_server() {
     );
     let got = http
         .get(format!("{base}/kv/v1/projects/alpha/keys/one"))
-        .bearer_auth("alpha-token-0000000000000001")
+        .bearer_auth(ALPHA_TOKEN)
         .send()
         .await
         .unwrap();
     assert_eq!(got.text().await.unwrap(), "v");
     // The KV server going away turns health red, not the process down.
-    let _ = bunder.kill().await;
+    bunder.kill().await;
     let health = http.get(format!("{base}/health")).send().await.unwrap();
     assert_eq!(health.status(), 503);
-    sigterm(&manager);
-    let status = tokio::time::timeout(Duration::from_secs(15), manager.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = manager.stop().await;
     assert!(status.success(), "exit status {status:?}");
     std::fs::remove_dir_all(&data).ok();
 }
@@ -610,13 +834,11 @@ async fn bunder_manager_runs_on_a_bunder_server() {
 #[tokio::test]
 async fn bunder_serves_prometheus_metrics() {
     let data = temp_dir("bunder-metrics");
-    let (port, metrics_port) = (free_port(), free_port());
-    let mut child = Command::new(BUNDER)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
+    let bunder = start_bunder(
+        &data,
+        &[
             "--metrics-listen",
-            &format!("127.0.0.1:{metrics_port}"),
+            "127.0.0.1:0",
             "--appendonly",
             "--appendfsync",
             "everysec",
@@ -624,27 +846,15 @@ async fn bunder_serves_prometheus_metrics() {
             "64MiB",
             "--maxmemory-policy",
             "allkeys-lru",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stream = None;
-    for _ in 0..100 {
-        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            stream = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut stream = stream.expect("bunder listens");
+        ],
+    )
+    .await;
+    let metrics = format!("http://{}", bunder.address_of("/metrics").await);
+    let mut stream = connect(&bunder).await;
     assert_eq!(resp(&mut stream, "SET a 1").await, "+OK\r\n");
     assert_eq!(resp(&mut stream, "SET b 2").await, "+OK\r\n");
     assert_eq!(resp(&mut stream, "GET a").await, "$1\r\n1\r\n");
-    let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+    let text = reqwest::get(format!("{metrics}/metrics"))
         .await
         .unwrap()
         .text()
@@ -668,15 +878,9 @@ async fn bunder_serves_prometheus_metrics() {
     ] {
         assert!(text.contains(name), "missing {name}");
     }
-    let health = reqwest::get(format!("http://127.0.0.1:{metrics_port}/health"))
-        .await
-        .unwrap();
+    let health = reqwest::get(format!("{metrics}/health")).await.unwrap();
     assert_eq!(health.status(), 200);
-    sigterm(&child);
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = bunder.stop().await;
     assert!(status.success(), "exit status {status:?}");
     std::fs::remove_dir_all(&data).ok();
 }
@@ -686,34 +890,9 @@ async fn bunder_serves_prometheus_metrics() {
 #[tokio::test]
 async fn bunder_snapshots_survive_a_restart() {
     let data = temp_dir("bunder-snapshot");
-    let port = free_port();
-    let start = || {
-        Command::new(BUNDER)
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--snapshot-interval",
-                "3600",
-                "--data-dir",
-            ])
-            .arg(&data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap()
-    };
-    let connect = || async {
-        for _ in 0..100 {
-            if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-                return s;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("bunder did not start");
-    };
-    let mut child = start();
-    let mut stream = connect().await;
+    let snapshots = ["--snapshot-interval", "3600"];
+    let bunder = start_bunder(&data, &snapshots).await;
+    let mut stream = connect(&bunder).await;
     assert_eq!(resp(&mut stream, "RPUSH saved a b").await, ":2\r\n");
     assert_eq!(resp(&mut stream, "SAVE").await, "+OK\r\n");
     assert!(resp(&mut stream, "LASTSAVE").await.starts_with(':'));
@@ -728,12 +907,7 @@ async fn bunder_snapshots_survive_a_restart() {
     );
     assert_eq!(resp(&mut stream, "SET at-shutdown 1").await, "+OK\r\n");
     drop(stream);
-    sigterm(&child);
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success());
+    assert!(bunder.stop().await.success());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -744,8 +918,8 @@ async fn bunder_snapshots_survive_a_restart() {
         assert_eq!(mode & 0o777, 0o600);
     }
 
-    let mut child = start();
-    let mut stream = connect().await;
+    let bunder = start_bunder(&data, &snapshots).await;
+    let mut stream = connect(&bunder).await;
     assert_eq!(
         resp(&mut stream, "LRANGE saved 0 -1").await,
         "*2\r\n$1\r\na\r\n$1\r\nb\r\n"
@@ -755,111 +929,67 @@ async fn bunder_snapshots_survive_a_restart() {
         ":2\r\n"
     );
     drop(stream);
-    let _ = child.kill().await;
-    let _ = child.wait().await;
+    bunder.kill().await;
 
     // Turning the append-only file on starts from the snapshot (not empty),
     // and from then on the file holds everything.
-    let with_aof = || {
-        Command::new(BUNDER)
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--appendonly",
-                "--appendfsync",
-                "always",
-                "--data-dir",
-            ])
-            .arg(&data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap()
-    };
-    let mut child = with_aof();
-    let mut stream = connect().await;
+    let with_aof = ["--appendonly", "--appendfsync", "always"];
+    let bunder = start_bunder(&data, &with_aof).await;
+    let mut stream = connect(&bunder).await;
     assert_eq!(
         resp(&mut stream, "EXISTS saved at-shutdown").await,
         ":2\r\n"
     );
     assert_eq!(resp(&mut stream, "SET in-aof 1").await, "+OK\r\n");
     drop(stream);
-    let _ = child.kill().await; // SIGKILL: only the file can bring it back
-    let _ = child.wait().await;
-    let mut child = with_aof();
-    let mut stream = connect().await;
+    bunder.kill().await; // SIGKILL: only the file can bring it back
+    let bunder = start_bunder(&data, &with_aof).await;
+    let mut stream = connect(&bunder).await;
     assert_eq!(
         resp(&mut stream, "EXISTS saved at-shutdown in-aof").await,
         ":3\r\n"
     );
     drop(stream);
-    let _ = child.kill().await;
+    bunder.kill().await;
     std::fs::remove_dir_all(&data).ok();
 }
 
-const BUN_KMS: &str = env!("CARGO_BIN_EXE_bun-kms");
-
-fn private_file(dir: &std::path::Path, name: &str, contents: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join(name);
-    std::fs::write(&path, contents).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
+fn bun_kms(data: &std::path::Path) -> Command {
+    let mut command = binary(BUN_KMS);
+    command.env("BUNKMS_DATA_DIR", data);
+    command
 }
 
-async fn start_kms(data: &std::path::Path, key_file: &std::path::Path, port: u16) -> Child {
-    let child = Command::new(BUN_KMS)
-        .env_clear()
-        .env("BUNKMS_LISTEN", format!("127.0.0.1:{port}"))
-        .env("BUNKMS_DATA_DIR", data)
+async fn start_kms(data: &std::path::Path, key_file: &std::path::Path) -> Running {
+    let mut command = bun_kms(data);
+    command
+        .env("BUNKMS_LISTEN", "127.0.0.1:0")
         .env("BUNKMS_MASTER_KEY_FILE", key_file)
-        .env("BUNKMS_TOKENS", "alpha:rwa:alpha-token-0000000000000001")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if reqwest::get(format!("http://127.0.0.1:{port}/health"))
-            .await
-            .is_ok()
-        {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("bun-kms did not start");
+        .env("BUNKMS_TOKENS", ALPHA_TOKENS);
+    launch(command, Ready::Healthy).await
 }
 
 #[tokio::test]
 async fn bun_kms_refuses_bad_master_keys_and_rewraps_offline() {
     let data = temp_dir("kms");
     // No master key, a readable file, a short key: each refuses to start.
-    let mut command = Command::new(BUN_KMS);
-    command
-        .env_clear()
-        .env("BUNKMS_DATA_DIR", &data)
-        .env("BUNKMS_TOKENS", "alpha:rwa:alpha-token-0000000000000001");
+    let mut command = bun_kms(&data);
+    command.env("BUNKMS_TOKENS", ALPHA_TOKENS);
     let (ok, text) = run_to_exit(command).await;
     assert!(!ok);
     assert!(text.contains("no master key"), "{text}");
     let readable = data.join("readable");
     std::fs::write(&readable, "11".repeat(32)).unwrap();
-    let mut command = Command::new(BUN_KMS);
+    let mut command = bun_kms(&data);
     command
-        .env_clear()
-        .env("BUNKMS_DATA_DIR", &data)
         .env("BUNKMS_MASTER_KEY_FILE", &readable)
-        .env("BUNKMS_TOKENS", "alpha:rwa:alpha-token-0000000000000001");
+        .env("BUNKMS_TOKENS", ALPHA_TOKENS);
     let (ok, text) = run_to_exit(command).await;
     assert!(!ok, "{text}");
-    let mut command = Command::new(BUN_KMS);
+    let mut command = bun_kms(&data);
     command
-        .env_clear()
-        .env("BUNKMS_DATA_DIR", &data)
         .env("BUNKMS_MASTER_KEY", "00".repeat(16))
-        .env("BUNKMS_TOKENS", "alpha:rwa:alpha-token-0000000000000001");
+        .env("BUNKMS_TOKENS", ALPHA_TOKENS);
     let (ok, text) = run_to_exit(command).await;
     assert!(!ok);
     assert!(text.contains("32 bytes"), "{text}");
@@ -867,14 +997,12 @@ async fn bun_kms_refuses_bad_master_keys_and_rewraps_offline() {
     // Data under key A, re-wrapped offline to key B.
     let key_a = private_file(&data, "key-a", &"aa".repeat(32));
     let key_b = private_file(&data, "key-b", &"bb".repeat(32));
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}/kms/v1/projects/alpha");
-    let token = "alpha-token-0000000000000001";
     let http = reqwest::Client::new();
-    let mut kms = start_kms(&data, &key_a, port).await;
+    let kms = start_kms(&data, &key_a).await;
+    let base = format!("{}/kms/v1/projects/alpha", kms.url());
     let created = http
         .post(format!("{base}/keys"))
-        .bearer_auth(token)
+        .bearer_auth(ALPHA_TOKEN)
         .json(&serde_json::json!({"name": "k", "purpose": "encrypt"}))
         .send()
         .await
@@ -882,7 +1010,7 @@ async fn bun_kms_refuses_bad_master_keys_and_rewraps_offline() {
     assert_eq!(created.status(), 201);
     let sealed: serde_json::Value = http
         .post(format!("{base}/keys/k/encrypt"))
-        .bearer_auth(token)
+        .bearer_auth(ALPHA_TOKEN)
         .json(&serde_json::json!({"plaintext": "aGVsbG8="}))
         .send()
         .await
@@ -890,13 +1018,10 @@ async fn bun_kms_refuses_bad_master_keys_and_rewraps_offline() {
         .json()
         .await
         .unwrap();
-    sigterm(&kms);
-    let _ = kms.wait().await;
+    kms.stop().await;
 
-    let mut rewrap = Command::new(BUN_KMS);
+    let mut rewrap = bun_kms(&data);
     rewrap
-        .env_clear()
-        .env("BUNKMS_DATA_DIR", &data)
         .env("BUNKMS_MASTER_KEY_FILE", &key_a)
         .args(["rewrap", "--new-master-key-file"])
         .arg(&key_b);
@@ -904,107 +1029,87 @@ async fn bun_kms_refuses_bad_master_keys_and_rewraps_offline() {
     assert!(ok, "{text}");
     assert!(text.contains("re-wrapped 1 key versions"), "{text}");
 
-    let decrypt = |port: u16| {
-        let http = http.clone();
-        let ciphertext = sealed["ciphertext"].clone();
-        async move {
-            http.post(format!(
-                "http://127.0.0.1:{port}/kms/v1/projects/alpha/keys/k/decrypt"
-            ))
-            .bearer_auth(token)
-            .json(&serde_json::json!({"ciphertext": ciphertext}))
-            .send()
-            .await
-            .unwrap()
-        }
-    };
-    let mut kms = start_kms(&data, &key_b, port).await;
-    let opened = decrypt(port).await;
+    let kms = start_kms(&data, &key_b).await;
+    let opened = http
+        .post(format!(
+            "{}/kms/v1/projects/alpha/keys/k/decrypt",
+            kms.url()
+        ))
+        .bearer_auth(ALPHA_TOKEN)
+        .json(&serde_json::json!({"ciphertext": sealed["ciphertext"]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(opened.status(), 200);
     let opened: serde_json::Value = opened.json().await.unwrap();
     assert_eq!(opened["plaintext"], "aGVsbG8=");
-    sigterm(&kms);
-    let _ = kms.wait().await;
+    kms.stop().await;
     // The old master key is refused at start, naming the right one.
-    let mut command = Command::new(BUN_KMS);
+    let mut command = bun_kms(&data);
     command
-        .env_clear()
-        .env("BUNKMS_DATA_DIR", &data)
         .env("BUNKMS_MASTER_KEY_FILE", &key_a)
-        .env("BUNKMS_TOKENS", "alpha:rwa:alpha-token-0000000000000001");
+        .env("BUNKMS_TOKENS", ALPHA_TOKENS);
     let (ok, text) = run_to_exit(command).await;
     assert!(!ok);
     assert!(text.contains("wrapped under master key"), "{text}");
     std::fs::remove_dir_all(&data).ok();
 }
 
-const BUNDOC: &str = env!("CARGO_BIN_EXE_bundoc");
+fn bundoc(data: &std::path::Path) -> Command {
+    let mut command = binary(BUNDOC);
+    command
+        .env("BUNDOC_LISTEN", "127.0.0.1:0")
+        .env("BUNDOC_DATA_DIR", data);
+    command
+}
 
 #[tokio::test]
 async fn bundoc_runs_on_sqlite_and_refuses_bad_config() {
     let data = temp_dir("bundoc");
-    let token = "alpha:rwa:alpha-token-0000000000000001";
     // No credentials; a KMS URL without its token; an unreadable store.
     let refusals = [
         (vec![], "no credentials configured"),
         (
             vec![
-                ("BUNDOC_TOKENS", token),
+                ("BUNDOC_TOKENS", ALPHA_TOKENS),
                 ("BUNDOC_KMS_URL", "http://127.0.0.1:1"),
             ],
             "BUNDOC_KMS_TOKEN",
         ),
         (
             vec![
-                ("BUNDOC_TOKENS", token),
+                ("BUNDOC_TOKENS", ALPHA_TOKENS),
                 ("BUNDOC_DATABASE_URL", "/nonexistent/dir/bundoc.db"),
             ],
             "document store",
         ),
     ];
     for (env, expected) in refusals {
-        let mut command = Command::new(BUNDOC);
-        command.env_clear().env("BUNDOC_DATA_DIR", &data).envs(env);
+        let mut command = bundoc(&data);
+        command.envs(env);
         let (ok, text) = run_to_exit(command).await;
         assert!(!ok, "{text}");
         assert!(text.contains(expected), "{expected}: {text}");
     }
 
-    let port = free_port();
-    let mut bundoc = Command::new(BUNDOC)
-        .env_clear()
-        .env("BUNDOC_LISTEN", format!("127.0.0.1:{port}"))
-        .env("BUNDOC_DATABASE_URL", data.join("docs.db"))
-        .env("BUNDOC_TOKENS", token)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut healthy = false;
-    for _ in 0..100 {
-        if let Ok(r) = http.get(format!("{base}/health")).send().await {
-            healthy = r.status() == 200;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(healthy, "bundoc is healthy");
+    let store = data.join("docs.db");
+    let start = || {
+        let mut command = bundoc(&data);
+        command
+            .env("BUNDOC_DATABASE_URL", &store)
+            .env("BUNDOC_TOKENS", ALPHA_TOKENS);
+        launch(command, Ready::Healthy)
+    };
+    let server = start().await;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(data.join("docs.db"))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(&store).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let collections = format!("{base}/bundoc/v1/projects/alpha/collections");
-    let send = |request: reqwest::RequestBuilder| {
-        request.bearer_auth("alpha-token-0000000000000001").send()
-    };
+    let http = reqwest::Client::new();
+    let collections = format!("{}/bundoc/v1/projects/alpha/collections", server.url());
+    let send = |request: reqwest::RequestBuilder| request.bearer_auth(ALPHA_TOKEN).send();
     let created = send(
         http.post(&collections)
             .json(&serde_json::json!({"name": "notes"})),
@@ -1028,39 +1133,20 @@ async fn bundoc_runs_on_sqlite_and_refuses_bad_config() {
     .unwrap();
     assert_eq!(refused.status(), 400);
     assert!(refused.text().await.unwrap().contains("BunKMS"));
-    sigterm(&bundoc);
-    let status = tokio::time::timeout(Duration::from_secs(15), bundoc.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = server.stop().await;
     assert!(status.success(), "exit status {status:?}");
 
     // The document is still there after a restart.
-    let mut again = Command::new(BUNDOC)
-        .env_clear()
-        .env("BUNDOC_LISTEN", format!("127.0.0.1:{port}"))
-        .env("BUNDOC_DATABASE_URL", data.join("docs.db"))
-        .env("BUNDOC_TOKENS", token)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
+    let again = start().await;
+    let collections = format!("{}/bundoc/v1/projects/alpha/collections", again.url());
+    let got = send(http.get(format!("{collections}/notes/documents/n1")))
+        .await
         .unwrap();
-    let mut got = None;
-    for _ in 0..100 {
-        if let Ok(r) = send(http.get(format!("{collections}/notes/documents/n1"))).await {
-            got = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let got = got.expect("bundoc restarted");
     assert_eq!(got.status(), 200);
     assert_eq!(got.headers()["etag"], "\"1\"");
     let doc: serde_json::Value = got.json().await.unwrap();
     assert_eq!(doc["text"], "hello");
-    sigterm(&again);
-    let _ = again.wait().await;
+    again.stop().await;
     std::fs::remove_dir_all(&data).ok();
 }
 
@@ -1069,51 +1155,22 @@ async fn bundoc_encrypts_fields_with_a_remote_bun_kms() {
     let data = temp_dir("bundoc-kms");
     let platform = "platform-token-0000000000001";
     let key_file = private_file(&data, "master-key", &"cc".repeat(32));
-    let kms_port = free_port();
-    let mut kms = Command::new(BUN_KMS)
-        .env_clear()
-        .env("BUNKMS_LISTEN", format!("127.0.0.1:{kms_port}"))
-        .env("BUNKMS_DATA_DIR", &data)
+    let mut command = bun_kms(&data);
+    command
+        .env("BUNKMS_LISTEN", "127.0.0.1:0")
         .env("BUNKMS_MASTER_KEY_FILE", &key_file)
-        .env("BUNKMS_TOKENS", format!("*:rwa:{platform}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        .env("BUNKMS_TOKENS", format!("*:rwa:{platform}"));
+    let kms = launch(command, Ready::Healthy).await;
     let token_file = private_file(&data, "kms-token", platform);
-    let port = free_port();
-    let mut bundoc = Command::new(BUNDOC)
-        .env_clear()
-        .env("BUNDOC_LISTEN", format!("127.0.0.1:{port}"))
-        .env("BUNDOC_DATA_DIR", &data)
-        .env("BUNDOC_TOKENS", "alpha:rwa:alpha-token-0000000000000001")
-        .env("BUNDOC_KMS_URL", format!("http://127.0.0.1:{kms_port}"))
-        .env("BUNDOC_KMS_TOKEN_FILE", &token_file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut command = bundoc(&data);
+    command
+        .env("BUNDOC_TOKENS", ALPHA_TOKENS)
+        .env("BUNDOC_KMS_URL", kms.url())
+        .env("BUNDOC_KMS_TOKEN_FILE", &token_file);
+    let server = launch(command, Ready::Healthy).await;
     let http = reqwest::Client::new();
-    for url in [
-        format!("http://127.0.0.1:{kms_port}/health"),
-        format!("http://127.0.0.1:{port}/health"),
-    ] {
-        let mut up = false;
-        for _ in 0..100 {
-            if http.get(&url).send().await.is_ok() {
-                up = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(up, "{url}");
-    }
-    let collections = format!("http://127.0.0.1:{port}/bundoc/v1/projects/alpha/collections");
-    let send = |request: reqwest::RequestBuilder| {
-        request.bearer_auth("alpha-token-0000000000000001").send()
-    };
+    let collections = format!("{}/bundoc/v1/projects/alpha/collections", server.url());
+    let send = |request: reqwest::RequestBuilder| request.bearer_auth(ALPHA_TOKEN).send();
     let created = send(
         http.post(&collections)
             .json(&serde_json::json!({"name": "people", "encrypted": ["ssn"]})),
@@ -1149,10 +1206,9 @@ async fn bundoc_encrypts_fields_with_a_remote_bun_kms() {
     );
     // Without BunKMS, health says so (and the cached data key still
     // serves reads).
-    sigterm(&kms);
-    let _ = kms.wait().await;
+    kms.stop().await;
     let health = http
-        .get(format!("http://127.0.0.1:{port}/health"))
+        .get(format!("{}/health", server.url()))
         .send()
         .await
         .unwrap();
@@ -1162,7 +1218,57 @@ async fn bundoc_encrypts_fields_with_a_remote_bun_kms() {
         .await
         .unwrap();
     assert_eq!(again.status(), 200);
-    sigterm(&bundoc);
-    let _ = bundoc.wait().await;
+    server.stop().await;
+    std::fs::remove_dir_all(&data).ok();
+}
+
+/// The platform and bun-auth as deployed: the same identity service, from
+/// the same flags they always took.
+#[tokio::test]
+async fn platform_and_bun_auth_start_on_one_sqlite_database() {
+    let data = temp_dir("identity");
+    let url = format!("sqlite://{}", data.join("identity.db").display());
+    let mut command = binary(PLATFORM);
+    command
+        .env("PLATFORM_LISTEN", "127.0.0.1:0")
+        .env("PLATFORM_DATABASE_URL", &url);
+    let platform = launch(command, Ready::Healthy).await;
+    let health: serde_json::Value = reqwest::get(format!("{}/health", platform.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["checks"]["identity-db"]["status"], "ok", "{health}");
+    let jwks = reqwest::get(format!("{}/api/.well-known/jwks.json", platform.url()))
+        .await
+        .unwrap();
+    assert_eq!(jwks.status(), 200);
+
+    let mut command = binary(BUN_AUTH);
+    command
+        .args(["--listen", "127.0.0.1:0"])
+        .env("BUNAUTH_HTTP_LISTEN", "127.0.0.1:0")
+        .env("BUNAUTH_DATABASE_URL", &url);
+    let bun_auth = launch(command, Ready::Listening).await;
+    // Its HTTP port (health, metrics) is the one it reports serving on;
+    // the gRPC address is in the summary.
+    let text = bun_auth.printed();
+    assert!(text.contains("BunAuth gRPC on 127.0.0.1:"), "{text}");
+    let health = reqwest::get(format!("{}/health", bun_auth.url()))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(bun_auth.stop().await.success());
+    assert!(platform.stop().await.success());
+
+    // Without a database, each says what to set.
+    for (binary_path, env) in [(PLATFORM, "PLATFORM"), (BUN_AUTH, "BUNAUTH")] {
+        let mut command = binary(binary_path);
+        command.args(["--listen", "127.0.0.1:0"]);
+        let (ok, text) = run_to_exit(command).await;
+        assert!(!ok);
+        assert!(text.contains(&format!("{env}_DATABASE_URL")), "{text}");
+    }
     std::fs::remove_dir_all(&data).ok();
 }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bunbase_core::Error;
-use bunbase_core::config::resolve_secret;
+use bunbase_core::config::{Secret, resolve_secret};
 use bunbase_core::events::adapters::BusConfig;
 use bunbase_core::events::adapters::bunder::BunderBus;
 use bunbase_core::events::adapters::memory::MemoryBus;
@@ -83,35 +83,15 @@ pub struct EventsArgs {
 }
 
 impl EventsArgs {
-    pub fn keepalive(&self) -> Duration {
-        Duration::from_secs(self.keepalive_secs.max(1))
-    }
-
-    pub fn describe(&self) -> &'static str {
-        match self.bus {
-            BusKind::Memory => "memory bus",
-            BusKind::Bunder => "Redis-protocol bus",
-        }
-    }
-
-    /// Builds the events service, registering its metrics in `registry`.
-    pub async fn build(&self, registry: &Registry) -> Result<Events, Error> {
+    /// The bus and limits these options describe (checked).
+    pub fn settings(&self) -> Result<EventsSettings, Error> {
         if self.retain == 0 || self.queue == 0 {
             return Err(Error::invalid(
                 "--events-retain and --events-queue must be at least 1",
             ));
         }
-        let metrics = Arc::new(EventMetrics::new(registry)?);
-        let config = BusConfig {
-            retain_per_topic: self.retain,
-            max_topics_per_project: self.max_topics,
-            hub: HubConfig {
-                queue_capacity: self.queue,
-                max_subscribers: self.max_subscribers,
-            },
-        };
-        let bus: Arc<dyn EventBus> = match self.bus {
-            BusKind::Memory => Arc::new(MemoryBus::new(config, metrics.clone())),
+        let bus = match self.bus {
+            BusKind::Memory => BusChoice::Memory,
             BusKind::Bunder => {
                 let url = resolve_secret(
                     "BUNCAST_REDIS_URL",
@@ -123,18 +103,78 @@ impl EventsArgs {
                         "the bunder bus needs BUNCAST_REDIS_URL (or BUNCAST_REDIS_URL_FILE)",
                     )
                 })?;
-                Arc::new(
-                    BunderBus::connect(url.expose(), &self.key_prefix, config, metrics.clone())
-                        .await?,
-                )
+                BusChoice::Redis {
+                    url,
+                    key_prefix: self.key_prefix.clone(),
+                }
             }
         };
-        Ok(Events::new(
+        Ok(EventsSettings {
             bus,
-            EventLimits {
+            config: BusConfig {
+                retain_per_topic: self.retain,
+                max_topics_per_project: self.max_topics,
+                hub: HubConfig {
+                    queue_capacity: self.queue,
+                    max_subscribers: self.max_subscribers,
+                },
+            },
+            limits: EventLimits {
                 max_payload_bytes: self.max_payload,
             },
-            metrics,
-        ))
+            keepalive: Duration::from_secs(self.keepalive_secs.max(1)),
+        })
+    }
+}
+
+/// Which transport carries events.
+#[derive(Debug, Clone)]
+pub enum BusChoice {
+    /// In this process only.
+    Memory,
+    /// Through a Redis-protocol server, shared by every instance on it.
+    Redis { url: Secret, key_prefix: String },
+}
+
+/// The event bus a process runs (Buncast's, and the change feeds of Bunder
+/// Manager and Bundoc), resolved from [`EventsArgs`] or given by a test.
+#[derive(Debug, Clone)]
+pub struct EventsSettings {
+    pub bus: BusChoice,
+    pub config: BusConfig,
+    pub limits: EventLimits,
+    /// Between keep-alive comments and pings on idle streams.
+    pub keepalive: Duration,
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        EventsSettings {
+            bus: BusChoice::Memory,
+            config: BusConfig::default(),
+            limits: EventLimits::default(),
+            keepalive: Duration::from_secs(15),
+        }
+    }
+}
+
+impl EventsSettings {
+    pub fn describe(&self) -> &'static str {
+        match self.bus {
+            BusChoice::Memory => "memory bus",
+            BusChoice::Redis { .. } => "Redis-protocol bus",
+        }
+    }
+
+    /// Starts the bus, registering its metrics in `registry`.
+    pub async fn build(&self, registry: &Registry) -> Result<Events, Error> {
+        let metrics = Arc::new(EventMetrics::new(registry)?);
+        let bus: Arc<dyn EventBus> = match &self.bus {
+            BusChoice::Memory => Arc::new(MemoryBus::new(self.config, metrics.clone())),
+            BusChoice::Redis { url, key_prefix } => Arc::new(
+                BunderBus::connect(url.expose(), key_prefix, self.config, metrics.clone()).await?,
+            ),
+        };
+        Ok(Events::new(bus, self.limits, metrics))
     }
 }

@@ -7,21 +7,25 @@
 //!
 //! `{topic}` may be a pattern for subscriptions (`orders.*`, `orders.>`).
 
+mod binary;
 mod config;
-pub(crate) mod routes;
-pub(crate) mod sse;
+mod routes;
 mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use axum::Router;
 use axum::routing::{get, post};
+use bunbase_core::Error;
 use bunbase_core::auth::TokenVerifier;
 use bunbase_core::events::Events;
 
-pub use config::EventsArgs;
+pub use binary::BuncastArgs;
+pub use config::{BusChoice, EventsArgs, EventsSettings};
 
+use crate::assembly::{Host, ServiceModule, Started};
 use crate::kit::{self, AuthState, Shutdown};
 
 /// Everything a Buncast handler needs.
@@ -48,23 +52,50 @@ pub fn router(state: BuncastState) -> Router {
         .route(&format!("{PREFIX}/topics/{{topic}}"), post(routes::publish))
         .route(
             &format!("{PREFIX}/topics/{{topic}}/subscribe"),
-            get(sse::subscribe),
+            get(routes::subscribe),
         )
-        .route(&format!("{PREFIX}/topics/{{topic}}/ws"), get(ws::subscribe))
+        .route(
+            &format!("{PREFIX}/topics/{{topic}}/ws"),
+            get(routes::websocket),
+        )
         .with_state(state)
 }
 
-/// Buncast as a mountable service for the shell kit.
-pub fn service(state: BuncastState) -> kit::Service {
-    let events = state.events.clone();
-    let health_events = state.events.clone();
-    kit::Service {
-        name: "buncast".into(),
-        router: router(state),
-        health: vec![kit::health_check_fn("buncast", move || {
-            let events = health_events.clone();
-            async move { events.check().await }
-        })],
-        on_shutdown: Some(Arc::new(move || events.shut_down())),
+/// Buncast in an assembly: the host's event bus, served under `/events`.
+pub struct BuncastModule;
+
+#[async_trait]
+impl ServiceModule for BuncastModule {
+    fn name(&self) -> &'static str {
+        "events"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["buncast"]
+    }
+
+    fn prefix(&self) -> &'static str {
+        "/events"
+    }
+
+    async fn start(&self, host: &mut Host) -> Result<Started, Error> {
+        let events = host.events().await?;
+        let state = BuncastState {
+            events: events.clone(),
+            verifier: host.verifier()?,
+            keepalive: host.events_settings().keepalive,
+            shutdown: host.shutdown.clone(),
+        };
+        let service = kit::Service {
+            name: "buncast".into(),
+            router: router(state),
+            health: vec![kit::health_check_fn("buncast", move || {
+                let events = events.clone();
+                async move { events.check().await }
+            })],
+            on_shutdown: None,
+        };
+        let summary = format!("Buncast pub/sub ({})", host.events_settings().describe());
+        Ok(Started::new(service, summary))
     }
 }

@@ -1,12 +1,19 @@
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use bunbase_core::ProjectId;
+use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::BuncastState;
-use crate::kit::{ApiJson, ApiResult, Auth};
+use super::ws;
+use crate::kit::sse::{resume_point, sse_response};
+use crate::kit::{ApiJson, ApiQuery, ApiResult, Caller};
+
+#[derive(Deserialize)]
+pub struct TopicPath {
+    topic: String,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,11 +23,10 @@ pub struct PublishBody {
 
 pub async fn publish(
     State(state): State<BuncastState>,
-    Auth(who): Auth,
-    Path((project, topic)): Path<(String, String)>,
+    Caller { who, project }: Caller,
+    Path(TopicPath { topic }): Path<TopicPath>,
     ApiJson(body): ApiJson<PublishBody>,
 ) -> ApiResult<(StatusCode, ApiJson<serde_json::Value>)> {
-    let project = ProjectId::new(project)?;
     let seq = state
         .events
         .publish(&who, &project, &topic, body.data.get())
@@ -33,46 +39,48 @@ pub async fn publish(
 
 pub async fn list_topics(
     State(state): State<BuncastState>,
-    Auth(who): Auth,
-    Path(project): Path<String>,
+    Caller { who, project }: Caller,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    let project = ProjectId::new(project)?;
     let topics = state.events.topics(&who, &project).await?;
     Ok(ApiJson(json!({ "topics": topics })))
 }
 
-/// Where a subscriber resumes: `Last-Event-ID` (what a reconnecting
-/// EventSource sends) wins over `?after=`.
-pub fn resume_point(
-    last_event_id: Option<&axum::http::HeaderValue>,
-    after: Option<&str>,
-) -> Result<Option<u64>, bunbase_core::Error> {
-    let raw = match last_event_id {
-        Some(value) => Some(
-            value
-                .to_str()
-                .map_err(|_| {
-                    bunbase_core::Error::invalid("Last-Event-ID must be a sequence number")
-                })?
-                .trim()
-                .to_string(),
-        ),
-        None => after.map(str::to_string),
-    };
-    match raw {
-        None => Ok(None),
-        Some(s) if s.is_empty() => Ok(None),
-        Some(s) => s.parse::<u64>().map(Some).map_err(|_| {
-            bunbase_core::Error::invalid(format!(
-                "resume point {s:?} is not a sequence number (a non-negative integer)"
-            ))
-        }),
-    }
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeQuery {
+    after: Option<String>,
 }
 
-#[derive(Deserialize)]
-pub struct SubscribeQuery {
-    pub after: Option<String>,
-    #[allow(dead_code)]
-    pub access_token: Option<String>,
+/// Server-Sent Events: each event is `id: <seq>` + `data: <event JSON>`.
+pub async fn subscribe(
+    State(state): State<BuncastState>,
+    Caller { who, project }: Caller,
+    Path(TopicPath { topic }): Path<TopicPath>,
+    ApiQuery(query): ApiQuery<SubscribeQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let after = resume_point(headers.get("last-event-id"), query.after.as_deref())?;
+    let subscription = state
+        .events
+        .subscribe(&who, &project, &topic, after)
+        .await?;
+    let position = subscription.position();
+    Ok(sse_response(subscription, Some(position), state.keepalive))
+}
+
+/// WebSocket: the same events, and publishing on the same socket.
+pub async fn websocket(
+    State(state): State<BuncastState>,
+    Caller { who, project }: Caller,
+    Path(TopicPath { topic }): Path<TopicPath>,
+    ApiQuery(query): ApiQuery<SubscribeQuery>,
+    upgrade: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    let after = resume_point(None, query.after.as_deref())?;
+    // Subscribe before upgrading, so errors are plain HTTP errors.
+    let subscription = state
+        .events
+        .subscribe(&who, &project, &topic, after)
+        .await?;
+    Ok(ws::upgrade(upgrade, subscription, state, who, project))
 }

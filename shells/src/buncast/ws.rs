@@ -3,143 +3,85 @@
 //! close frame). Client → server: `{"type":"publish","topic":…,"data":…,"ref":…}`
 //! answered by `{"type":"published","seq":…,"ref":…}` or `{"type":"error",…}`.
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use std::sync::Arc;
+
+use axum::extract::WebSocketUpgrade;
+use axum::extract::ws::{Message, Utf8Bytes};
 use axum::response::Response;
 use bunbase_core::ProjectId;
 use bunbase_core::auth::Principal;
-use bunbase_core::events::{CloseReason, Delivery, Subscription};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use bunbase_core::events::{Delivery, Subscription};
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::BuncastState;
-use super::routes::{SubscribeQuery, resume_point};
-use super::sse::closed_json;
-use crate::kit::{ApiResult, Auth};
+use crate::kit::sse::closed_json;
+use crate::kit::ws::{WsFrame, pump};
 
-/// Ready deliveries sent before one flush.
-const BATCH: usize = 64;
-
-pub async fn subscribe(
-    State(state): State<BuncastState>,
-    Auth(who): Auth,
-    Path((project, topic)): Path<(String, String)>,
-    Query(query): Query<SubscribeQuery>,
-    upgrade: WebSocketUpgrade,
-) -> ApiResult<Response> {
-    let project = ProjectId::new(project)?;
-    let after = resume_point(None, query.after.as_deref())?;
-    // Subscribe before upgrading, so errors are plain HTTP errors.
-    let subscription = state
-        .events
-        .subscribe(&who, &project, &topic, after)
-        .await?;
-    let max = state.events.limits().max_payload_bytes * 2 + 1024;
-    let tasks = state.shutdown.tasks.clone();
-    Ok(upgrade
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| {
-            tasks.track_future(run(socket, subscription, state, who, project))
-        }))
-}
-
-fn frame(delivery: &Delivery) -> Message {
-    match delivery {
-        Delivery::Event(event) => Message::Text(Utf8Bytes::from(event.wire_json().as_ref())),
-        Delivery::Gap(gap) => {
-            let mut value = serde_json::to_value(gap).unwrap_or_default();
-            value["type"] = json!("gap");
-            Message::Text(value.to_string().into())
+impl WsFrame for Delivery {
+    fn message(&self) -> Message {
+        match self {
+            Delivery::Event(event) => Message::Text(Utf8Bytes::from(event.wire_json().as_ref())),
+            Delivery::Gap(gap) => {
+                let mut value = serde_json::to_value(gap).unwrap_or_default();
+                value["type"] = json!("gap");
+                Message::Text(value.to_string().into())
+            }
+            Delivery::Closed(reason) => Message::Text(closed_json(*reason).into()),
         }
-        Delivery::Closed(reason) => Message::Text(closed_json(*reason).into()),
+    }
+
+    fn closing(&self) -> Option<&str> {
+        match self {
+            Delivery::Closed(reason) => Some(reason.as_str()),
+            _ => None,
+        }
     }
 }
 
-fn close_code(reason: CloseReason) -> u16 {
-    match reason {
-        CloseReason::Shutdown => 1001, // going away
-        CloseReason::Lagged => 4001,
-        CloseReason::Resync => 4002,
-    }
-}
-
-async fn run(
-    socket: WebSocket,
-    mut subscription: Subscription,
+pub fn upgrade(
+    upgrade: WebSocketUpgrade,
+    subscription: Subscription,
     state: BuncastState,
     who: Principal,
     project: ProjectId,
-) {
-    let (mut sink, mut incoming) = socket.split();
+) -> Response {
+    let max = state.events.limits().max_payload_bytes * 2 + 1024;
+    let tasks = state.shutdown.tasks.clone();
+    let keepalive = state.keepalive;
     let opening = format!(
         r#"{{"type":"subscribed","position":{}}}"#,
         subscription.position()
     );
-    if sink.send(Message::Text(opening.into())).await.is_err() {
-        return;
-    }
-    // Pings keep idle connections open through proxies with idle timeouts.
-    let mut ping = tokio::time::interval_at(
-        tokio::time::Instant::now() + state.keepalive,
-        state.keepalive,
-    );
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
-                }
-            }
-            delivery = subscription.next() => {
-                let Some(delivery) = delivery else { break };
-                let mut closing = match_closed(&delivery);
-                if sink.feed(frame(&delivery)).await.is_err() {
-                    return;
-                }
-                let mut sent = 1;
-                while closing.is_none() && sent < BATCH {
-                    let Some(Some(next)) = subscription.next().now_or_never() else { break };
-                    closing = match_closed(&next);
-                    if sink.feed(frame(&next)).await.is_err() {
-                        return;
+    let caller = Arc::new((state, who, project));
+    upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| {
+            tasks.track_future(pump(
+                socket,
+                Some(opening),
+                subscription,
+                keepalive,
+                move |message| {
+                    let caller = caller.clone();
+                    async move {
+                        let (state, who, project) = &*caller;
+                        match message {
+                            Message::Text(text) => {
+                                Some(handle_client_frame(state, who, project, &text).await)
+                            }
+                            _ => Some(error_reply(
+                                None,
+                                "invalid_input",
+                                "binary frames are not supported; send JSON text",
+                            )),
+                        }
                     }
-                    sent += 1;
-                }
-                if sink.flush().await.is_err() {
-                    return;
-                }
-                if let Some(reason) = closing {
-                    let close = CloseFrame { code: close_code(reason), reason: reason.as_str().into() };
-                    let _ = sink.send(Message::Close(Some(close))).await;
-                    return;
-                }
-            }
-            message = incoming.next() => {
-                let reply = match message {
-                    Some(Ok(Message::Text(text))) => handle_client_frame(&state, &who, &project, &text).await,
-                    Some(Ok(Message::Binary(_))) => Some(error_reply(None, "invalid_input", "binary frames are not supported; send JSON text")),
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                    Some(Ok(_)) => None, // ping/pong are answered by the library
-                };
-                if let Some(reply) = reply
-                    && sink.send(Message::Text(reply.into())).await.is_err()
-                {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-fn match_closed(delivery: &Delivery) -> Option<CloseReason> {
-    match delivery {
-        Delivery::Closed(reason) => Some(*reason),
-        _ => None,
-    }
+                },
+            ))
+        })
 }
 
 /// A client frame. (Not an internally tagged enum: serde buffers those,
@@ -160,45 +102,35 @@ async fn handle_client_frame(
     who: &Principal,
     project: &ProjectId,
     text: &str,
-) -> Option<String> {
+) -> String {
     let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(frame) => frame,
-        Err(e) => {
-            return Some(error_reply(
-                None,
-                "invalid_input",
-                &format!("invalid frame: {e}"),
-            ));
-        }
+        Err(e) => return error_reply(None, "invalid_input", &format!("invalid frame: {e}")),
     };
     let reference = frame.reference.as_deref();
     if frame.kind != "publish" {
-        return Some(error_reply(
+        return error_reply(
             reference,
             "invalid_input",
             &format!(
                 "unknown frame type {:?}; the only one is \"publish\"",
                 frame.kind
             ),
-        ));
+        );
     }
     let (Some(topic), Some(data)) = (frame.topic, frame.data) else {
-        return Some(error_reply(
+        return error_reply(
             reference,
             "invalid_input",
             "a publish frame needs \"topic\" and \"data\"",
-        ));
+        );
     };
     match state.events.publish(who, project, &topic, data.get()).await {
-        Ok(seq) => Some(match reference {
+        Ok(seq) => match reference {
             Some(r) => format!(r#"{{"type":"published","seq":{seq},"ref":{}}}"#, r.get()),
             None => format!(r#"{{"type":"published","seq":{seq}}}"#),
-        }),
-        Err(e) => Some(error_reply(
-            reference,
-            e.code().as_str(),
-            &e.public_message(),
-        )),
+        },
+        Err(e) => error_reply(reference, e.code().as_str(), &e.public_message()),
     }
 }
 

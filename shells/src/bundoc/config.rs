@@ -1,16 +1,13 @@
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bunbase_client::RemoteKeys;
 use bunbase_core::Error;
-use bunbase_core::config::resolve_secret;
-use bunbase_core::docs::adapters::MemoryDocStore;
-use bunbase_core::docs::adapters::sql::{postgres::PostgresDocs, sqlite::SqliteDocs};
-use bunbase_core::docs::{Bundoc, DocStore, DocsLimits, DocsMetrics, Quota};
-use bunbase_core::events::Events;
+use bunbase_core::config::{StoreUrl, resolve_secret};
+use bunbase_core::docs::{DocsLimits, Quota};
 use bunbase_core::kms::Keys;
-use bunbase_core::metrics::Registry;
 
+use super::{DocsModule, DocsSource};
 use crate::cli::parse_size_arg;
 
 /// Bundoc's options (the same names in `bundoc` and the all-in-one; ids
@@ -112,37 +109,19 @@ impl DocsArgs {
         }
     }
 
-    /// The configured store: Postgres, a SQLite file, memory, or bundoc.db
-    /// in `data_dir`; and which kind it is.
-    pub async fn open_store(
-        &self,
-        data_dir: &Path,
-    ) -> Result<(Arc<dyn DocStore>, &'static str), Error> {
+    /// The module these options describe.
+    pub fn module(&self) -> Result<DocsModule, Error> {
         let url = resolve_secret(
             "BUNDOC_DATABASE_URL",
             self.database_url.clone(),
             self.database_url_file.as_deref(),
         )?;
-        Ok(match url {
-            Some(url) if url.expose().starts_with("postgres") => (
-                Arc::new(PostgresDocs::connect(url.expose()).await?),
-                "Postgres",
-            ),
-            Some(url) if url.expose() == "memory" => (Arc::new(MemoryDocStore::new()), "memory"),
-            Some(path) => {
-                let path = path.expose();
-                let path = Path::new(path.strip_prefix("sqlite://").unwrap_or(path));
-                (Arc::new(SqliteDocs::open(path).await?), "SQLite")
-            }
-            None => {
-                std::fs::create_dir_all(data_dir).map_err(|e| {
-                    Error::invalid(format!("cannot create {}: {e}", data_dir.display()))
-                })?;
-                (
-                    Arc::new(SqliteDocs::open(&data_dir.join("bundoc.db")).await?),
-                    "SQLite",
-                )
-            }
+        let url = url.map(|u| StoreUrl::parse(u.expose())).transpose()?;
+        Ok(DocsModule {
+            store: DocsSource::Url(url),
+            limits: self.limits(),
+            body_limit: self.body_limit,
+            keys: self.remote_keys()?,
         })
     }
 
@@ -163,23 +142,5 @@ impl DocsArgs {
                 "BUNDOC_KMS_TOKEN is set but BUNDOC_KMS_URL is not",
             )),
         }
-    }
-
-    /// The service on `store`, publishing changes through `events`, with
-    /// field encryption when `keys` is given.
-    pub fn build(
-        &self,
-        store: Arc<dyn DocStore>,
-        events: Events,
-        keys: Option<Arc<dyn Keys>>,
-        registry: &Registry,
-    ) -> Result<Bundoc, Error> {
-        Ok(Bundoc::new(
-            store,
-            events,
-            keys,
-            self.limits(),
-            Arc::new(DocsMetrics::new(registry)?),
-        ))
     }
 }

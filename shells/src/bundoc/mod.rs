@@ -32,21 +32,28 @@
 //! version answers **409 `conflict`** — the same answer as any write that
 //! lost a race, so clients handle one status (re-read, then retry).
 
+mod binary;
 mod config;
 mod realtime;
 mod routes;
 
+pub use binary::BundocArgs;
 pub use config::DocsArgs;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use bunbase_core::Error;
 use bunbase_core::auth::TokenVerifier;
-use bunbase_core::docs::Bundoc;
+use bunbase_core::config::StoreUrl;
+use bunbase_core::docs::{Bundoc, DocStore, DocsLimits, DocsMetrics};
+use bunbase_core::kms::{Keys, LocalKeys};
 
+use crate::assembly::{Host, ServiceModule, Started};
 use crate::kit::{self, AuthState, Shutdown};
 
 #[derive(Clone)]
@@ -106,8 +113,104 @@ pub fn router(state: DocsState) -> Router {
         .with_state(state)
 }
 
-/// Bundoc as a mountable service for the shell kit.
-pub fn service(state: DocsState) -> kit::Service {
+/// Where Bundoc keeps documents.
+pub enum DocsSource {
+    /// A store URL; `None` is bundoc.db in the data directory.
+    Url(Option<StoreUrl>),
+    /// A store an embedder or a test opened.
+    Given(Arc<dyn DocStore>),
+}
+
+/// Bundoc in an assembly: its store, its change feed on the host's bus,
+/// field encryption by a remote BunKMS or the process's own, its routes
+/// under `/bundoc`.
+pub struct DocsModule {
+    pub store: DocsSource,
+    pub limits: DocsLimits,
+    /// Largest request body on Bundoc's routes.
+    pub body_limit: usize,
+    /// A remote BunKMS; without one, the host's in-process KMS if any.
+    pub keys: Option<Arc<dyn Keys>>,
+}
+
+impl DocsModule {
+    pub fn on(store: Arc<dyn DocStore>, limits: DocsLimits) -> DocsModule {
+        DocsModule {
+            store: DocsSource::Given(store),
+            limits,
+            body_limit: 8 * 1024 * 1024,
+            keys: None,
+        }
+    }
+}
+
+#[async_trait]
+impl ServiceModule for DocsModule {
+    fn name(&self) -> &'static str {
+        "bundoc"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["docs"]
+    }
+
+    fn prefix(&self) -> &'static str {
+        "/bundoc"
+    }
+
+    async fn start(&self, host: &mut Host) -> Result<Started, Error> {
+        let (store, kind): (Arc<dyn DocStore>, &str) = match &self.store {
+            DocsSource::Given(store) => (store.clone(), "given store"),
+            DocsSource::Url(url) => {
+                let url = match url {
+                    Some(url) => url.clone(),
+                    None => StoreUrl::in_dir(&host.data_dir, "bundoc.db")?,
+                };
+                let store = bunbase_core::docs::adapters::open(&url)
+                    .await
+                    .map_err(|e| e.context("opening the document store"))?;
+                (store, url.kind())
+            }
+        };
+        let mut warnings = Vec::new();
+        let (keys, encryption) = match (&self.keys, host.kms()) {
+            (Some(remote), _) => (Some(remote.clone()), "remote BunKMS"),
+            (None, Some(kms)) => (
+                Some(Arc::new(LocalKeys::new(kms.clone(), "bundoc")) as Arc<dyn Keys>),
+                "in-process BunKMS",
+            ),
+            (None, None) => {
+                warnings.push(
+                    "no BUNDOC_KMS_URL: collections with encrypted fields will be refused".into(),
+                );
+                (None, "none")
+            }
+        };
+        let docs = Bundoc::new(
+            store,
+            host.events().await?,
+            keys,
+            self.limits,
+            Arc::new(DocsMetrics::new(&host.registry)?),
+        );
+        let state = DocsState {
+            docs,
+            verifier: host.verifier()?,
+            keepalive: host.events_settings().keepalive,
+            shutdown: host.shutdown.clone(),
+            body_limit: self.body_limit,
+        };
+        Ok(Started {
+            service: service(state),
+            summary: format!(
+                "Bundoc: documents, queries, realtime ({kind}, field encryption by {encryption})"
+            ),
+            warnings,
+        })
+    }
+}
+
+fn service(state: DocsState) -> kit::Service {
     let (docs, keys) = (state.docs.clone(), state.docs.clone());
     kit::Service {
         name: "bundoc".into(),

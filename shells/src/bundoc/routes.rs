@@ -1,19 +1,23 @@
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bunbase_core::docs::{Page, WriteOp};
-use bunbase_core::{Error, ErrorCode, ProjectId};
+use bunbase_core::{Error, ErrorCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::DocsState;
-use crate::kit::{ApiJson, ApiResult, Auth, error_body};
+use crate::kit::{ApiJson, ApiQuery, ApiResult, Caller, error_response};
 
-pub(super) type CollectionPath = Path<(String, String)>;
-type DocumentPath = Path<(String, String, String)>;
+#[derive(Deserialize)]
+pub struct CollectionPath {
+    pub collection: String,
+}
 
-fn project(raw: String) -> Result<ProjectId, Error> {
-    ProjectId::new(raw)
+#[derive(Deserialize)]
+pub struct DocumentPath {
+    collection: String,
+    id: String,
 }
 
 fn ok(value: Value) -> Response {
@@ -41,41 +45,35 @@ fn page(page: Page) -> Response {
 
 pub async fn create_collection(
     State(state): State<DocsState>,
-    Auth(who): Auth,
-    Path(project_id): Path<String>,
+    Caller { who, project }: Caller,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     let described = state.docs.create_collection(&who, &project, &body).await?;
     Ok((StatusCode::CREATED, axum::Json(described)).into_response())
 }
 
 pub async fn list_collections(
     State(state): State<DocsState>,
-    Auth(who): Auth,
-    Path(project_id): Path<String>,
+    Caller { who, project }: Caller,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     let collections = state.docs.list_collections(&who, &project).await?;
     Ok(ok(json!({ "collections": collections })))
 }
 
 pub async fn get_collection(
     State(state): State<DocsState>,
-    Auth(who): Auth,
-    Path((project_id, name)): CollectionPath,
+    Caller { who, project }: Caller,
+    Path(CollectionPath { collection: name }): Path<CollectionPath>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     Ok(ok(state.docs.get_collection(&who, &project, &name).await?))
 }
 
 pub async fn update_collection(
     State(state): State<DocsState>,
-    Auth(who): Auth,
-    Path((project_id, name)): CollectionPath,
+    Caller { who, project }: Caller,
+    Path(CollectionPath { collection: name }): Path<CollectionPath>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     Ok(ok(state
         .docs
         .update_collection(&who, &project, &name, &body)
@@ -84,20 +82,17 @@ pub async fn update_collection(
 
 pub async fn delete_collection(
     State(state): State<DocsState>,
-    Auth(who): Auth,
-    Path((project_id, name)): CollectionPath,
+    Caller { who, project }: Caller,
+    Path(CollectionPath { collection: name }): Path<CollectionPath>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     state.docs.delete_collection(&who, &project, &name).await?;
     Ok(ok(json!({ "deleted": true })))
 }
 
 pub async fn usage(
     State(state): State<DocsState>,
-    Auth(who): Auth,
-    Path(project_id): Path<String>,
+    Caller { who, project }: Caller,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     Ok(axum::Json(state.docs.usage(&who, &project).await?).into_response())
 }
 
@@ -107,8 +102,6 @@ pub async fn usage(
 #[serde(deny_unknown_fields)]
 pub struct WriteParams {
     if_version: Option<u64>,
-    #[allow(dead_code)]
-    access_token: Option<String>,
 }
 
 /// The version a write expects: `If-Match: "<n>"` (the ETag GET gave)
@@ -136,21 +129,19 @@ fn if_version(headers: &HeaderMap, params: &WriteParams) -> Result<Option<u64>, 
 
 pub async fn get(
     State(state): State<DocsState>,
-    Auth(who): Auth,
-    Path((project_id, collection, id)): DocumentPath,
+    Caller { who, project }: Caller,
+    Path(DocumentPath { collection, id }): Path<DocumentPath>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     let doc = state.docs.get(&who, &project, &collection, &id).await?;
     Ok(document(StatusCode::OK, doc))
 }
 
 pub async fn create(
     State(state): State<DocsState>,
-    Auth(who): Auth,
-    Path((project_id, collection)): CollectionPath,
+    Caller { who, project }: Caller,
+    Path(CollectionPath { collection }): Path<CollectionPath>,
     ApiJson(doc): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     let created = state.docs.create(&who, &project, &collection, doc).await?;
     // Ids are A-Z a-z 0-9 - _ . (core checks), so they need no escaping.
     let location = created
@@ -167,13 +158,12 @@ pub async fn create(
 
 pub async fn replace(
     State(state): State<DocsState>,
-    Auth(who): Auth,
-    Path((project_id, collection, id)): DocumentPath,
-    Query(params): Query<WriteParams>,
+    Caller { who, project }: Caller,
+    Path(DocumentPath { collection, id }): Path<DocumentPath>,
+    ApiQuery(params): ApiQuery<WriteParams>,
     headers: HeaderMap,
     ApiJson(doc): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     let expected = if_version(&headers, &params)?;
     let (doc, created) = state
         .docs
@@ -208,23 +198,18 @@ fn is_merge_patch(headers: &HeaderMap) -> bool {
 
 pub async fn patch(
     State(state): State<DocsState>,
-    Auth(who): Auth,
-    Path((project_id, collection, id)): DocumentPath,
-    Query(params): Query<WriteParams>,
+    Caller { who, project }: Caller,
+    Path(DocumentPath { collection, id }): Path<DocumentPath>,
+    ApiQuery(params): ApiQuery<WriteParams>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     if !is_merge_patch(&headers) {
-        return Ok((
+        return Ok(error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-            error_body(
-                ErrorCode::InvalidInput,
-                "PATCH takes a JSON Merge Patch: Content-Type application/merge-patch+json or application/json",
-            ),
-        )
-            .into_response());
+            ErrorCode::InvalidInput,
+            "PATCH takes a JSON Merge Patch: Content-Type application/merge-patch+json or application/json",
+        ));
     }
     let expected = if_version(&headers, &params)?;
     let doc = state
@@ -236,12 +221,11 @@ pub async fn patch(
 
 pub async fn delete(
     State(state): State<DocsState>,
-    Auth(who): Auth,
-    Path((project_id, collection, id)): DocumentPath,
-    Query(params): Query<WriteParams>,
+    Caller { who, project }: Caller,
+    Path(DocumentPath { collection, id }): Path<DocumentPath>,
+    ApiQuery(params): ApiQuery<WriteParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     let expected = if_version(&headers, &params)?;
     state
         .docs
@@ -258,11 +242,10 @@ pub struct BatchBody {
 
 pub async fn batch(
     State(state): State<DocsState>,
-    Auth(who): Auth,
-    Path((project_id, collection)): CollectionPath,
+    Caller { who, project }: Caller,
+    Path(CollectionPath { collection }): Path<CollectionPath>,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     let results = state
         .docs
         .batch(&who, &project, &collection, body.writes)
@@ -323,17 +306,14 @@ pub struct ListParams {
     fields: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
-    #[allow(dead_code)]
-    access_token: Option<String>,
 }
 
 pub async fn list(
     State(state): State<DocsState>,
-    Auth(who): Auth,
-    Path((project_id, collection)): CollectionPath,
-    Query(params): Query<ListParams>,
+    Caller { who, project }: Caller,
+    Path(CollectionPath { collection }): Path<CollectionPath>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     let body = QueryString {
         filter: params.filter.as_deref(),
         sort: params.sort.as_deref(),
@@ -349,11 +329,10 @@ pub async fn list(
 
 pub async fn query(
     State(state): State<DocsState>,
-    Auth(who): Auth,
-    Path((project_id, collection)): CollectionPath,
+    Caller { who, project }: Caller,
+    Path(CollectionPath { collection }): Path<CollectionPath>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     Ok(page(
         state.docs.query(&who, &project, &collection, &body).await?,
     ))
@@ -361,11 +340,10 @@ pub async fn query(
 
 pub async fn explain(
     State(state): State<DocsState>,
-    Auth(who): Auth,
-    Path((project_id, collection)): CollectionPath,
+    Caller { who, project }: Caller,
+    Path(CollectionPath { collection }): Path<CollectionPath>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     let stats = state
         .docs
         .explain(&who, &project, &collection, &body)
@@ -382,11 +360,10 @@ pub struct CountBody {
 
 pub async fn count(
     State(state): State<DocsState>,
-    Auth(who): Auth,
-    Path((project_id, collection)): CollectionPath,
+    Caller { who, project }: Caller,
+    Path(CollectionPath { collection }): Path<CollectionPath>,
     ApiJson(body): ApiJson<CountBody>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     let count = state
         .docs
         .count(&who, &project, &collection, &body.filter)

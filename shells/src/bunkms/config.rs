@@ -3,10 +3,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bunbase_core::Error;
-use bunbase_core::config::resolve_secret;
-use bunbase_core::kms::adapters::sql::{postgres::PostgresKms, sqlite::SqliteKms};
+use bunbase_core::config::{StoreUrl, resolve_secret};
+use bunbase_core::kms::adapters::open;
 use bunbase_core::kms::master::{MasterKey, Origin};
-use bunbase_core::kms::{Kms, KmsLimits, KmsMetrics, KmsStore};
+use bunbase_core::kms::{Kms, KmsLimits, KmsMetrics};
 use bunbase_core::metrics::Registry;
 use tokio_util::sync::CancellationToken;
 
@@ -62,43 +62,14 @@ impl KmsArgs {
         )
     }
 
-    /// The configured store: Postgres, a SQLite file, or kms.db in
-    /// `data_dir`; and which kind it is.
-    pub async fn open_store(
-        &self,
-        data_dir: &Path,
-    ) -> Result<(Arc<dyn KmsStore>, &'static str), Error> {
+    /// The configured store, else kms.db in `data_dir`.
+    pub fn store_url(&self, data_dir: &Path) -> Result<StoreUrl, Error> {
         let url = resolve_secret(
             "BUNKMS_DATABASE_URL",
             self.database_url.clone(),
             self.database_url_file.as_deref(),
         )?;
-        Ok(match url {
-            Some(url) if url.expose().starts_with("postgres") => (
-                Arc::new(PostgresKms::connect(url.expose()).await?),
-                "Postgres",
-            ),
-            Some(path) => (
-                Arc::new(
-                    SqliteKms::open(Path::new(
-                        path.expose()
-                            .strip_prefix("sqlite://")
-                            .unwrap_or(path.expose()),
-                    ))
-                    .await?,
-                ),
-                "SQLite",
-            ),
-            None => {
-                std::fs::create_dir_all(data_dir).map_err(|e| {
-                    Error::invalid(format!("cannot create {}: {e}", data_dir.display()))
-                })?;
-                (
-                    Arc::new(SqliteKms::open(&data_dir.join("kms.db")).await?),
-                    "SQLite",
-                )
-            }
-        })
+        StoreUrl::or_file(url.as_ref(), data_dir, "kms.db")
     }
 
     /// Opens the store and loads the master key; `dev_default` turns
@@ -110,7 +81,8 @@ impl KmsArgs {
         registry: &Registry,
     ) -> Result<Built, Error> {
         let (master, origin) = self.master((self.dev || dev_default).then_some(data_dir))?;
-        let (store, kind) = self.open_store(data_dir).await?;
+        let url = self.store_url(data_dir)?;
+        let store = open(&url).await?;
         let kms = Kms::new(
             store,
             Arc::new(master),
@@ -124,7 +96,7 @@ impl KmsArgs {
         Ok(Built {
             kms,
             origin,
-            store: kind,
+            store: url.kind(),
         })
     }
 }

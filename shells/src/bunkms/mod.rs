@@ -10,18 +10,24 @@
 //!
 //! Binary fields are standard base64.
 
+mod binary;
 mod config;
 mod routes;
 
+pub use binary::{BunKmsArgs, KmsCommand};
 pub use config::{Built, KmsArgs, spawn_scheduler};
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use axum::Router;
 use axum::routing::{get, post, put};
+use bunbase_core::Error;
 use bunbase_core::auth::TokenVerifier;
 use bunbase_core::kms::Kms;
+use bunbase_core::kms::master::{DEV_FILE, Origin};
 
+use crate::assembly::{Host, ServiceModule, Started};
 use crate::kit::{self, AuthState};
 
 #[derive(Clone)]
@@ -64,8 +70,65 @@ pub fn router(state: KmsState) -> Router {
         .with_state(state)
 }
 
-/// BunKMS as a mountable service for the shell kit.
-pub fn service(state: KmsState) -> kit::Service {
+/// BunKMS in an assembly: its store and master key (or a KMS given by a
+/// test), the scheduler of due rotations and deletions, its routes under
+/// `/kms`; other services of the process use it for their keys.
+pub enum KmsModule {
+    Configured(KmsArgs),
+    Given(Kms),
+}
+
+#[async_trait]
+impl ServiceModule for KmsModule {
+    fn name(&self) -> &'static str {
+        "kms"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["bun-kms"]
+    }
+
+    fn prefix(&self) -> &'static str {
+        "/kms"
+    }
+
+    async fn start(&self, host: &mut Host) -> Result<Started, Error> {
+        let mut warnings = Vec::new();
+        let (kms, on) = match self {
+            KmsModule::Given(kms) => (kms.clone(), "given store".to_string()),
+            KmsModule::Configured(args) => {
+                let built = args
+                    .build(&host.data_dir, host.embedded, &host.registry)
+                    .await?;
+                if built.origin == Origin::Development {
+                    warnings.push(format!(
+                        "DEVELOPMENT master key in {}: anyone who can read it can read every key. \
+                         For production set BUNKMS_MASTER_KEY_FILE (32 bytes: openssl rand -hex 32).",
+                        host.data_dir.join(DEV_FILE).display()
+                    ));
+                }
+                let on = format!("{}, master key {}", built.store, built.kms.master_key_id());
+                (built.kms, on)
+            }
+        };
+        let scheduler = spawn_scheduler(kms.clone(), host.shutdown.token.clone());
+        host.finish_with(async move {
+            let _ = scheduler.await;
+        });
+        host.provide_kms(kms.clone());
+        let state = KmsState {
+            kms,
+            verifier: host.verifier()?,
+        };
+        Ok(Started {
+            service: service(state),
+            summary: format!("BunKMS: keys, encryption, signing, secrets, audit ({on})"),
+            warnings,
+        })
+    }
+}
+
+fn service(state: KmsState) -> kit::Service {
     let kms = state.kms.clone();
     kit::Service {
         name: "bun-kms".into(),

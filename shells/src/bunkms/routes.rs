@@ -1,20 +1,30 @@
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use bunbase_core::Error;
 use bunbase_core::kms::AuditQuery;
+use bunbase_core::kms::ciphertext::Ciphertext;
 use bunbase_core::kms::crypto::{Algorithm, Purpose};
-use bunbase_core::{Error, ProjectId};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::KmsState;
-use crate::kit::{ApiJson, ApiResult, Auth};
+use crate::kit::{ApiJson, ApiQuery, ApiResult, Caller};
 
-type KeyPath = Path<(String, String)>;
+#[derive(Deserialize)]
+pub struct NamePath {
+    name: String,
+}
+
+#[derive(Deserialize)]
+pub struct ActionPath {
+    name: String,
+    action: String,
+}
 
 fn b64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
@@ -59,23 +69,10 @@ pub struct CreateKey {
 
 pub async fn create_key(
     State(state): State<KmsState>,
-    Auth(who): Auth,
-    Path(project): Path<String>,
+    Caller { who, project }: Caller,
     ApiJson(req): ApiJson<CreateKey>,
 ) -> ApiResult<Response> {
-    let project = ProjectId::new(project)?;
-    let algorithm = match &req.algorithm {
-        Some(name) => Algorithm::parse(name)?,
-        None => Algorithm::default_for(req.purpose),
-    };
-    if algorithm.purpose() != req.purpose {
-        return Err(Error::invalid(format!(
-            "{} is not a {:?} algorithm",
-            algorithm.name(),
-            req.purpose
-        ))
-        .into());
-    }
+    let algorithm = Algorithm::for_purpose(req.purpose, req.algorithm.as_deref())?;
     let info = state
         .kms
         .create_key(
@@ -91,19 +88,16 @@ pub async fn create_key(
 
 pub async fn list_keys(
     State(state): State<KmsState>,
-    Auth(who): Auth,
-    Path(project): Path<String>,
+    Caller { who, project }: Caller,
 ) -> ApiResult<Response> {
-    let project = ProjectId::new(project)?;
     Ok(ok(json!({ "keys": state.kms.keys(&who, &project).await? })))
 }
 
 pub async fn describe_key(
     State(state): State<KmsState>,
-    Auth(who): Auth,
-    Path((project, name)): KeyPath,
+    Caller { who, project }: Caller,
+    Path(NamePath { name }): Path<NamePath>,
 ) -> ApiResult<Response> {
-    let project = ProjectId::new(project)?;
     Ok(axum::Json(state.kms.key(&who, &project, &name).await?).into_response())
 }
 
@@ -169,25 +163,12 @@ struct VerifyMac {
     version: Option<u32>,
 }
 
-/// The ciphertext's own key must be the one in the path.
-fn same_key(ciphertext: &[u8], name: &str) -> Result<(), Error> {
-    let parsed = bunbase_core::kms::ciphertext::Ciphertext::decode(ciphertext)?;
-    if parsed.key != name {
-        return Err(Error::invalid(format!(
-            "this ciphertext belongs to key {}, not {name}",
-            parsed.key
-        )));
-    }
-    Ok(())
-}
-
 pub async fn key_action(
     State(state): State<KmsState>,
-    Auth(who): Auth,
-    Path((project, name, action)): Path<(String, String, String)>,
+    Caller { who, project }: Caller,
+    Path(ActionPath { name, action }): Path<ActionPath>,
     raw: Bytes,
 ) -> ApiResult<Response> {
-    let project = ProjectId::new(project)?;
     let kms = &state.kms;
     let response = match action.as_str() {
         "rotate" => {
@@ -233,7 +214,7 @@ pub async fn key_action(
         "decrypt" | "decrypt-datakey" => {
             let req: Decrypt = body(&raw)?;
             let ciphertext = unb64("ciphertext", &req.ciphertext)?;
-            same_key(&ciphertext, &name)?;
+            Ciphertext::expect_key(&ciphertext, &name)?;
             let (plaintext, key, version) = kms
                 .decrypt(&who, &project, &ciphertext, &context(&req.context)?)
                 .await?;
@@ -242,7 +223,7 @@ pub async fn key_action(
         "reencrypt" => {
             let req: Reencrypt = body(&raw)?;
             let ciphertext = unb64("ciphertext", &req.ciphertext)?;
-            same_key(&ciphertext, &name)?;
+            Ciphertext::expect_key(&ciphertext, &name)?;
             let sealed = kms
                 .reencrypt(
                     &who,
@@ -324,11 +305,10 @@ pub struct PutSecret {
 
 pub async fn put_secret(
     State(state): State<KmsState>,
-    Auth(who): Auth,
-    Path((project, name)): KeyPath,
+    Caller { who, project }: Caller,
+    Path(NamePath { name }): Path<NamePath>,
     ApiJson(req): ApiJson<PutSecret>,
 ) -> ApiResult<Response> {
-    let project = ProjectId::new(project)?;
     let value = match (req.value, req.value_base64) {
         (Some(text), None) => text.into_bytes(),
         (None, Some(encoded)) => unb64("value_base64", &encoded)?,
@@ -346,11 +326,10 @@ pub struct SecretQuery {
 
 pub async fn get_secret(
     State(state): State<KmsState>,
-    Auth(who): Auth,
-    Path((project, name)): KeyPath,
-    Query(query): Query<SecretQuery>,
+    Caller { who, project }: Caller,
+    Path(NamePath { name }): Path<NamePath>,
+    ApiQuery(query): ApiQuery<SecretQuery>,
 ) -> ApiResult<Response> {
-    let project = ProjectId::new(project)?;
     let (value, version) = state
         .kms
         .secret(&who, &project, &name, query.version)
@@ -363,20 +342,17 @@ pub async fn get_secret(
 
 pub async fn delete_secret(
     State(state): State<KmsState>,
-    Auth(who): Auth,
-    Path((project, name)): KeyPath,
+    Caller { who, project }: Caller,
+    Path(NamePath { name }): Path<NamePath>,
 ) -> ApiResult<Response> {
-    let project = ProjectId::new(project)?;
     let deleted = state.kms.delete_secret(&who, &project, &name).await?;
     Ok(ok(json!({ "deleted": deleted })))
 }
 
 pub async fn list_secrets(
     State(state): State<KmsState>,
-    Auth(who): Auth,
-    Path(project): Path<String>,
+    Caller { who, project }: Caller,
 ) -> ApiResult<Response> {
-    let project = ProjectId::new(project)?;
     Ok(ok(
         json!({ "secrets": state.kms.secrets(&who, &project).await? }),
     ))
@@ -394,11 +370,9 @@ pub struct AuditParams {
 
 pub async fn audit(
     State(state): State<KmsState>,
-    Auth(who): Auth,
-    Path(project): Path<String>,
-    Query(params): Query<AuditParams>,
+    Caller { who, project }: Caller,
+    ApiQuery(params): ApiQuery<AuditParams>,
 ) -> ApiResult<Response> {
-    let project = ProjectId::new(project)?;
     let query = AuditQuery {
         from: params.from,
         to: params.to,
@@ -406,19 +380,13 @@ pub async fn audit(
         after: params.after,
         limit: params.limit.unwrap_or(100),
     };
-    let records = state.kms.audit(&who, &project, &query).await?;
-    let next = (records.len() == query.limit.clamp(1, 1000))
-        .then(|| records.last().map(|r| r.seq))
-        .flatten();
-    Ok(ok(json!({ "records": records, "next_after": next })))
+    Ok(ok(json!(state.kms.audit(&who, &project, &query).await?)))
 }
 
 pub async fn verify_audit(
     State(state): State<KmsState>,
-    Auth(who): Auth,
-    Path(project): Path<String>,
+    Caller { who, project }: Caller,
 ) -> ApiResult<Response> {
-    let project = ProjectId::new(project)?;
     Ok(ok(match state.kms.verify_audit(&who, &project).await? {
         Ok(records) => json!({ "valid": true, "records": records }),
         Err(broken) => json!({ "valid": false, "broken_at": broken.seq, "reason": broken.reason }),

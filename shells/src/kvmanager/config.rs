@@ -1,13 +1,11 @@
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use bunbase_core::Error;
 use bunbase_core::config::resolve_secret;
-use bunbase_core::events::Events;
-use bunbase_core::kv::adapters::bunder::BunderKv;
-use bunbase_core::kv::{Kv, KvLimits, KvMetrics, KvStore, Quota};
-use bunbase_core::metrics::Registry;
+use bunbase_core::kv::aof::FsyncPolicy;
+use bunbase_core::kv::{KvLimits, Quota};
 
+use super::module::{EmbeddedKv, KvBackend, KvModule};
 use crate::cli::parse_size_arg;
 
 /// Bunder Manager's options (the same names in `bunder-manager` and the
@@ -37,6 +35,24 @@ pub struct KvArgs {
     pub max_value: usize,
 }
 
+/// The all-in-one's in-process KV engine (options of `bunbase` only).
+#[derive(clap::Args, Debug, Clone)]
+pub struct EmbeddedKvArgs {
+    /// Also serve the KV engine over RESP (Redis clients) on this address, e.g.
+    /// 127.0.0.1:6379. Off unless set.
+    #[arg(long, env = "BUNBASE_RESP_LISTEN")]
+    pub resp_listen: Option<String>,
+    /// Password RESP clients must AUTH with.
+    #[arg(long, env = "BUNBASE_RESP_PASSWORD", hide_env_values = true)]
+    pub resp_password: Option<String>,
+    /// File holding the RESP password; must be chmod 600.
+    #[arg(long, env = "BUNBASE_RESP_PASSWORD_FILE")]
+    pub resp_password_file: Option<PathBuf>,
+    /// When the KV engine's append-only file (kv.aof) is fsynced: always, everysec or no.
+    #[arg(long, env = "BUNBASE_KV_APPENDFSYNC", default_value = "everysec")]
+    pub kv_appendfsync: String,
+}
+
 impl KvArgs {
     pub fn limits(&self) -> KvLimits {
         KvLimits {
@@ -49,28 +65,39 @@ impl KvArgs {
         }
     }
 
-    /// The remote store, if a URL is configured.
-    pub fn remote_store(&self) -> Result<Option<BunderKv>, Error> {
+    /// The module these options describe: on the configured server, else
+    /// (the all-in-one, given `embedded`) on the in-process engine.
+    pub fn module(&self, embedded: Option<&EmbeddedKvArgs>) -> Result<KvModule, Error> {
         let url = resolve_secret(
             "BUNDER_MANAGER_KV_URL",
             self.url.clone(),
             self.url_file.as_deref(),
         )?;
-        url.map(|url| BunderKv::new(url.expose())).transpose()
-    }
-
-    /// The service on `store`, publishing changes through `events`.
-    pub fn build(
-        &self,
-        store: Arc<dyn KvStore>,
-        events: Events,
-        registry: &Registry,
-    ) -> Result<Kv, Error> {
-        Ok(Kv::new(
-            store,
-            events,
-            self.limits(),
-            Arc::new(KvMetrics::new(registry)?),
-        ))
+        let backend = match (url, embedded) {
+            (Some(_), Some(local)) if local.resp_listen.is_some() => {
+                return Err(Error::invalid(
+                    "--resp-listen serves the in-process KV engine; it cannot be used with --kv-url",
+                ));
+            }
+            (Some(url), _) => KvBackend::Remote(url),
+            (None, Some(local)) => KvBackend::Embedded(EmbeddedKv {
+                fsync: FsyncPolicy::parse(&local.kv_appendfsync)?,
+                resp_listen: local.resp_listen.clone(),
+                resp_password: resolve_secret(
+                    "BUNBASE_RESP_PASSWORD",
+                    local.resp_password.clone(),
+                    local.resp_password_file.as_deref(),
+                )?,
+            }),
+            (None, None) => {
+                return Err(Error::invalid(
+                    "no KV server configured: set BUNDER_MANAGER_KV_URL (or _FILE) to the bunder-sys URL",
+                ));
+            }
+        };
+        Ok(KvModule {
+            limits: self.limits(),
+            backend,
+        })
     }
 }

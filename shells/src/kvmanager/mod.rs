@@ -15,10 +15,14 @@
 //!
 //! Keys are percent-encoded path segments (`a%2Fb` is the key `a/b`).
 
+mod binary;
 mod config;
+mod module;
 mod routes;
 
-pub use config::KvArgs;
+pub use binary::BunderManagerArgs;
+pub use config::{EmbeddedKvArgs, KvArgs};
+pub use module::{EmbeddedKv, KvBackend, KvModule};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,7 +65,7 @@ pub fn router(state: KvState) -> Router {
 }
 
 /// Bunder Manager as a mountable service for the shell kit.
-pub fn service(state: KvState) -> kit::Service {
+fn service(state: KvState) -> kit::Service {
     let kv = state.kv.clone();
     kit::Service {
         name: "bunder-manager".into(),

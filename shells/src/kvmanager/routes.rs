@@ -2,31 +2,28 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bunbase_core::kv::{Condition, PutRequest};
-use bunbase_core::{Error, ErrorCode, ProjectId};
+use bunbase_core::{Error, ErrorCode};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::KvState;
-use crate::buncast::routes::resume_point;
-use crate::buncast::sse::stream_response;
-use crate::kit::{ApiResult, Auth, body_error};
+use crate::kit::sse::{resume_point, sse_response};
+use crate::kit::{ApiQuery, ApiResult, Caller, body_error, error_response};
 
-type KeyPath = Path<(String, String)>;
-
-fn project(raw: String) -> Result<ProjectId, Error> {
-    ProjectId::new(raw)
+#[derive(Deserialize)]
+pub struct KeyPath {
+    key: String,
 }
 
 pub async fn get(
     State(state): State<KvState>,
-    Auth(who): Auth,
-    Path((project_id, key)): KeyPath,
+    Caller { who, project }: Caller,
+    Path(KeyPath { key }): Path<KeyPath>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     let value = state
         .kv
         .get(&who, &project, &key)
@@ -49,8 +46,6 @@ pub struct PutQuery {
     ttl_ms: Option<String>,
     #[serde(rename = "if")]
     condition: Option<String>,
-    #[allow(dead_code)]
-    access_token: Option<String>,
 }
 
 /// `?ttl=` (seconds) or `?ttl_ms=`, not both.
@@ -85,16 +80,11 @@ fn parse_condition(query: &PutQuery, headers: &HeaderMap) -> Result<Condition, E
         (false, true) => Some(Condition::IfPresent),
         (false, false) => None,
     };
-    let from_query = match query.condition.as_deref() {
-        None => None,
-        Some("absent") => Some(Condition::IfAbsent),
-        Some("present") => Some(Condition::IfPresent),
-        Some(other) => {
-            return Err(Error::invalid(format!(
-                "if must be absent or present, not {other:?}"
-            )));
-        }
-    };
+    let from_query = query
+        .condition
+        .as_deref()
+        .map(Condition::parse)
+        .transpose()?;
     match (from_header, from_query) {
         (Some(a), Some(b)) if a != b => Err(Error::invalid(
             "the ?if= condition contradicts the If-(None-)Match header",
@@ -105,13 +95,12 @@ fn parse_condition(query: &PutQuery, headers: &HeaderMap) -> Result<Condition, E
 
 pub async fn put(
     State(state): State<KvState>,
-    Auth(who): Auth,
-    Path((project_id, key)): KeyPath,
-    Query(query): Query<PutQuery>,
+    Caller { who, project }: Caller,
+    Path(KeyPath { key }): Path<KeyPath>,
+    ApiQuery(query): ApiQuery<PutQuery>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     let value = body.map_err(body_error)?;
     let request = PutRequest {
         ttl: parse_ttl(&query)?,
@@ -119,29 +108,20 @@ pub async fn put(
     };
     let written = state.kv.put(&who, &project, &key, value, request).await?;
     if !written {
-        let message = match request.condition {
-            Condition::IfAbsent => format!("key {key:?} already exists"),
-            _ => format!("key {key:?} does not exist"),
-        };
-        return Ok((
+        return Ok(error_response(
             StatusCode::PRECONDITION_FAILED,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            crate::kit::error_body(ErrorCode::Conflict, &message),
-        )
-            .into_response());
+            ErrorCode::Conflict,
+            &request.condition.refusal(&key),
+        ));
     }
     Ok(axum::Json(json!({ "written": true })).into_response())
 }
 
 pub async fn delete(
     State(state): State<KvState>,
-    Auth(who): Auth,
-    Path((project_id, key)): KeyPath,
+    Caller { who, project }: Caller,
+    Path(KeyPath { key }): Path<KeyPath>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     let deleted = state.kv.delete(&who, &project, &key).await?;
     Ok(axum::Json(json!({ "deleted": deleted })).into_response())
 }
@@ -159,11 +139,10 @@ fn one() -> i64 {
 
 pub async fn incr(
     State(state): State<KvState>,
-    Auth(who): Auth,
-    Path((project_id, key)): KeyPath,
+    Caller { who, project }: Caller,
+    Path(KeyPath { key }): Path<KeyPath>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     // No body increments by one.
     let by = if body.iter().all(u8::is_ascii_whitespace) {
         1
@@ -178,10 +157,9 @@ pub async fn incr(
 
 pub async fn ttl(
     State(state): State<KvState>,
-    Auth(who): Auth,
-    Path((project_id, key)): KeyPath,
+    Caller { who, project }: Caller,
+    Path(KeyPath { key }): Path<KeyPath>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     let ttl = state.kv.ttl(&who, &project, &key).await?;
     Ok(axum::Json(json!({ "ttl_ms": ttl.map(|t| t.as_millis() as u64) })).into_response())
 }
@@ -193,17 +171,13 @@ pub struct ListQuery {
     prefix: String,
     cursor: Option<String>,
     limit: Option<usize>,
-    #[allow(dead_code)]
-    access_token: Option<String>,
 }
 
 pub async fn list(
     State(state): State<KvState>,
-    Auth(who): Auth,
-    Path(project_id): Path<String>,
-    Query(query): Query<ListQuery>,
+    Caller { who, project }: Caller,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     let page = state
         .kv
         .scan(
@@ -219,29 +193,24 @@ pub async fn list(
 
 pub async fn usage(
     State(state): State<KvState>,
-    Auth(who): Auth,
-    Path(project_id): Path<String>,
+    Caller { who, project }: Caller,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     Ok(axum::Json(state.kv.usage(&who, &project).await?).into_response())
 }
 
 #[derive(Deserialize)]
 pub struct ChangesQuery {
     after: Option<String>,
-    #[allow(dead_code)]
-    access_token: Option<String>,
 }
 
 pub async fn changes(
     State(state): State<KvState>,
-    Auth(who): Auth,
-    Path(project_id): Path<String>,
-    Query(query): Query<ChangesQuery>,
+    Caller { who, project }: Caller,
+    ApiQuery(query): ApiQuery<ChangesQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let project = project(project_id)?;
     let after = resume_point(headers.get("last-event-id"), query.after.as_deref())?;
     let subscription = state.kv.changes(&who, &project, after).await?;
-    Ok(stream_response(subscription, state.keepalive))
+    let position = subscription.position();
+    Ok(sse_response(subscription, Some(position), state.keepalive))
 }

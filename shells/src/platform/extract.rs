@@ -1,13 +1,14 @@
 //! Request pieces the Platform API needs: the account behind a bearer
-//! token, the project key of end-user calls, the client address.
+//! token (and the project it names), the project key of end-user calls,
+//! the client address.
 
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use bunbase_core::auth::{AccountSession, ClientInfo, PrincipalKind};
+use bunbase_core::auth::{AccountSession, ClientInfo};
 use bunbase_core::{Error, ProjectId};
 
 use super::PlatformState;
-use crate::kit::{ApiError, ClientIp, bearer_token};
+use crate::kit::{ApiError, ClientIp, path_project, require_bearer};
 
 /// The bearer token, required.
 pub struct Bearer(pub String);
@@ -16,10 +17,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)?.ok_or_else(|| {
-            Error::Unauthenticated("missing credential: send Authorization: Bearer <token>".into())
-        })?;
-        Ok(Bearer(token))
+        Ok(Bearer(require_bearer(parts)?))
     }
 }
 
@@ -33,8 +31,27 @@ impl FromRequestParts<PlatformState> for Account {
         parts: &mut Parts,
         state: &PlatformState,
     ) -> Result<Self, ApiError> {
-        let Bearer(token) = Bearer::from_request_parts(parts, state).await?;
+        let token = require_bearer(parts)?;
         Ok(Account(state.identity.account(&token).await?))
+    }
+}
+
+/// A signed-in developer account and the `{project}` of the route.
+pub struct AccountIn {
+    pub who: AccountSession,
+    pub project: ProjectId,
+}
+
+impl FromRequestParts<PlatformState> for AccountIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &PlatformState,
+    ) -> Result<Self, ApiError> {
+        let project = path_project(parts, state).await?;
+        let Account(who) = Account::from_request_parts(parts, state).await?;
+        Ok(AccountIn { who, project })
     }
 }
 
@@ -49,11 +66,7 @@ impl FromRequestParts<PlatformState> for ProjectKey {
         parts: &mut Parts,
         state: &PlatformState,
     ) -> Result<Self, ApiError> {
-        let Path(params): Path<std::collections::HashMap<String, String>> =
-            Path::from_request_parts(parts, state)
-                .await
-                .map_err(|e| Error::invalid(format!("invalid path: {}", e.body_text())))?;
-        let project = ProjectId::new(params.get("project").cloned().unwrap_or_default())?;
+        let project = path_project(parts, state).await?;
         let key = parts
             .headers
             .get("apikey")
@@ -63,29 +76,7 @@ impl FromRequestParts<PlatformState> for ProjectKey {
                     "missing apikey header: send the project's publishable key".into(),
                 )
             })?;
-        // Only keys here: an account or end-user token is refused before it
-        // is resolved (it would otherwise answer 403 for non-members).
-        if !(key.starts_with("bb_pk_") || key.starts_with("bb_sk_")) {
-            return Err(
-                Error::Unauthenticated("the apikey header must hold a project key".into()).into(),
-            );
-        }
-        let principal = state.identity.resolve(key, &project).await?;
-        let is_key = matches!(
-            principal.kind,
-            PrincipalKind::PublishableKey | PrincipalKind::SecretKey
-        );
-        if !is_key {
-            return Err(
-                Error::Unauthenticated("the apikey header must hold a project key".into()).into(),
-            );
-        }
-        if principal.project != project {
-            return Err(
-                Error::PermissionDenied(format!("this key is not for project {project}")).into(),
-            );
-        }
-        Ok(ProjectKey(project))
+        Ok(ProjectKey(state.identity.project_key(key, &project).await?))
     }
 }
 

@@ -17,13 +17,30 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
-use bunbase_core::auth::Identity;
+use bunbase_core::auth::{Identity, TokenVerifier};
 
-use crate::kit;
+use crate::kit::{self, AuthState};
 
 #[derive(Clone)]
 pub struct PlatformState {
     pub identity: Arc<Identity>,
+    /// The same service, resolving credentials for project-scoped routes.
+    verifier: Arc<dyn TokenVerifier>,
+}
+
+impl PlatformState {
+    pub fn new(identity: Arc<Identity>) -> PlatformState {
+        PlatformState {
+            verifier: identity.clone(),
+            identity,
+        }
+    }
+}
+
+impl AuthState for PlatformState {
+    fn verifier(&self) -> &Arc<dyn TokenVerifier> {
+        &self.verifier
+    }
 }
 
 pub fn router(state: PlatformState) -> Router {

@@ -1,13 +1,12 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use bunbase_core::ProjectId;
 use bunbase_core::auth::model::KeyKind;
-use bunbase_core::platform::{Project, Role};
+use bunbase_core::platform::{ProjectView, Role};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::PlatformState;
-use super::extract::Account;
+use super::extract::{Account, AccountIn};
 use crate::kit::{ApiJson, ApiResult};
 
 #[derive(Deserialize)]
@@ -30,8 +29,14 @@ pub struct KeyBody {
     pub kind: String,
 }
 
-fn project_json(project: &Project, role: Role) -> Value {
-    json!({ "id": project.id, "name": project.name, "created_at": project.created_at, "role": role })
+#[derive(Deserialize)]
+pub struct MemberPath {
+    account: String,
+}
+
+#[derive(Deserialize)]
+pub struct KeyPath {
+    key: String,
 }
 
 pub async fn create(
@@ -42,7 +47,7 @@ pub async fn create(
     let project = state.identity.create_project(&who, &body.name).await?;
     Ok((
         StatusCode::CREATED,
-        ApiJson(project_json(&project, Role::Owner)),
+        ApiJson(json!(ProjectView::new(&project, Role::Owner))),
     ))
 }
 
@@ -55,105 +60,88 @@ pub async fn list(
         .my_projects(&who)
         .await?
         .iter()
-        .map(|(p, role)| project_json(p, *role))
+        .map(|(p, role)| json!(ProjectView::new(p, *role)))
         .collect();
     Ok(ApiJson(json!({ "projects": projects })))
 }
 
 pub async fn get(
     State(state): State<PlatformState>,
-    Account(who): Account,
-    Path(project): Path<String>,
+    AccountIn { who, project }: AccountIn,
 ) -> ApiResult<ApiJson<Value>> {
-    let (project, role) = state
-        .identity
-        .project(&who, &ProjectId::new(project)?)
-        .await?;
-    Ok(ApiJson(project_json(&project, role)))
+    let (project, role) = state.identity.project(&who, &project).await?;
+    Ok(ApiJson(json!(ProjectView::new(&project, role))))
 }
 
 pub async fn rename(
     State(state): State<PlatformState>,
-    Account(who): Account,
-    Path(project): Path<String>,
+    AccountIn { who, project: id }: AccountIn,
     ApiJson(body): ApiJson<NameBody>,
 ) -> ApiResult<ApiJson<Value>> {
-    let id = ProjectId::new(project)?;
     let project = state.identity.rename_project(&who, &id, &body.name).await?;
     let (_, role) = state.identity.project(&who, &id).await?;
-    Ok(ApiJson(project_json(&project, role)))
+    Ok(ApiJson(json!(ProjectView::new(&project, role))))
 }
 
 pub async fn delete(
     State(state): State<PlatformState>,
-    Account(who): Account,
-    Path(project): Path<String>,
+    AccountIn { who, project }: AccountIn,
 ) -> ApiResult<StatusCode> {
-    state
-        .identity
-        .delete_project(&who, &ProjectId::new(project)?)
-        .await?;
+    state.identity.delete_project(&who, &project).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn members(
     State(state): State<PlatformState>,
-    Account(who): Account,
-    Path(project): Path<String>,
+    AccountIn { who, project }: AccountIn,
 ) -> ApiResult<ApiJson<Value>> {
-    let members = state
-        .identity
-        .members(&who, &ProjectId::new(project)?)
-        .await?;
+    let members = state.identity.members(&who, &project).await?;
     Ok(ApiJson(json!({ "members": members })))
 }
 
 pub async fn put_member(
     State(state): State<PlatformState>,
-    Account(who): Account,
-    Path(project): Path<String>,
+    AccountIn { who, project }: AccountIn,
     ApiJson(body): ApiJson<MemberBody>,
 ) -> ApiResult<ApiJson<Value>> {
     let role: Role = body.role.parse()?;
     let member = state
         .identity
-        .put_member(&who, &ProjectId::new(project)?, &body.email, role)
+        .put_member(&who, &project, &body.email, role)
         .await?;
     Ok(ApiJson(serde_json::to_value(member).unwrap_or_default()))
 }
 
 pub async fn remove_member(
     State(state): State<PlatformState>,
-    Account(who): Account,
-    Path((project, account)): Path<(String, String)>,
+    AccountIn { who, project }: AccountIn,
+    Path(MemberPath { account }): Path<MemberPath>,
 ) -> ApiResult<StatusCode> {
     state
         .identity
-        .remove_member(&who, &ProjectId::new(project)?, &account)
+        .remove_member(&who, &project, &account)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn keys(
     State(state): State<PlatformState>,
-    Account(who): Account,
-    Path(project): Path<String>,
+    AccountIn { who, project }: AccountIn,
 ) -> ApiResult<ApiJson<Value>> {
-    let keys = state.identity.keys(&who, &ProjectId::new(project)?).await?;
+    let keys = state.identity.keys(&who, &project).await?;
     Ok(ApiJson(json!({ "keys": keys })))
 }
 
 /// Answers the key once, as `"key"`; only its hash is kept.
 pub async fn create_key(
     State(state): State<PlatformState>,
-    Account(who): Account,
-    Path(project): Path<String>,
+    AccountIn { who, project }: AccountIn,
     ApiJson(body): ApiJson<KeyBody>,
 ) -> ApiResult<(StatusCode, ApiJson<Value>)> {
     let kind = KeyKind::parse(&body.kind)?;
     let created = state
         .identity
-        .create_key(&who, &ProjectId::new(project)?, &body.name, kind)
+        .create_key(&who, &project, &body.name, kind)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -163,12 +151,9 @@ pub async fn create_key(
 
 pub async fn revoke_key(
     State(state): State<PlatformState>,
-    Account(who): Account,
-    Path((project, key)): Path<(String, String)>,
+    AccountIn { who, project }: AccountIn,
+    Path(KeyPath { key }): Path<KeyPath>,
 ) -> ApiResult<StatusCode> {
-    state
-        .identity
-        .revoke_key(&who, &ProjectId::new(project)?, &key)
-        .await?;
+    state.identity.revoke_key(&who, &project, &key).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,16 +1,15 @@
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use bunbase_core::ProjectId;
-use bunbase_core::auth::Audience;
+use bunbase_core::auth::{Audience, UsersPage};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::PlatformState;
 use super::accounts::{Credentials, RefreshBody, optional_body};
 use super::extract::{Bearer, ProjectKey, client};
-use crate::kit::{ApiJson, ApiResult, ClientIp};
+use crate::kit::{ApiJson, ApiQuery, ApiResult, Caller, ClientIp};
 
 pub async fn sign_up(
     State(state): State<PlatformState>,
@@ -92,42 +91,33 @@ pub async fn me(
 pub struct Page {
     after: Option<String>,
     limit: Option<usize>,
-    #[allow(dead_code)]
-    access_token: Option<String>,
 }
 
 /// A project's users, for its admins (an owner's or admin's account token,
 /// or a secret key), by id, paged with `?after=<last id>&limit=`.
 pub async fn list(
     State(state): State<PlatformState>,
-    Path(project): Path<String>,
-    Bearer(token): Bearer,
-    Query(page): Query<Page>,
-) -> ApiResult<ApiJson<Value>> {
-    let project = ProjectId::new(project)?;
-    let who = state.identity.resolve(&token, &project).await?;
+    Caller { who, project }: Caller,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<ApiJson<UsersPage>> {
     let limit = page.limit.unwrap_or(100);
     let users = state
         .identity
         .users(&who, &project, page.after.as_deref(), limit)
         .await?;
-    let next = (users.len() == limit.clamp(1, 1000))
-        .then(|| users.last().map(|u| u.id.clone()))
-        .flatten();
-    let users: Vec<Value> = users
-        .iter()
-        .map(|u| json!({ "id": u.id, "email": u.email, "created_at": u.created_at }))
-        .collect();
-    Ok(ApiJson(json!({ "users": users, "next": next })))
+    Ok(ApiJson(users))
+}
+
+#[derive(Deserialize)]
+pub struct UserPath {
+    user: String,
 }
 
 pub async fn delete(
     State(state): State<PlatformState>,
-    Path((project, user)): Path<(String, String)>,
-    Bearer(token): Bearer,
+    Caller { who, project }: Caller,
+    Path(UserPath { user }): Path<UserPath>,
 ) -> ApiResult<StatusCode> {
-    let project = ProjectId::new(project)?;
-    let who = state.identity.resolve(&token, &project).await?;
     state.identity.delete_user(&who, &project, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
