@@ -1,314 +1,187 @@
 //! Buncast over HTTP: a table of request scenarios (bad input, credentials,
-//! isolation) plus streaming behaviour over SSE.
+//! isolation; each refused one publishes nothing) run in process, plus
+//! streaming behaviour over SSE on a real socket.
 
 use bunbase_tests::harness::{self, ALPHA, ALPHA_READER, BETA, Bus, Options};
+use bunbase_tests::scenario::{Runner, scenario};
 use serde_json::json;
 
 use crate::support::{SseReader, http, publish, unique};
-
-struct Scenario {
-    name: &'static str,
-    method: &'static str,
-    path: String,
-    token: Option<&'static str>,
-    header: Option<(&'static str, &'static str)>,
-    body: Option<String>,
-    status: u16,
-    contains: Vec<&'static str>,
-}
-
-fn scenario(name: &'static str, method: &'static str, path: impl Into<String>) -> Scenario {
-    Scenario {
-        name,
-        method,
-        path: path.into(),
-        token: Some(ALPHA),
-        header: None,
-        body: None,
-        status: 200,
-        contains: Vec::new(),
-    }
-}
-
-impl Scenario {
-    fn token(mut self, token: Option<&'static str>) -> Self {
-        self.token = token;
-        self
-    }
-    fn header(mut self, name: &'static str, value: &'static str) -> Self {
-        self.header = Some((name, value));
-        self
-    }
-    fn body(mut self, body: impl Into<String>) -> Self {
-        self.body = Some(body.into());
-        self
-    }
-    fn expect(mut self, status: u16, contains: &[&'static str]) -> Self {
-        self.status = status;
-        self.contains = contains.to_vec();
-        self
-    }
-}
 
 const P: &str = "/events/v1/projects";
 
 #[tokio::test]
 async fn request_scenarios() {
-    let server = harness::shared();
+    let app = harness::in_process(Options::default()).await;
     let ok = r#"{"data":{"n":1}}"#;
     let big_payload = format!(r#"{{"data":"{}"}}"#, "x".repeat(70 * 1024));
     let over_body_limit = format!(r#"{{"data":"{}"}}"#, "x".repeat(300 * 1024));
-    let scenarios = vec![
-        scenario(
-            "publish",
-            "POST",
-            format!("{P}/alpha/topics/orders.created"),
-        )
-        .body(ok)
-        .expect(201, &[r#""seq":"#, r#""topic":"orders.created""#]),
-        scenario(
-            "publish any JSON value",
-            "POST",
-            format!("{P}/alpha/topics/misc"),
-        )
-        .body(r#"{"data":[1,"two",null,{"three":3.5}]}"#)
-        .expect(201, &[r#""seq":"#]),
-        scenario("no credential", "POST", format!("{P}/alpha/topics/t"))
-            .token(None)
+    let publish =
+        |name: &str, topic: &str| scenario(name, "POST", format!("{P}/alpha/topics/{topic}"));
+    let runner = Runner::new(app.router)
+        .token(ALPHA)
+        .events(app.events.clone(), &["alpha", "beta"]);
+    runner
+        .run(vec![
+            publish("publish", "orders.created")
+                .body(ok)
+                .status(201)
+                .says(r#""seq":"#)
+                .says(r#""topic":"orders.created""#)
+                .publishes("alpha", "orders.created", r#"{"n":1}"#),
+            publish("publish any JSON value", "misc")
+                .body(r#"{"data":[1,"two",null,{"three":3.5}]}"#)
+                .status(201)
+                .says(r#""seq":"#)
+                .publishes("alpha", "misc", r#"[1,"two",null,{"three":3.5}]"#),
+            publish("no credential", "t")
+                .no_token()
+                .body(ok)
+                .fails(401, "unauthenticated")
+                .says("missing credential"),
+            publish("unknown token", "t")
+                .token("not-a-real-token-at-all-000000")
+                .body(ok)
+                .fails(401, "unauthenticated"),
+            publish("malformed Authorization", "t")
+                .no_token()
+                .header("authorization", "Basic YWxhZGRpbjpvcGVuc2VzYW1l")
+                .body(ok)
+                .fails(401, "unauthenticated")
+                .says("Bearer"),
+            scenario(
+                "other project's credential",
+                "POST",
+                format!("{P}/beta/topics/t"),
+            )
             .body(ok)
-            .expect(401, &[r#""code":"unauthenticated""#, "missing credential"]),
-        scenario("unknown token", "POST", format!("{P}/alpha/topics/t"))
-            .token(Some("not-a-real-token-at-all-000000"))
-            .body(ok)
-            .expect(401, &[r#""code":"unauthenticated""#]),
-        scenario(
-            "malformed Authorization",
-            "POST",
-            format!("{P}/alpha/topics/t"),
-        )
-        .token(None)
-        .header("authorization", "Basic YWxhZGRpbjpvcGVuc2VzYW1l")
-        .body(ok)
-        .expect(401, &[r#""code":"unauthenticated""#, "Bearer"]),
-        scenario(
-            "other project's credential",
-            "POST",
-            format!("{P}/beta/topics/t"),
-        )
-        .body(ok)
-        .expect(403, &[r#""code":"permission_denied""#, "project beta"]),
-        scenario(
-            "read-only credential publishing",
-            "POST",
-            format!("{P}/alpha/topics/t"),
-        )
-        .token(Some(ALPHA_READER))
-        .body(ok)
-        .expect(403, &[r#""code":"permission_denied""#, "write"]),
-        scenario("malformed JSON", "POST", format!("{P}/alpha/topics/t"))
-            .body(r#"{"data": {oops"#)
-            .expect(400, &[r#""code":"invalid_input""#, "invalid JSON"]),
-        scenario("empty body", "POST", format!("{P}/alpha/topics/t"))
-            .expect(400, &[r#""code":"invalid_input""#, "empty"]),
-        scenario("unknown field", "POST", format!("{P}/alpha/topics/t"))
-            .body(r#"{"data":1,"ttl":5}"#)
-            .expect(400, &[r#""code":"invalid_input""#, "unknown field"]),
-        scenario("missing data", "POST", format!("{P}/alpha/topics/t"))
-            .body(r#"{}"#)
-            .expect(400, &[r#""code":"invalid_input""#, "missing field"]),
-        scenario(
-            "body is not an object",
-            "POST",
-            format!("{P}/alpha/topics/t"),
-        )
-        .body(r#"[1,2]"#)
-        .expect(400, &[r#""code":"invalid_input""#]),
-        scenario(
-            "empty topic segment",
-            "POST",
-            format!("{P}/alpha/topics/a..b"),
-        )
-        .body(ok)
-        .expect(400, &[r#""code":"invalid_input""#, "invalid topic"]),
-        scenario(
-            "pattern as a publish topic",
-            "POST",
-            format!("{P}/alpha/topics/a.*"),
-        )
-        .body(ok)
-        .expect(400, &[r#""code":"invalid_input""#]),
-        scenario(
-            "topic with a space",
-            "POST",
-            format!("{P}/alpha/topics/a%20b"),
-        )
-        .body(ok)
-        .expect(400, &[r#""code":"invalid_input""#]),
-        scenario(
-            "topic too long",
-            "POST",
-            format!("{P}/alpha/topics/{}", "a".repeat(201)),
-        )
-        .body(ok)
-        .expect(400, &[r#""code":"invalid_input""#, "200 bytes"]),
-        scenario(
-            "payload over the event limit",
-            "POST",
-            format!("{P}/alpha/topics/t"),
-        )
-        .body(big_payload)
-        .expect(413, &[r#""code":"payload_too_large""#, "65536"]),
-        scenario(
-            "body over the server limit",
-            "POST",
-            format!("{P}/alpha/topics/t"),
-        )
-        .body(over_body_limit)
-        .expect(413, &[r#""code":"payload_too_large""#]),
-        scenario("invalid project id", "POST", format!("{P}/Alpha/topics/t"))
-            .body(ok)
-            .expect(400, &[r#""code":"invalid_input""#, "project id"]),
-        scenario("list topics", "GET", format!("{P}/alpha/topics")).expect(200, &[r#""topics":["#]),
-        scenario(
-            "list topics with access_token",
-            "GET",
-            format!("{P}/alpha/topics?access_token={ALPHA_READER}"),
-        )
-        .token(None)
-        .expect(200, &[r#""topics":"#]),
-        scenario(
-            "list another project's topics",
-            "GET",
-            format!("{P}/beta/topics"),
-        )
-        .expect(403, &[r#""code":"permission_denied""#]),
-        scenario(
-            "subscribe to an invalid pattern",
-            "GET",
-            format!("{P}/alpha/topics/a.%3E.b/subscribe"),
-        )
-        .expect(400, &[r#""code":"invalid_input""#, "pattern"]),
-        scenario(
-            "subscribe with a bad resume point",
-            "GET",
-            format!("{P}/alpha/topics/t/subscribe?after=abc"),
-        )
-        .expect(400, &[r#""code":"invalid_input""#, "sequence number"]),
-        scenario(
-            "subscribe with a bad Last-Event-ID",
-            "GET",
-            format!("{P}/alpha/topics/t/subscribe"),
-        )
-        .header("last-event-id", "-1")
-        .expect(400, &[r#""code":"invalid_input""#]),
-        scenario(
-            "subscribe to another project",
-            "GET",
-            format!("{P}/beta/topics/t/subscribe"),
-        )
-        .expect(403, &[r#""code":"permission_denied""#]),
-        scenario(
-            "WebSocket route without an upgrade",
-            "GET",
-            format!("{P}/alpha/topics/t/ws"),
-        )
-        .expect(400, &[r#""code":"invalid_input""#, "upgrade"]),
-        scenario("unknown route", "GET", "/events/v1/nope").expect(404, &[r#""code":"not_found""#]),
-        scenario("wrong method", "DELETE", format!("{P}/alpha/topics/t"))
-            .expect(405, &[r#""code":"invalid_input""#, "method not allowed"]),
-        scenario("health", "GET", "/health")
-            .token(None)
-            .expect(200, &[r#""status":"ok""#, "buncast"]),
-    ];
-
-    // No connection reuse: after a 413 the server closes the connection with
-    // the body unread, and a pooled connection could be picked up just as it
-    // closes.
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
-    let mut failures = Vec::new();
-    for s in scenarios {
-        let method = reqwest::Method::from_bytes(s.method.as_bytes()).unwrap();
-        let mut request = client.request(method, format!("{}{}", server.url, s.path));
-        if let Some(token) = s.token {
-            request = request.bearer_auth(token);
-        }
-        if let Some((name, value)) = s.header {
-            request = request.header(name, value);
-        }
-        if let Some(body) = s.body.clone() {
-            request = request
-                .header("content-type", "application/json")
-                .body(body);
-        }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", s.name));
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let body = response.text().await.unwrap_or_default();
-        if status != s.status {
-            failures.push(format!(
-                "{}: status {status}, expected {} — {body}",
-                s.name, s.status
-            ));
-            continue;
-        }
-        if status >= 400 && !content_type.starts_with("application/json") {
-            failures.push(format!(
-                "{}: error without a JSON body ({content_type}): {body}",
-                s.name
-            ));
-        }
-        for fragment in &s.contains {
-            if !body.contains(fragment) {
-                failures.push(format!("{}: body lacks {fragment:?}: {body}", s.name));
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "failed scenarios:\n{}",
-        failures.join("\n")
-    );
-}
-
-#[tokio::test]
-async fn rejected_publishes_change_nothing() {
-    let server = harness::shared();
-    let topic = unique("untouched");
-    let first = publish(&server.url, ALPHA, "alpha", &topic, json!(1)).await;
-    for (token, project, body) in [
-        (BETA, "alpha", r#"{"data":2}"#),
-        (ALPHA_READER, "alpha", r#"{"data":2}"#),
-        (ALPHA, "alpha", r#"{"data":2"#),
-    ] {
-        let status = http()
-            .post(format!("{}{P}/{project}/topics/{topic}", server.url))
-            .bearer_auth(token)
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert!(status.is_client_error());
-    }
-    let mut sse = SseReader::open(&server.url, ALPHA, "alpha", &topic, Some(0)).await;
-    assert_eq!(sse.next_event().await, (first, json!(1)));
-    let next = publish(&server.url, ALPHA, "alpha", &topic, json!(3)).await;
-    assert_eq!(
-        sse.next_event().await,
-        (next, json!(3)),
-        "nothing was published in between"
-    );
+            .fails(403, "permission_denied")
+            .says("project beta"),
+            publish("read-only credential publishing", "t")
+                .token(ALPHA_READER)
+                .body(ok)
+                .fails(403, "permission_denied")
+                .says("write"),
+            publish("another project's token publishing", "t")
+                .token(BETA)
+                .body(r#"{"data":2}"#)
+                .fails(403, "permission_denied"),
+            publish("malformed JSON", "t")
+                .body(r#"{"data": {oops"#)
+                .fails(400, "invalid_input")
+                .says("invalid JSON"),
+            publish("truncated JSON", "t")
+                .body(r#"{"data":2"#)
+                .fails(400, "invalid_input"),
+            publish("empty body", "t")
+                .fails(400, "invalid_input")
+                .says("empty"),
+            publish("unknown field", "t")
+                .body(r#"{"data":1,"ttl":5}"#)
+                .fails(400, "invalid_input")
+                .says("unknown field"),
+            publish("missing data", "t")
+                .body(r#"{}"#)
+                .fails(400, "invalid_input")
+                .says("missing field"),
+            publish("body is not an object", "t")
+                .body(r#"[1,2]"#)
+                .fails(400, "invalid_input"),
+            publish("empty topic segment", "a..b")
+                .body(ok)
+                .fails(400, "invalid_input")
+                .says("invalid topic"),
+            publish("pattern as a publish topic", "a.*")
+                .body(ok)
+                .fails(400, "invalid_input"),
+            publish("topic with a space", "a%20b")
+                .body(ok)
+                .fails(400, "invalid_input"),
+            publish("topic too long", &"a".repeat(201))
+                .body(ok)
+                .fails(400, "invalid_input")
+                .says("200 bytes"),
+            publish("a reserved topic (Bunder Manager's feed)", "kv")
+                .body(ok)
+                .fails(403, "permission_denied"),
+            publish("payload over the event limit", "t")
+                .body(big_payload)
+                .fails(413, "payload_too_large")
+                .says("65536"),
+            publish("body over the server limit", "t")
+                .body(over_body_limit)
+                .fails(413, "payload_too_large"),
+            scenario("invalid project id", "POST", format!("{P}/Alpha/topics/t"))
+                .body(ok)
+                .fails(400, "invalid_input")
+                .says("project id"),
+            scenario("list topics", "GET", format!("{P}/alpha/topics"))
+                .says(r#""topics":["#)
+                .publishes_nothing(),
+            scenario(
+                "list topics with access_token",
+                "GET",
+                format!("{P}/alpha/topics?access_token={ALPHA_READER}"),
+            )
+            .no_token()
+            .says(r#""topics":"#),
+            scenario(
+                "list another project's topics",
+                "GET",
+                format!("{P}/beta/topics"),
+            )
+            .fails(403, "permission_denied"),
+            scenario(
+                "subscribe to an invalid pattern",
+                "GET",
+                format!("{P}/alpha/topics/a.%3E.b/subscribe"),
+            )
+            .fails(400, "invalid_input")
+            .says("pattern"),
+            scenario(
+                "subscribe with a bad resume point",
+                "GET",
+                format!("{P}/alpha/topics/t/subscribe?after=abc"),
+            )
+            .fails(400, "invalid_input")
+            .says("sequence number"),
+            scenario(
+                "subscribe with an unknown query parameter",
+                "GET",
+                format!("{P}/alpha/topics/t/subscribe?since=3"),
+            )
+            .fails(400, "invalid_input")
+            .says("unknown field"),
+            scenario(
+                "subscribe with a bad Last-Event-ID",
+                "GET",
+                format!("{P}/alpha/topics/t/subscribe"),
+            )
+            .header("last-event-id", "-1")
+            .fails(400, "invalid_input"),
+            scenario(
+                "subscribe to another project",
+                "GET",
+                format!("{P}/beta/topics/t/subscribe"),
+            )
+            .fails(403, "permission_denied"),
+            scenario(
+                "WebSocket route without an upgrade",
+                "GET",
+                format!("{P}/alpha/topics/t/ws"),
+            )
+            .fails(400, "invalid_input")
+            .says("upgrade"),
+            scenario("unknown route", "GET", "/events/v1/nope").fails(404, "not_found"),
+            scenario("wrong method", "DELETE", format!("{P}/alpha/topics/t"))
+                .fails(405, "invalid_input")
+                .says("method not allowed"),
+            scenario("health", "GET", "/health")
+                .no_token()
+                .says(r#""status":"ok""#)
+                .says("buncast"),
+        ])
+        .await;
 }
 
 #[tokio::test]

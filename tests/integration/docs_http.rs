@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::support::{SseReader, WAIT, http};
+use bunbase_tests::scenario::{InProcess, Runner, Scenario, scenario};
 
 fn kms() -> Kms {
     Kms::new(
@@ -76,47 +77,49 @@ impl Answer {
     }
 }
 
-/// One request to `/bundoc/v1/projects/{path}`.
+/// One request to `/bundoc/v1/projects/{path}`, in process.
 async fn send(
-    base: &str,
+    app: &InProcess,
     token: Option<&str>,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: Option<Vec<u8>>,
 ) -> Answer {
-    let mut request = http().request(
-        method.parse().unwrap(),
-        format!("{base}/bundoc/v1/projects/{path}"),
-    );
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    if let Some(body) = body {
-        request = request.body(body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.unwrap();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    let answer = app
+        .send(
+            method,
+            &format!("/bundoc/v1/projects/{path}"),
+            token,
+            &headers,
+            body,
+        )
+        .await;
     Answer {
-        status,
-        headers,
-        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        status: answer.status,
+        body: answer.json(),
+        headers: answer.headers,
     }
 }
 
-async fn call(base: &str, token: &str, method: &str, path: &str, body: Option<Value>) -> Answer {
+async fn call(
+    base: &InProcess,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Answer {
     let body = body.map(|b| b.to_string().into_bytes());
     send(base, Some(token), method, path, &[], body).await
 }
 
 /// Calls and checks the status; returns the body.
 async fn expect(
-    base: &str,
+    base: &InProcess,
     token: &str,
     method: &str,
     path: &str,
@@ -154,9 +157,10 @@ async fn life_cycle_over_http_on_sqlite() {
 
 async fn life_cycle(store: Arc<dyn DocStore>) {
     let server = start(store, DocsLimits::default()).await;
-    let base = &server.url();
+    let url = server.url();
+    let base = &server.app();
     // Every change is also an event on Buncast topic bundoc.<collection>.
-    let mut feed = SseReader::open(base, ALPHA, "alpha", "bundoc.orders", None).await;
+    let mut feed = SseReader::open(&url, ALPHA, "alpha", "bundoc.orders", None).await;
 
     // Collections.
     let definition = json!({
@@ -459,7 +463,8 @@ async fn life_cycle(store: Arc<dyn DocStore>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_decide_what_end_users_may_do() {
     let server = start(Arc::new(MemoryDocStore::new()), DocsLimits::default()).await;
-    let base = &server.url();
+
+    let base = &server.app();
     let rules = json!({
         "read": "resource.owner == auth.uid",
         "list": "resource.owner == auth.uid",
@@ -533,11 +538,26 @@ async fn rules_decide_what_end_users_may_do() {
         ),
         (ALPHA_ALICE, "GET", "alpha/usage".to_string(), None),
     ];
-    for (token, method, path, body) in refusals {
-        let answer = call(base, token, method, &path, body).await;
-        assert_eq!(answer.status, 403, "{method} {path}: {}", answer.body);
-        assert_eq!(answer.body["error"]["code"], "permission_denied");
-    }
+    let scenarios = refusals
+        .into_iter()
+        .map(|(token, method, path, body)| {
+            let s = scenario(
+                format!("{method} {path}"),
+                method,
+                format!("/bundoc/v1/projects/{path}"),
+            )
+            .token(token)
+            .fails(403, "permission_denied");
+            match body {
+                Some(body) => s.json(body),
+                None => s,
+            }
+        })
+        .collect();
+    Runner::on(base.clone())
+        .events(server.events.clone(), &["alpha"])
+        .run(scenarios)
+        .await;
     // Each sees only their own notes.
     let page = expect(base, ALPHA_ALICE, "GET", notes, None, 200).await;
     assert_eq!(ids(&page["documents"]), ["n1"]);
@@ -574,63 +594,17 @@ async fn rules_decide_what_end_users_may_do() {
     server.shutdown.trigger();
 }
 
-struct Case {
-    name: &'static str,
-    method: &'static str,
-    path: String,
-    token: Option<&'static str>,
-    headers: Vec<(&'static str, &'static str)>,
-    body: Option<Vec<u8>>,
-    status: u16,
-    code: &'static str,
-    /// A fragment the error message must contain.
-    says: Option<&'static str>,
-}
-
-fn case(
-    name: &'static str,
-    method: &'static str,
-    path: &str,
-    status: u16,
-    code: &'static str,
-) -> Case {
-    Case {
-        name,
-        method,
-        path: path.to_string(),
-        token: Some(ALPHA),
-        headers: Vec::new(),
-        body: None,
-        status,
-        code,
-        says: None,
-    }
-}
-
-impl Case {
-    fn token(mut self, token: Option<&'static str>) -> Case {
-        self.token = token;
-        self
-    }
-    fn header(mut self, name: &'static str, value: &'static str) -> Case {
-        self.headers.push((name, value));
-        self
-    }
-    fn raw(mut self, body: impl Into<Vec<u8>>) -> Case {
-        self.body = Some(body.into());
-        self
-    }
-    fn json(self, body: Value) -> Case {
-        self.raw(body.to_string())
-    }
-    fn says(mut self, fragment: &'static str) -> Case {
-        self.says = Some(fragment);
-        self
-    }
+/// A request to `/bundoc/v1/projects/{path}` that must be refused, with
+/// nothing changed or published.
+fn case(name: &str, method: &str, path: &str, status: u16, code: &str) -> Scenario {
+    scenario(name, method, format!("/bundoc/v1/projects/{path}"))
+        .token(ALPHA)
+        .fails(status, code)
 }
 
 /// Everything a bad request could have changed.
-async fn state_of(base: &str) -> Value {
+async fn state_of(base: InProcess) -> Value {
+    let base = &base;
     let mut docs = Vec::new();
     for id in ["i1", "i2", "i3", "i4", "i5", "i6", "new1", "x"] {
         let answer = call(
@@ -658,7 +632,8 @@ async fn bad_requests_are_refused_and_change_nothing() {
         ..DocsLimits::default()
     };
     let server = start(store, limits).await;
-    let base = &server.url();
+
+    let base = &server.app();
     let items_definition = json!({
         "indexes": [{"fields": ["sku"], "unique": true, "name": "by_sku"}, {"fields": ["n"]}],
         "encrypted": ["secret"],
@@ -678,7 +653,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
         200,
     )
     .await;
-    let before = state_of(base).await;
+    let before = state_of(base.clone()).await;
 
     let docs = "alpha/collections/items/documents";
     let nested = (0..40).fold(json!(1), |inner, _| json!({ "a": inner }));
@@ -686,10 +661,10 @@ async fn bad_requests_are_refused_and_change_nothing() {
     let cases = vec![
         // Credentials.
         case("no credential", "POST", docs, 401, "unauthenticated")
-            .token(None)
+            .no_token()
             .json(json!({"sku": "N"})),
         case("unknown token", "POST", docs, 401, "unauthenticated")
-            .token(Some("nope-nope-nope-nope-nope"))
+            .token("nope-nope-nope-nope-nope")
             .json(json!({"sku": "N"})),
         case(
             "other project writes",
@@ -698,7 +673,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
             403,
             "permission_denied",
         )
-        .token(Some(BETA))
+        .token(BETA)
         .json(json!({"sku": "N"})),
         case(
             "other project reads",
@@ -707,7 +682,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
             403,
             "permission_denied",
         )
-        .token(Some(BETA)),
+        .token(BETA),
         case(
             "other project queries",
             "POST",
@@ -715,7 +690,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
             403,
             "permission_denied",
         )
-        .token(Some(BETA))
+        .token(BETA)
         .json(json!({})),
         case(
             "other project subscribes",
@@ -724,7 +699,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
             403,
             "permission_denied",
         )
-        .token(Some(BETA)),
+        .token(BETA),
         case(
             "other project deletes the collection",
             "DELETE",
@@ -732,9 +707,9 @@ async fn bad_requests_are_refused_and_change_nothing() {
             403,
             "permission_denied",
         )
-        .token(Some(BETA)),
+        .token(BETA),
         case("reader writes", "POST", docs, 403, "permission_denied")
-            .token(Some(ALPHA_READER))
+            .token(ALPHA_READER)
             .json(json!({"sku": "N"})),
         case(
             "reader creates a collection",
@@ -743,7 +718,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
             403,
             "permission_denied",
         )
-        .token(Some(ALPHA_READER))
+        .token(ALPHA_READER)
         .json(json!({"name": "mine"})),
         case(
             "end user on a collection without rules",
@@ -752,10 +727,10 @@ async fn bad_requests_are_refused_and_change_nothing() {
             403,
             "permission_denied",
         )
-        .token(Some(ALPHA_ALICE)),
+        .token(ALPHA_ALICE),
         // Bodies.
-        case("malformed JSON", "POST", docs, 400, "invalid_input").raw("{\"sku\":"),
-        case("empty body", "POST", docs, 400, "invalid_input").raw(""),
+        case("malformed JSON", "POST", docs, 400, "invalid_input").body("{\"sku\":"),
+        case("empty body", "POST", docs, 400, "invalid_input").body(""),
         case("document is an array", "POST", docs, 400, "invalid_input").json(json!([1])),
         case("system field", "POST", docs, 400, "invalid_input")
             .json(json!({"sku": "N", "_version": 9})),
@@ -782,7 +757,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
             413,
             "payload_too_large",
         )
-        .raw(vec![b' '; 8 * 1024 * 1024 + 100]),
+        .body(vec![b' '; 8 * 1024 * 1024 + 100]),
         // Ids.
         case(
             "bad id in the path",
@@ -1186,24 +1161,12 @@ async fn bad_requests_are_refused_and_change_nothing() {
         )
         .json(json!({})),
     ];
-    for c in &cases {
-        let answer = send(base, c.token, c.method, &c.path, &c.headers, c.body.clone()).await;
-        assert_eq!(answer.status, c.status, "{}: {}", c.name, answer.body);
-        assert_eq!(
-            answer.body["error"]["code"], c.code,
-            "{}: {}",
-            c.name, answer.body
-        );
-        if let Some(fragment) = c.says {
-            let message = answer.body["error"]["message"].as_str().unwrap_or_default();
-            assert!(message.contains(fragment), "{}: {message}", c.name);
-        }
-    }
-    assert_eq!(
-        state_of(base).await,
-        before,
-        "a refused request changed something"
-    );
+    Runner::on(base.clone())
+        .events(server.events.clone(), &["alpha", "beta"])
+        .state(state_of)
+        .run(cases)
+        .await;
+    assert_eq!(state_of(base.clone()).await, before);
 
     // Quotes and SQL in names and values are plain data.
     expect(
@@ -1265,7 +1228,10 @@ async fn bad_requests_are_refused_and_change_nothing() {
     let odd = expect(base, ALPHA, "GET", &format!("{free}/odd"), None, 200).await;
     assert_eq!(odd[odd_field], odd_value);
     // And the first collection is intact.
-    assert_eq!(state_of(base).await["documents"], before["documents"]);
+    assert_eq!(
+        state_of(base.clone()).await["documents"],
+        before["documents"]
+    );
     server.shutdown.trigger();
 }
 
@@ -1346,7 +1312,8 @@ async fn next_message(socket: &mut Socket) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_follow_a_filtered_query_and_resume() {
     let server = start(Arc::new(MemoryDocStore::new()), DocsLimits::default()).await;
-    let base = &server.url();
+    let url = server.url();
+    let base = &server.app();
     expect(
         base,
         ALPHA,
@@ -1377,7 +1344,7 @@ async fn subscriptions_follow_a_filtered_query_and_resume() {
         "alpha/collections/tasks/subscribe?filter={}",
         encode(r#"{"status": "open"}"#)
     );
-    let mut frames = Frames::open(base, &subscribe, None).await;
+    let mut frames = Frames::open(&url, &subscribe, None).await;
     let (name, id, data) = frames.next().await;
     assert_eq!(name, "snapshot");
     assert!(id.is_some());
@@ -1406,7 +1373,7 @@ async fn subscriptions_follow_a_filtered_query_and_resume() {
     drop(frames);
     put("t4", "open").await;
     remove("t2").await;
-    let mut frames = Frames::open(base, &subscribe, Some(&last)).await;
+    let mut frames = Frames::open(&url, &subscribe, Some(&last)).await;
     put("t5", "open").await;
     let mut resumed = Vec::new();
     while !resumed.iter().any(|(_, id): &(String, String)| id == "t5") {
@@ -1429,7 +1396,7 @@ async fn subscriptions_follow_a_filtered_query_and_resume() {
     assert_eq!(resumed.len(), 3, "{resumed:?}");
 
     // The same over WebSocket.
-    let ws_base = base.replacen("http://", "ws://", 1);
+    let ws_base = url.replacen("http://", "ws://", 1);
     let url = format!(
         "{ws_base}/bundoc/v1/projects/alpha/collections/tasks/ws?filter={}&access_token={ALPHA}",
         encode(r#"{"status": "open"}"#)

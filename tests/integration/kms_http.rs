@@ -9,19 +9,23 @@ use bunbase_core::kms::adapters::memory::MemoryKms;
 use bunbase_core::kms::master::MasterKey;
 use bunbase_core::kms::{Kms, KmsLimits, KmsMetrics};
 use bunbase_tests::harness::{self, ALPHA, ALPHA_READER, BETA, Options, RunningServer};
+use bunbase_tests::scenario::{Runner, Scenario, scenario};
 use serde_json::{Value, json};
 
 use crate::support::http;
 
-async fn start() -> RunningServer {
-    let kms = Kms::new(
+fn kms() -> Kms {
+    Kms::new(
         Arc::new(MemoryKms::new()),
         Arc::new(MasterKey::parse(&"42".repeat(32)).unwrap()),
         KmsLimits::default(),
         Arc::new(KmsMetrics::unregistered()),
-    );
+    )
+}
+
+async fn start() -> RunningServer {
     harness::start(Options {
-        kms: Some(kms),
+        kms: Some(kms()),
         ..Options::default()
     })
     .await
@@ -237,22 +241,60 @@ async fn key_life_cycle_over_http() {
     server.shutdown.trigger();
 }
 
-/// name, token, method, path, body, expected status, expected code.
-type Case = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    Option<Value>,
-    u16,
-    &'static str,
-);
+/// A request to `/kms/v1/projects/{path}` as `token`: a refusal when
+/// `code` is set, changing no key.
+fn case(
+    name: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    status: u16,
+    code: &str,
+) -> Scenario {
+    let mut s = scenario(name, method, format!("/kms/v1/projects/{path}")).token(token);
+    if let Some(body) = body {
+        s = s.json(body);
+    }
+    if code.is_empty() {
+        s.status(status)
+    } else {
+        s.fails(status, code)
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_clearly() {
-    let server = start().await;
+    let app = harness::in_process(Options {
+        kms: Some(kms()),
+        ..Options::default()
+    })
+    .await;
+    // The keys as they are (refused operations are audited, so the audit
+    // log is left out).
+    let runner = Runner::new(app.router).state(|app| async move {
+        let keys = app
+            .expect("GET", "/kms/v1/projects/alpha/keys", ALPHA, None, 200)
+            .await;
+        let beta = app
+            .expect("GET", "/kms/v1/projects/beta/keys", BETA, None, 200)
+            .await;
+        let secrets = app
+            .expect("GET", "/kms/v1/projects/alpha/secrets", ALPHA, None, 200)
+            .await;
+        json!({ "alpha": keys, "beta": beta, "secrets": secrets })
+    });
+    let call =
+        |token: &'static str, method: &'static str, path: &'static str, body: Option<Value>| {
+            let app = runner.app().clone();
+            async move {
+                let answer = app
+                    .call(method, &format!("/kms/v1/projects/{path}"), token, body)
+                    .await;
+                (answer.status, answer.json())
+            }
+        };
     call(
-        &server,
         ALPHA,
         "POST",
         "alpha/keys",
@@ -260,7 +302,6 @@ async fn bad_requests_are_refused_clearly() {
     )
     .await;
     call(
-        &server,
         ALPHA,
         "POST",
         "alpha/keys",
@@ -268,16 +309,14 @@ async fn bad_requests_are_refused_clearly() {
     )
     .await;
     call(
-        &server,
         ALPHA,
         "POST",
         "alpha/keys",
         Some(json!({"name": "off", "purpose": "encrypt"})),
     )
     .await;
-    call(&server, ALPHA, "POST", "alpha/keys/off/disable", None).await;
+    call(ALPHA, "POST", "alpha/keys/off/disable", None).await;
     call(
-        &server,
         BETA,
         "POST",
         "beta/keys",
@@ -285,7 +324,6 @@ async fn bad_requests_are_refused_clearly() {
     )
     .await;
     let (_, sealed) = call(
-        &server,
         ALPHA,
         "POST",
         "alpha/keys/enc/encrypt",
@@ -298,11 +336,11 @@ async fn bad_requests_are_refused_clearly() {
     tampered[last] ^= 1;
     let tampered = b64(&tampered);
     let truncated = b64(&STANDARD.decode(&ct).unwrap()[..20]);
-    let (_, before) = call(&server, ALPHA, "GET", "alpha/audit/verify", None).await;
+    let (_, before) = call(ALPHA, "GET", "alpha/audit/verify", None).await;
     let big = b64(&vec![0u8; 64 * 1024 + 1]);
 
-    let cases: Vec<Case> = vec![
-        (
+    let cases = vec![
+        case(
             "unknown purpose",
             ALPHA,
             "POST",
@@ -311,7 +349,7 @@ async fn bad_requests_are_refused_clearly() {
             400,
             "invalid_input",
         ),
-        (
+        case(
             "algorithm of another purpose",
             ALPHA,
             "POST",
@@ -320,7 +358,7 @@ async fn bad_requests_are_refused_clearly() {
             400,
             "invalid_input",
         ),
-        (
+        case(
             "unknown algorithm",
             ALPHA,
             "POST",
@@ -329,7 +367,7 @@ async fn bad_requests_are_refused_clearly() {
             400,
             "invalid_input",
         ),
-        (
+        case(
             "bad key name",
             ALPHA,
             "POST",
@@ -338,7 +376,7 @@ async fn bad_requests_are_refused_clearly() {
             400,
             "invalid_input",
         ),
-        (
+        case(
             "unknown field",
             ALPHA,
             "POST",
@@ -347,7 +385,7 @@ async fn bad_requests_are_refused_clearly() {
             400,
             "invalid_input",
         ),
-        (
+        case(
             "duplicate key",
             ALPHA,
             "POST",
@@ -356,7 +394,7 @@ async fn bad_requests_are_refused_clearly() {
             409,
             "already_exists",
         ),
-        (
+        case(
             "reader creates",
             ALPHA_READER,
             "POST",
@@ -365,7 +403,7 @@ async fn bad_requests_are_refused_clearly() {
             403,
             "permission_denied",
         ),
-        (
+        case(
             "reader encrypts",
             ALPHA_READER,
             "POST",
@@ -374,7 +412,7 @@ async fn bad_requests_are_refused_clearly() {
             403,
             "permission_denied",
         ),
-        (
+        case(
             "other project's key",
             BETA,
             "POST",
@@ -383,7 +421,7 @@ async fn bad_requests_are_refused_clearly() {
             403,
             "permission_denied",
         ),
-        (
+        case(
             "other project's ciphertext",
             BETA,
             "POST",
@@ -392,7 +430,7 @@ async fn bad_requests_are_refused_clearly() {
             400,
             "invalid_input",
         ),
-        (
+        case(
             "wrong context",
             ALPHA,
             "POST",
@@ -401,7 +439,7 @@ async fn bad_requests_are_refused_clearly() {
             400,
             "invalid_input",
         ),
-        (
+        case(
             "missing context",
             ALPHA,
             "POST",
@@ -410,7 +448,7 @@ async fn bad_requests_are_refused_clearly() {
             400,
             "invalid_input",
         ),
-        (
+        case(
             "tampered ciphertext",
             ALPHA,
             "POST",
@@ -419,7 +457,7 @@ async fn bad_requests_are_refused_clearly() {
             400,
             "invalid_input",
         ),
-        (
+        case(
             "truncated ciphertext",
             ALPHA,
             "POST",
@@ -428,7 +466,7 @@ async fn bad_requests_are_refused_clearly() {
             400,
             "invalid_input",
         ),
-        (
+        case(
             "garbage base64",
             ALPHA,
             "POST",
@@ -437,7 +475,7 @@ async fn bad_requests_are_refused_clearly() {
             400,
             "invalid_input",
         ),
-        (
+        case(
             "ciphertext of another key",
             ALPHA,
             "POST",
@@ -446,7 +484,7 @@ async fn bad_requests_are_refused_clearly() {
             400,
             "invalid_input",
         ),
-        (
+        case(
             "signing key encrypts",
             ALPHA,
             "POST",
@@ -455,7 +493,7 @@ async fn bad_requests_are_refused_clearly() {
             400,
             "invalid_input",
         ),
-        (
+        case(
             "disabled key",
             ALPHA,
             "POST",
@@ -464,7 +502,7 @@ async fn bad_requests_are_refused_clearly() {
             409,
             "conflict",
         ),
-        (
+        case(
             "missing key",
             ALPHA,
             "POST",
@@ -473,7 +511,7 @@ async fn bad_requests_are_refused_clearly() {
             404,
             "not_found",
         ),
-        (
+        case(
             "oversized plaintext",
             ALPHA,
             "POST",
@@ -482,7 +520,7 @@ async fn bad_requests_are_refused_clearly() {
             413,
             "payload_too_large",
         ),
-        (
+        case(
             "wrong field type",
             ALPHA,
             "POST",
@@ -491,7 +529,7 @@ async fn bad_requests_are_refused_clearly() {
             400,
             "invalid_input",
         ),
-        (
+        case(
             "unknown action",
             ALPHA,
             "POST",
@@ -500,7 +538,7 @@ async fn bad_requests_are_refused_clearly() {
             404,
             "not_found",
         ),
-        (
+        case(
             "deletion too soon",
             ALPHA,
             "POST",
@@ -509,7 +547,7 @@ async fn bad_requests_are_refused_clearly() {
             400,
             "invalid_input",
         ),
-        (
+        case(
             "cancel what is not scheduled",
             ALPHA,
             "POST",
@@ -518,7 +556,7 @@ async fn bad_requests_are_refused_clearly() {
             409,
             "conflict",
         ),
-        (
+        case(
             "tiny data key",
             ALPHA,
             "POST",
@@ -527,7 +565,7 @@ async fn bad_requests_are_refused_clearly() {
             400,
             "invalid_input",
         ),
-        (
+        case(
             "secret with both values",
             ALPHA,
             "PUT",
@@ -536,7 +574,7 @@ async fn bad_requests_are_refused_clearly() {
             400,
             "invalid_input",
         ),
-        (
+        case(
             "reader reads a secret value",
             ALPHA_READER,
             "GET",
@@ -545,7 +583,7 @@ async fn bad_requests_are_refused_clearly() {
             403,
             "permission_denied",
         ),
-        (
+        case(
             "missing secret",
             ALPHA,
             "GET",
@@ -554,7 +592,7 @@ async fn bad_requests_are_refused_clearly() {
             404,
             "not_found",
         ),
-        (
+        case(
             "invalid project",
             ALPHA,
             "GET",
@@ -564,15 +602,9 @@ async fn bad_requests_are_refused_clearly() {
             "invalid_input",
         ),
     ];
-    for (name, token, method, path, body, status, code) in cases {
-        let (got, answer) = call(&server, token, method, path, body).await;
-        assert_eq!(got, status, "{name}: {answer}");
-        if !code.is_empty() {
-            assert_eq!(answer["error"]["code"], code, "{name}: {answer}");
-        }
-    }
+    runner.run(cases).await;
     // Nothing changed: the same keys, enc still at version 1 and enabled.
-    let (_, keys) = call(&server, ALPHA, "GET", "alpha/keys", None).await;
+    let (_, keys) = call(ALPHA, "GET", "alpha/keys", None).await;
     let names: Vec<&str> = keys["keys"]
         .as_array()
         .unwrap()
@@ -580,16 +612,15 @@ async fn bad_requests_are_refused_clearly() {
         .map(|k| k["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["enc", "off", "sig"]);
-    let (_, enc) = call(&server, ALPHA, "GET", "alpha/keys/enc", None).await;
+    let (_, enc) = call(ALPHA, "GET", "alpha/keys/enc", None).await;
     assert_eq!(
         (enc["primary_version"].clone(), enc["state"].clone()),
         (json!(1), json!("enabled"))
     );
     // Refused operations are audited too, and the chain still verifies.
-    let (_, after) = call(&server, ALPHA, "GET", "alpha/audit/verify", None).await;
+    let (_, after) = call(ALPHA, "GET", "alpha/audit/verify", None).await;
     assert_eq!(after["valid"], true);
     assert!(after["records"].as_u64() > before["records"].as_u64());
-    server.shutdown.trigger();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -678,34 +709,29 @@ async fn keys_local_and_remote_with_a_platform_token() {
     use bunbase_core::auth::StaticTokens;
     use bunbase_core::kms::{Keys, LocalKeys};
 
-    let kms = Kms::new(
-        Arc::new(MemoryKms::new()),
-        Arc::new(MasterKey::parse(&"42".repeat(32)).unwrap()),
-        KmsLimits::default(),
-        Arc::new(KmsMetrics::unregistered()),
-    );
+    use bunbase_shells::assembly::{self, Host};
+    use bunbase_shells::bunkms::KmsModule;
+
+    let kms = kms();
     let platform = "platform-token-0000000000001";
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = bunbase_shells::kit::Shutdown::new();
-    let service = bunbase_shells::bunkms::service(bunbase_shells::bunkms::KmsState {
-        kms: kms.clone(),
-        verifier: Arc::new(StaticTokens::parse(&format!("*:rwa:{platform}")).unwrap()),
-    });
-    let registry = bunbase_core::metrics::Registry::new();
-    let server = {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            bunbase_shells::kit::serve(
-                listener,
-                vec![service],
-                &registry,
-                Default::default(),
-                shutdown,
-            )
-            .await
-        })
-    };
+    // bun-kms as deployed: only the platform token.
+    let mut host = Host::new(std::env::temp_dir());
+    host.accept(Arc::new(
+        StaticTokens::parse(&format!("*:rwa:{platform}")).unwrap(),
+    ));
+    let module = KmsModule::Given(kms.clone());
+    let assembly = assembly::assemble(&mut host, &[&module], &|_| true)
+        .await
+        .unwrap();
+    let shutdown = host.shutdown.clone();
+    let server = tokio::spawn(assembly::serve(
+        listener,
+        assembly,
+        host,
+        Default::default(),
+    ));
     let remote = bunbase_client::RemoteKeys::new(&url, platform).unwrap();
     let local = LocalKeys::new(kms, "bundoc");
     let (alpha, beta) = (

@@ -1,6 +1,7 @@
 //! Bunder Manager over HTTP: the typed client end to end, a table of bad
-//! requests (each changes nothing), isolation between projects, quotas,
-//! and two instances sharing one Redis-protocol server.
+//! requests run in process (each changes and publishes nothing), isolation
+//! between projects, quotas, and two instances sharing one Redis-protocol
+//! server.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use bunbase_core::kv::{Engine, EngineConfig, KvLimits, KvStore, Quota};
 use bunbase_core::{Error, ErrorCode};
 use bunbase_shells::bunder::{self, BunderConfig};
 use bunbase_tests::harness::{self, ALPHA, ALPHA_READER, BETA, Bus, Options, RunningServer};
+use bunbase_tests::scenario::{InProcess, Runner, Scenario, scenario};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -177,58 +179,60 @@ async fn client_round_trip_with_change_stream() {
     server.shutdown.trigger();
 }
 
-struct Case {
-    name: &'static str,
-    method: &'static str,
-    path: String,
-    token: Option<&'static str>,
-    headers: Vec<(&'static str, &'static str)>,
-    body: Vec<u8>,
-    status: u16,
-    code: &'static str,
-}
-
-fn case(
-    name: &'static str,
-    method: &'static str,
-    path: &str,
-    status: u16,
-    code: &'static str,
-) -> Case {
-    Case {
-        name,
-        method,
-        path: format!("/kv/v1/projects/{path}"),
-        token: Some(ALPHA),
-        headers: Vec::new(),
-        body: b"value".to_vec(),
-        status,
-        code,
+/// A request to `/kv/v1/projects/{path}` (writes carry a small body):
+/// a refusal when `code` is set, changing and publishing nothing.
+fn case(name: &str, method: &str, path: &str, status: u16, code: &str) -> Scenario {
+    let mut s = scenario(name, method, format!("/kv/v1/projects/{path}"));
+    if matches!(method, "PUT" | "POST") {
+        s = s.body("value");
     }
-}
-
-impl Case {
-    fn token(mut self, token: Option<&'static str>) -> Case {
-        self.token = token;
-        self
-    }
-    fn header(mut self, name: &'static str, value: &'static str) -> Case {
-        self.headers.push((name, value));
-        self
-    }
-    fn body(mut self, body: impl Into<Vec<u8>>) -> Case {
-        self.body = body.into();
-        self
+    if code.is_empty() {
+        s.status(status)
+    } else {
+        s.fails(status, code)
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_and_change_nothing() {
-    let server = start_memory(limits(3, 4096)).await;
-    let kv = Client::new(server.url()).unwrap().with_token(ALPHA).kv();
-    kv.put("alpha", "text", "not a number").await.unwrap();
-    kv.put("alpha", "other", "1").await.unwrap();
-    let before = kv.usage("alpha").await.unwrap();
+    let engine = Arc::new(Engine::new(EngineConfig::default()));
+    let app = harness::in_process(Options {
+        kv: Some((Arc::new(MemoryKv::new(engine)), limits(3, 4096))),
+        ..Options::default()
+    })
+    .await;
+    let runner = Runner::new(app.router)
+        .token(ALPHA)
+        .events(app.events.clone(), &["alpha", "beta"])
+        // Everything a refused request could have changed.
+        .state(|app| async move {
+            let mut state = serde_json::Map::new();
+            for path in ["usage", "keys/text", "keys/other", "keys/x", "keys/y"] {
+                let answer = app
+                    .call("GET", &format!("/kv/v1/projects/alpha/{path}"), ALPHA, None)
+                    .await;
+                state.insert(path.into(), json!([answer.status, answer.text()]));
+            }
+            Value::Object(state)
+        });
+    let kv = runner.app();
+    for (key, value) in [("text", "not a number"), ("other", "1")] {
+        let answer = kv
+            .send(
+                "PUT",
+                &format!("/kv/v1/projects/alpha/keys/{key}"),
+                Some(ALPHA),
+                &[],
+                Some(value.into()),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+    let usage = |app: InProcess| async move {
+        app.expect("GET", "/kv/v1/projects/alpha/usage", ALPHA, None, 200)
+            .await
+    };
+    let before = usage(kv.clone()).await;
     let long_key = "k".repeat(1025);
     let cases = vec![
         case(
@@ -238,9 +242,9 @@ async fn bad_requests_are_refused_and_change_nothing() {
             401,
             "unauthenticated",
         )
-        .token(None),
+        .no_token(),
         case("bad token", "PUT", "alpha/keys/x", 401, "unauthenticated")
-            .token(Some("nope-nope-nope-nope-nope")),
+            .token("nope-nope-nope-nope-nope"),
         case(
             "reader writes",
             "PUT",
@@ -248,7 +252,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
             403,
             "permission_denied",
         )
-        .token(Some(ALPHA_READER)),
+        .token(ALPHA_READER),
         case(
             "reader deletes",
             "DELETE",
@@ -256,7 +260,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
             403,
             "permission_denied",
         )
-        .token(Some(ALPHA_READER)),
+        .token(ALPHA_READER),
         case(
             "other project's token",
             "PUT",
@@ -264,7 +268,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
             403,
             "permission_denied",
         )
-        .token(Some(BETA)),
+        .token(BETA),
         case(
             "other project reads",
             "GET",
@@ -272,7 +276,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
             403,
             "permission_denied",
         )
-        .token(Some(BETA)),
+        .token(BETA),
         case(
             "other project lists",
             "GET",
@@ -280,7 +284,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
             403,
             "permission_denied",
         )
-        .token(Some(BETA)),
+        .token(BETA),
         case(
             "other project's changes",
             "GET",
@@ -288,7 +292,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
             403,
             "permission_denied",
         )
-        .token(Some(BETA)),
+        .token(BETA),
         case(
             "invalid project id",
             "PUT",
@@ -392,7 +396,9 @@ async fn bad_requests_are_refused_and_change_nothing() {
             "payload_too_large",
         )
         .body(vec![b'v'; 300 * 1024]),
-        case("key quota", "PUT", "alpha/keys/x", 200, "").body("v"),
+        case("key quota", "PUT", "alpha/keys/x", 200, "")
+            .body("v")
+            .publishes("alpha", "kv", r#""key":"x""#),
         case(
             "one key too many",
             "PUT",
@@ -502,44 +508,22 @@ async fn bad_requests_are_refused_and_change_nothing() {
             "invalid_input",
         ),
     ];
-    let client = http();
-    for c in &cases {
-        let mut request = client.request(
-            c.method.parse().unwrap(),
-            format!("{}{}", server.url(), c.path),
-        );
-        if let Some(token) = c.token {
-            request = request.bearer_auth(token);
-        }
-        for (name, value) in &c.headers {
-            request = request.header(*name, *value);
-        }
-        if matches!(c.method, "PUT" | "POST") {
-            request = request.body(c.body.clone());
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap();
-        assert_eq!(status, c.status, "{}: {body}", c.name);
-        if !c.code.is_empty() {
-            let parsed: Value = serde_json::from_str(&body)
-                .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {body}", c.name));
-            assert_eq!(parsed["error"]["code"], c.code, "{}: {body}", c.name);
-        }
-    }
+    runner.run(cases).await;
     // Only the one allowed write happened.
-    let after = kv.usage("alpha").await.unwrap();
-    assert_eq!(after.keys, before.keys + 1);
-    assert_eq!(after.bytes, before.bytes + 2);
-    assert_eq!(
-        kv.get("alpha", "text").await.unwrap().as_deref(),
-        Some(&b"not a number"[..])
-    );
-    assert_eq!(
-        kv.get("alpha", "other").await.unwrap().as_deref(),
-        Some(&b"1"[..])
-    );
-    server.shutdown.trigger();
+    let after = usage(kv.clone()).await;
+    assert_eq!(after["keys"], before["keys"].as_u64().unwrap() + 1);
+    assert_eq!(after["bytes"], before["bytes"].as_u64().unwrap() + 2);
+    for (key, value) in [("text", "not a number"), ("other", "1")] {
+        let answer = kv
+            .call(
+                "GET",
+                &format!("/kv/v1/projects/alpha/keys/{key}"),
+                ALPHA,
+                None,
+            )
+            .await;
+        assert_eq!(answer.text(), value);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,7 +41,7 @@ async fn platform_runs_on_postgres() {
         .json()
         .await
         .unwrap();
-    assert_eq!(health["checks"]["database"]["status"], "ok", "{health}");
+    assert_eq!(health["checks"]["identity-db"]["status"], "ok", "{health}");
 
     let platform = Client::new(&url).unwrap().platform();
     let tokens = platform

@@ -3,7 +3,8 @@
 //! projects' credentials, revoked keys, deleted projects).
 
 use bunbase_core::auth::ratelimit::Rate;
-use bunbase_tests::harness::{self, PlatformServer};
+use bunbase_tests::harness;
+use bunbase_tests::scenario::{InProcess, Runner, scenario};
 use serde_json::{Value, json};
 
 use crate::support::unique;
@@ -14,20 +15,17 @@ const OPEN: Rate = Rate {
     per_minute: 1_000_000,
 };
 
+/// The Platform API in process.
 struct Api {
+    /// The public URL tokens name as their issuer.
     url: String,
-    http: reqwest::Client,
+    app: InProcess,
 }
 
 impl Api {
-    fn new(server: &PlatformServer) -> Api {
-        Api {
-            url: server.url.clone(),
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .unwrap(),
-        }
+    async fn start(rate: Rate) -> Api {
+        let (url, app) = harness::platform_in_process(rate).await;
+        Api { url, app }
     }
 
     async fn call(
@@ -38,34 +36,35 @@ impl Api {
         apikey: Option<&str>,
         body: Option<&str>,
     ) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self.http.request(method, format!("{}{path}", self.url));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
+        let mut headers = Vec::new();
         if let Some(key) = apikey {
-            request = request.header("apikey", key);
+            headers.push(("apikey".to_string(), key.to_string()));
         }
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
+        if body.is_some() {
+            headers.push(("content-type".to_string(), "application/json".to_string()));
         }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        let value = if text.is_empty() {
+        let answer = self
+            .app
+            .send(
+                method,
+                path,
+                token,
+                &headers,
+                body.map(|b| b.as_bytes().to_vec()),
+            )
+            .await;
+        let value = if answer.body.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).unwrap_or(json!({ "raw": text }))
+            serde_json::from_slice(&answer.body).unwrap_or(json!({ "raw": answer.text() }))
         };
-        if status >= 400 {
+        if answer.status >= 400 {
             assert!(
                 value["error"]["code"].is_string(),
                 "error in the platform shape: {value}"
             );
         }
-        (status, value)
+        (answer.status, value)
     }
 
     async fn signup(&self, email: &str) -> Value {
@@ -93,8 +92,7 @@ fn code(body: &Value) -> &str {
 
 #[tokio::test]
 async fn account_flows_and_bad_input() {
-    let server = harness::start_platform(OPEN).await;
-    let api = Api::new(&server);
+    let api = Api::start(OPEN).await;
     let address = email();
     let tokens = api.signup(&address.to_uppercase()).await;
     assert!(
@@ -173,12 +171,19 @@ async fn account_flows_and_bad_input() {
             "invalid_input",
         ),
     ];
-    for (name, body, status, expected) in cases {
-        let (got, answer) = api
-            .call("POST", "/api/v1/auth/signup", None, None, Some(&body))
-            .await;
-        assert_eq!((got, code(&answer)), (status, expected), "{name}: {answer}");
-    }
+    Runner::on(api.app.clone())
+        .run(
+            cases
+                .into_iter()
+                .map(|(name, body, status, expected)| {
+                    scenario(name, "POST", "/api/v1/auth/signup")
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .fails(status, expected)
+                })
+                .collect(),
+        )
+        .await;
 
     // Sign-in: wrong password and unknown email answer the same.
     let (s1, wrong) = api
@@ -270,8 +275,7 @@ async fn account_flows_and_bad_input() {
 async fn forged_tokens_are_refused() {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-    let server = harness::start_platform(OPEN).await;
-    let api = Api::new(&server);
+    let api = Api::start(OPEN).await;
     let tokens = api.signup(&email()).await;
     let access = tokens["access_token"].as_str().unwrap().to_string();
     let parts: Vec<&str> = access.split('.').collect();
@@ -280,12 +284,11 @@ async fn forged_tokens_are_refused() {
     let forged_payload = B64.encode(claims.to_string());
     let none_header = B64.encode(br#"{"alg":"none","typ":"JWT"}"#);
     let wrong_kid = B64.encode(br#"{"alg":"EdDSA","typ":"JWT","kid":"k0000000000000000"}"#);
-    let other = harness::start_platform(OPEN).await;
-    let foreign = Api::new(&other).signup(&email()).await["access_token"]
+    let foreign = Api::start(OPEN).await.signup(&email()).await["access_token"]
         .as_str()
         .unwrap()
         .to_string();
-    for (name, token) in [
+    let forged = [
         (
             "tampered payload",
             format!("{}.{}.{}", parts[0], forged_payload, parts[2]),
@@ -298,12 +301,19 @@ async fn forged_tokens_are_refused() {
         ("another server's token", foreign),
         ("truncated", access[..access.len() - 5].to_string()),
         ("garbage", "x.y.z".to_string()),
-    ] {
-        let (status, body) = api
-            .call("GET", "/api/v1/auth/me", Some(&token), None, None)
-            .await;
-        assert_eq!((status, code(&body)), (401, "unauthenticated"), "{name}");
-    }
+    ];
+    Runner::on(api.app.clone())
+        .run(
+            forged
+                .into_iter()
+                .map(|(name, token)| {
+                    scenario(name, "GET", "/api/v1/auth/me")
+                        .token(&token)
+                        .fails(401, "unauthenticated")
+                })
+                .collect(),
+        )
+        .await;
     // The genuine token verifies with a standard JWT library and our JWKS.
     let (_, jwks) = api
         .call("GET", "/api/.well-known/jwks.json", None, None, None)
@@ -318,14 +328,13 @@ async fn forged_tokens_are_refused() {
     let key = jsonwebtoken::DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap();
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
     validation.set_audience(&["bunbase"]);
-    validation.set_issuer(&[format!("{}/api", server.url)]);
+    validation.set_issuer(&[format!("{}/api", api.url)]);
     assert!(jsonwebtoken::decode::<Value>(&access, &key, &validation).is_ok());
 }
 
 #[tokio::test]
 async fn projects_keys_and_end_users_stay_in_their_project() {
-    let server = harness::start_platform(OPEN).await;
-    let api = Api::new(&server);
+    let api = Api::start(OPEN).await;
     let owner = api.signup(&email()).await["access_token"]
         .as_str()
         .unwrap()
@@ -357,7 +366,7 @@ async fn projects_keys_and_end_users_stay_in_their_project() {
     let b = b["id"].as_str().unwrap().to_string();
 
     // Another account's project: not found, everywhere.
-    for (method, path, body) in [
+    let elsewhere = [
         ("GET", format!("/api/v1/projects/{b}"), None),
         (
             "PATCH",
@@ -372,20 +381,32 @@ async fn projects_keys_and_end_users_stay_in_their_project() {
             format!("/api/v1/projects/{b}/keys"),
             Some(r#"{"name":"k","kind":"secret"}"#),
         ),
+    ];
+    let mut scenarios: Vec<_> = elsewhere
+        .into_iter()
+        .map(|(method, path, body)| {
+            let s = scenario(format!("{method} {path}"), method, path)
+                .token(&owner)
+                .fails(404, "not_found");
+            match body {
+                Some(body) => s.body(body),
+                None => s,
+            }
+        })
+        .collect();
+    for body in [
+        r#"{"name":""}"#,
+        r#"{"name":"x","region":"eu"}"#,
+        r#"{"title":"x"}"#,
     ] {
-        let (status, body) = api.call(method, &path, Some(&owner), None, body).await;
-        assert_eq!((status, code(&body)), (404, "not_found"), "{method} {path}");
+        scenarios.push(
+            scenario(body, "POST", "/api/v1/projects")
+                .token(&owner)
+                .body(body)
+                .fails(400, "invalid_input"),
+        );
     }
-    for (body, expected) in [
-        (r#"{"name":""}"#, "invalid_input"),
-        (r#"{"name":"x","region":"eu"}"#, "invalid_input"),
-        (r#"{"title":"x"}"#, "invalid_input"),
-    ] {
-        let (status, answer) = api
-            .call("POST", "/api/v1/projects", Some(&owner), None, Some(body))
-            .await;
-        assert_eq!((status, code(&answer)), (400, expected), "{body}");
-    }
+    Runner::on(api.app.clone()).run(scenarios).await;
     let (status, _) = api.call("GET", "/api/v1/projects", None, None, None).await;
     assert_eq!(status, 401);
 
@@ -597,21 +618,28 @@ async fn projects_keys_and_end_users_stay_in_their_project() {
 
 #[tokio::test]
 async fn sign_in_is_rate_limited_with_retry_after() {
+    // Over a real socket: the limit keys on the peer address.
     let server = harness::start_platform(Rate {
         burst: 2,
         per_minute: 1,
     })
     .await;
-    let api = Api::new(&server);
+    let http = reqwest::Client::new();
     let address = email();
-    api.signup(&address).await;
     let body = json!({ "email": address, "password": PW }).to_string();
+    let signed_up = http
+        .post(format!("{}/api/v1/auth/signup", server.url))
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_up.status(), 201);
     let mut statuses = Vec::new();
     let mut retry_after = None;
     for _ in 0..3 {
-        let response = api
-            .http
-            .post(format!("{}/api/v1/auth/signin", api.url))
+        let response = http
+            .post(format!("{}/api/v1/auth/signin", server.url))
             .header("content-type", "application/json")
             .body(body.clone())
             .send()

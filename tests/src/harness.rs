@@ -1,25 +1,31 @@
-//! In-process servers for tests and benchmarks: the real shell kit and the
-//! real Buncast routes on a loopback port.
+//! Test servers for tests and benchmarks: the services assembled from the
+//! same modules as the binaries, on a loopback port or in process.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use bunbase_core::auth::adapters::memory::MemoryStore;
+use bunbase_core::auth::password::Passwords;
 use bunbase_core::auth::{
-    Principal, PrincipalKind, Rights, StaticTokens, TokenVerifier, Verifiers,
+    IdentityConfig, Principal, PrincipalKind, Rights, StaticTokens, TokenVerifier,
 };
-use bunbase_core::docs::{Bundoc, DocStore, DocsLimits, DocsMetrics};
+use bunbase_core::config::Secret;
+use bunbase_core::docs::{DocStore, DocsLimits};
 use bunbase_core::events::adapters::BusConfig;
-use bunbase_core::events::adapters::bunder::BunderBus;
-use bunbase_core::events::adapters::memory::MemoryBus;
-use bunbase_core::events::{EventBus, EventLimits, EventMetrics, Events};
-use bunbase_core::kv::{KvLimits, KvMetrics, KvStore};
+use bunbase_core::events::{EventLimits, Events};
+use bunbase_core::kv::{KvLimits, KvStore};
 use bunbase_core::metrics::Registry;
 use bunbase_core::{Error, ProjectId};
-use bunbase_shells::buncast::{self, BuncastState};
-use bunbase_shells::bundoc::{self, DocsState};
-use bunbase_shells::kit::{self, ServerConfig, Shutdown};
-use bunbase_shells::kvmanager::{self, KvState};
+use bunbase_shells::assembly::{self, Assembly, Host, ServiceModule};
+use bunbase_shells::buncast::{BuncastModule, BusChoice, EventsSettings};
+use bunbase_shells::bundoc::DocsModule;
+use bunbase_shells::bunkms::KmsModule;
+use bunbase_shells::identity::{IdentityModule, IdentitySource, PlatformModule};
+use bunbase_shells::kit::{ServerConfig, Shutdown};
+use bunbase_shells::kvmanager::KvModule;
+
+use crate::scenario::InProcess;
 
 /// Full rights in project `alpha`.
 pub const ALPHA: &str = "alpha-token-000000000000000001";
@@ -84,8 +90,7 @@ pub struct Options {
     /// Also serve BunKMS (`/kms`).
     pub kms: Option<bunbase_core::kms::Kms>,
     /// Also serve Bundoc (`/bundoc`) on this store, publishing through the
-    /// same events, with field encryption when `kms` is set, and accepting
-    /// the end users' tokens too.
+    /// same events, with field encryption when `kms` is set.
     pub docs: Option<(Arc<dyn DocStore>, DocsLimits)>,
 }
 
@@ -108,72 +113,72 @@ impl Default for Options {
     }
 }
 
-/// A Buncast server running on the current tokio runtime.
+/// The services `options` name (Buncast always), assembled from the same
+/// modules as the binaries, accepting the test tokens and the end users.
+pub async fn assemble(options: &Options) -> (Host, Assembly) {
+    let mut host = Host::new(std::env::temp_dir());
+    host.accept(Arc::new(tokens()));
+    host.accept(Arc::new(EndUsers));
+    host.set_events(EventsSettings {
+        bus: match &options.bus {
+            Bus::Memory => BusChoice::Memory,
+            Bus::Redis(url, prefix) => BusChoice::Redis {
+                url: Secret::new(url.clone()),
+                key_prefix: prefix.clone(),
+            },
+        },
+        config: options.bus_config,
+        limits: options.limits,
+        keepalive: options.keepalive,
+    });
+    let mut modules: Vec<Box<dyn ServiceModule>> = Vec::new();
+    if let Some(kms) = &options.kms {
+        modules.push(Box::new(KmsModule::Given(kms.clone())));
+    }
+    modules.push(Box::new(BuncastModule));
+    if let Some((store, limits)) = &options.kv {
+        modules.push(Box::new(KvModule::on(store.clone(), *limits)));
+    }
+    if let Some((store, limits)) = &options.docs {
+        modules.push(Box::new(DocsModule::on(store.clone(), *limits)));
+    }
+    let modules: Vec<&dyn ServiceModule> = modules.iter().map(AsRef::as_ref).collect();
+    let assembly = assembly::assemble(&mut host, &modules, &|_| true)
+        .await
+        .unwrap_or_else(|e| panic!("assembling the test server: {e}"));
+    (host, assembly)
+}
+
+/// A test server running on the current tokio runtime.
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub events: Events,
     pub shutdown: Shutdown,
     pub registry: Registry,
     pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
+    router: axum::Router,
 }
 
 impl RunningServer {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// The same server's router, called in process (streams go through
+    /// the socket).
+    pub fn app(&self) -> InProcess {
+        InProcess::new(self.router.clone())
+    }
 }
 
-/// Starts Buncast with `options` on 127.0.0.1:0 in the current runtime.
+/// Starts the services `options` name on 127.0.0.1:0 (or `listen`) in the
+/// current runtime.
 pub async fn start(options: Options) -> RunningServer {
-    let registry = Registry::new();
-    let metrics = Arc::new(EventMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")));
-    let bus: Arc<dyn EventBus> = match &options.bus {
-        Bus::Memory => Arc::new(MemoryBus::new(options.bus_config, metrics.clone())),
-        Bus::Redis(url, prefix) => Arc::new(
-            BunderBus::connect(url, prefix, options.bus_config, metrics.clone())
-                .await
-                .unwrap_or_else(|e| panic!("bus: {e}")),
-        ),
-    };
-    let events = Events::new(bus, options.limits, metrics);
-    let shutdown = Shutdown::new();
-    let state = BuncastState {
-        events: events.clone(),
-        verifier: Arc::new(tokens()),
-        keepalive: options.keepalive,
-        shutdown: shutdown.clone(),
-    };
-    let mut services = vec![buncast::service(state)];
-    if let Some(kms) = &options.kms {
-        services.push(bunbase_shells::bunkms::service(
-            bunbase_shells::bunkms::KmsState {
-                kms: kms.clone(),
-                verifier: Arc::new(tokens()),
-            },
-        ));
-    }
-    if let Some((store, limits)) = &options.kv {
-        let metrics = Arc::new(KvMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")));
-        services.push(kvmanager::service(KvState {
-            kv: bunbase_core::kv::Kv::new(store.clone(), events.clone(), *limits, metrics),
-            verifier: Arc::new(tokens()),
-            keepalive: options.keepalive,
-        }));
-    }
-    if let Some((store, limits)) = &options.docs {
-        let keys = options.kms.as_ref().map(|kms| {
-            Arc::new(bunbase_core::kms::LocalKeys::new(kms.clone(), "bundoc"))
-                as Arc<dyn bunbase_core::kms::Keys>
-        });
-        let metrics = Arc::new(DocsMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")));
-        services.push(bundoc::service(DocsState {
-            docs: Bundoc::new(store.clone(), events.clone(), keys, *limits, metrics),
-            verifier: Arc::new(Verifiers(vec![Arc::new(tokens()), Arc::new(EndUsers)])),
-            keepalive: options.keepalive,
-            shutdown: shutdown.clone(),
-            body_limit: 8 * 1024 * 1024,
-        }));
-    }
+    let (mut host, assembly) = assemble(&options).await;
+    let events = host
+        .events()
+        .await
+        .unwrap_or_else(|e| panic!("events: {e}"));
     let address = options
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -181,21 +186,77 @@ pub async fn start(options: Options) -> RunningServer {
         .await
         .unwrap_or_else(|e| panic!("bind: {e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let handle = {
-        let registry = registry.clone();
-        let shutdown = shutdown.clone();
-        let server = options.server;
-        tokio::spawn(
-            async move { kit::serve(listener, services, &registry, server, shutdown).await },
-        )
-    };
+    let (shutdown, registry) = (host.shutdown.clone(), host.registry.clone());
+    let router = assembly
+        .app(&host, &options.server)
+        .unwrap_or_else(|e| panic!("router: {e}"));
+    let handle = tokio::spawn(assembly::serve_app(
+        listener,
+        router.clone(),
+        assembly.shutdown_hooks(),
+        host,
+        options.server,
+    ));
     RunningServer {
         addr,
         events,
         shutdown,
         registry,
         handle,
+        router,
     }
+}
+
+/// The same services in process, without a socket: requests go straight
+/// to the application router (what the scenario runner drives).
+pub struct App {
+    pub router: axum::Router,
+    pub events: Events,
+    pub shutdown: Shutdown,
+    pub registry: Registry,
+}
+
+pub async fn in_process(options: Options) -> App {
+    let (mut host, assembly) = assemble(&options).await;
+    let events = host
+        .events()
+        .await
+        .unwrap_or_else(|e| panic!("events: {e}"));
+    let router = assembly
+        .app(&host, &options.server)
+        .unwrap_or_else(|e| panic!("router: {e}"));
+    App {
+        router,
+        events,
+        shutdown: host.shutdown.clone(),
+        registry: host.registry.clone(),
+    }
+}
+
+/// Serves `modules` as a standalone binary does, accepting `verifier`'s
+/// credentials, on 127.0.0.1:0 in the current runtime (the benchmarks'
+/// servers): its URL, and what stops it.
+pub async fn serve_modules(
+    modules: &[&dyn ServiceModule],
+    verifier: Arc<dyn TokenVerifier>,
+) -> Result<(String, Shutdown), Error> {
+    let mut host = Host::new(std::env::temp_dir());
+    host.accept(verifier);
+    let assembly = assembly::assemble(&mut host, modules, &|_| true).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(Error::unavailable)?;
+    let url = format!(
+        "http://{}",
+        listener.local_addr().map_err(Error::unavailable)?
+    );
+    let shutdown = host.shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(e) = assembly::serve(listener, assembly, host, ServerConfig::default()).await {
+            eprintln!("the server stopped: {e}");
+        }
+    });
+    Ok((url, shutdown))
 }
 
 /// One default server shared by every test of this process, on a runtime of
@@ -241,67 +302,64 @@ pub struct PlatformServer {
 }
 
 pub async fn start_platform(rate: bunbase_core::auth::ratelimit::Rate) -> PlatformServer {
-    use bunbase_core::auth::adapters::memory::MemoryStore;
-    use bunbase_core::auth::password::Passwords;
-    use bunbase_core::auth::{AuthMetrics, Identity, IdentityConfig, Verifiers};
-    use bunbase_shells::platform::{self, PlatformState};
-
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("bind: {e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let url = format!("http://{addr}");
-    let registry = Registry::new();
-    let store = Arc::new(MemoryStore::new());
-    let identity = Arc::new(
-        Identity::new(
-            store.clone(),
-            store,
-            Passwords::with_params(256, 1, 1).unwrap_or_else(|e| panic!("{e}")),
-            IdentityConfig {
-                issuer: format!("{url}/api"),
-                rate,
-                ..IdentityConfig::default()
-            },
-            Arc::new(AuthMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"))),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("identity: {e}")),
+    let url = format!(
+        "http://{}",
+        listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
     );
-    let metrics = Arc::new(EventMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")));
-    let events = Events::new(
-        Arc::new(MemoryBus::new(BusConfig::default(), metrics.clone())),
-        EventLimits::default(),
-        metrics,
-    );
-    let shutdown = Shutdown::new();
-    let services = vec![
-        platform::service(PlatformState {
-            identity: identity.clone(),
-        }),
-        buncast::service(BuncastState {
-            events,
-            verifier: Arc::new(Verifiers(vec![Arc::new(tokens()), identity.clone()])),
-            keepalive: Duration::from_secs(15),
-            shutdown: shutdown.clone(),
-        }),
-    ];
-    {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            kit::serve(
-                listener,
-                services,
-                &registry,
-                ServerConfig::default(),
-                shutdown,
-            )
-            .await
-        });
-    }
+    let (host, assembly) = assemble_platform(&url, rate).await;
+    let identity = host
+        .identity()
+        .cloned()
+        .unwrap_or_else(|| panic!("the platform runs identity"));
+    let shutdown = host.shutdown.clone();
+    tokio::spawn(assembly::serve(
+        listener,
+        assembly,
+        host,
+        ServerConfig::default(),
+    ));
     PlatformServer {
         url,
         identity,
         shutdown,
     }
+}
+
+/// The platform of [`start_platform`] in process: the URL its tokens name,
+/// and its router.
+pub async fn platform_in_process(rate: bunbase_core::auth::ratelimit::Rate) -> (String, InProcess) {
+    let url = "http://platform.test".to_string();
+    let (host, assembly) = assemble_platform(&url, rate).await;
+    let router = assembly
+        .app(&host, &ServerConfig::default())
+        .unwrap_or_else(|e| panic!("router: {e}"));
+    (url, InProcess::new(router))
+}
+
+/// Identity (issuing tokens as `url`/api) and Buncast on one host, as the
+/// all-in-one assembles them.
+pub async fn assemble_platform(
+    url: &str,
+    rate: bunbase_core::auth::ratelimit::Rate,
+) -> (Host, Assembly) {
+    let identity = IdentityModule {
+        store: IdentitySource::Given(Arc::new(MemoryStore::new())),
+        passwords: Passwords::with_params(256, 1, 1).unwrap_or_else(|e| panic!("{e}")),
+        config: IdentityConfig {
+            issuer: format!("{url}/api"),
+            rate,
+            ..IdentityConfig::default()
+        },
+        cache_url: None,
+    };
+    let mut host = Host::new(std::env::temp_dir());
+    host.accept(Arc::new(tokens()));
+    let modules: [&dyn ServiceModule; 2] = [&PlatformModule(identity), &BuncastModule];
+    let assembly = assembly::assemble(&mut host, &modules, &|_| true)
+        .await
+        .unwrap_or_else(|e| panic!("assembling the platform: {e}"));
+    (host, assembly)
 }

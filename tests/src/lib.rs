@@ -3,4 +3,5 @@
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod harness;
+pub mod scenario;
 pub mod servers;

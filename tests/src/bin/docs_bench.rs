@@ -49,14 +49,11 @@ use anyhow::{Context, bail, ensure};
 use bunbase_core::auth::StaticTokens;
 use bunbase_core::docs::adapters::sql::postgres::PostgresDocs;
 use bunbase_core::docs::adapters::sql::sqlite::SqliteDocs;
-use bunbase_core::docs::{Bundoc, DocStore, DocsLimits, DocsMetrics};
-use bunbase_core::events::adapters::BusConfig;
-use bunbase_core::events::adapters::memory::MemoryBus;
-use bunbase_core::events::{EventLimits, EventMetrics, Events};
-use bunbase_core::metrics::Registry;
-use bunbase_shells::bundoc::{self, DocsState};
-use bunbase_shells::kit::{self, ServerConfig, Shutdown};
+use bunbase_core::docs::{DocStore, DocsLimits};
+use bunbase_shells::bundoc::DocsModule;
+use bunbase_shells::kit::Shutdown;
 use bunbase_tests::bench::{Figure, Timing, measure};
+use bunbase_tests::harness;
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use futures_util::{StreamExt, TryStreamExt};
@@ -520,52 +517,14 @@ async fn http(base: &str, args: &Args, timing: Timing) -> anyhow::Result<Figures
     })
 }
 
-/// Starts the Bundoc shell (kit::serve: /health, /metrics and every layer
-/// the real binary has) on `store`, on 127.0.0.1:0 in the current runtime.
+/// Starts the Bundoc shell (its module, assembled as the binary assembles
+/// it: /health, /metrics and every layer) on `store`, on 127.0.0.1:0 in the
+/// current runtime. Writers publish every change; nobody subscribes here,
+/// as in a deployment with no live queries open.
 async fn start_shell(store: Arc<dyn DocStore>) -> anyhow::Result<(String, Shutdown)> {
-    let registry = Registry::new();
-    // Writers publish every change; nobody subscribes here, as in a
-    // deployment with no live queries open.
-    let event_metrics = Arc::new(EventMetrics::unregistered());
-    let events = Events::new(
-        Arc::new(MemoryBus::new(BusConfig::default(), event_metrics.clone())),
-        EventLimits::default(),
-        event_metrics,
-    );
-    let docs = Bundoc::new(
-        store,
-        events,
-        None,
-        DocsLimits::default(),
-        Arc::new(DocsMetrics::new(&registry)?),
-    );
-    let shutdown = Shutdown::new();
-    let services = vec![bundoc::service(DocsState {
-        docs,
-        verifier: Arc::new(StaticTokens::parse(&format!("{PROJECT}:rwa:{TOKEN}"))?),
-        keepalive: Duration::from_secs(15),
-        shutdown: shutdown.clone(),
-        body_limit: 8 * 1024 * 1024,
-    })];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            if let Err(e) = kit::serve(
-                listener,
-                services,
-                &registry,
-                ServerConfig::default(),
-                shutdown,
-            )
-            .await
-            {
-                eprintln!("docs-bench: the server stopped: {e}");
-            }
-        });
-    }
-    Ok((url, shutdown))
+    let module = DocsModule::on(store, DocsLimits::default());
+    let tokens = StaticTokens::parse(&format!("{PROJECT}:rwa:{TOKEN}"))?;
+    Ok(harness::serve_modules(&[&module], Arc::new(tokens)).await?)
 }
 
 /// Runs the HTTP phases against a shell on `store`; the shell on

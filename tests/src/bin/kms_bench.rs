@@ -27,10 +27,10 @@ use bunbase_core::kms::adapters::sql::sqlite::SqliteKms;
 use bunbase_core::kms::crypto::{self, Algorithm};
 use bunbase_core::kms::master::MasterKey;
 use bunbase_core::kms::{Kms, KmsLimits, KmsMetrics, KmsStore};
-use bunbase_core::metrics::Registry;
-use bunbase_shells::bunkms::{self, KmsState};
-use bunbase_shells::kit::{self, ServerConfig, Shutdown};
+use bunbase_shells::bunkms::KmsModule;
+use bunbase_shells::kit::Shutdown;
 use bunbase_tests::bench::{Timing, measure};
+use bunbase_tests::harness;
 use bytes::Bytes;
 use clap::Parser;
 use reqwest::header::CONTENT_TYPE;
@@ -359,40 +359,18 @@ async fn http(base: &str, args: &Args, timing: Timing) -> anyhow::Result<HttpFig
     })
 }
 
-/// Starts the BunKMS shell (kit::serve: /health, /metrics and every layer
-/// the real binary has) on 127.0.0.1:0 in the current runtime.
+/// Starts the BunKMS shell (its module, assembled as the binary assembles
+/// it: /health, /metrics and every layer) on 127.0.0.1:0 in the current
+/// runtime.
 async fn start_shell(db: &std::path::Path) -> anyhow::Result<(String, Shutdown)> {
-    let registry = Registry::new();
     let kms = Kms::new(
         Arc::new(SqliteKms::open(db).await?),
         master()?,
         KmsLimits::default(),
-        Arc::new(KmsMetrics::new(&registry)?),
+        Arc::new(KmsMetrics::unregistered()),
     );
-    let services = vec![bunkms::service(KmsState {
-        kms,
-        verifier: Arc::new(tokens()?),
-    })];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let shutdown = Shutdown::new();
-    {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            if let Err(e) = kit::serve(
-                listener,
-                services,
-                &registry,
-                ServerConfig::default(),
-                shutdown,
-            )
-            .await
-            {
-                eprintln!("kms-bench: the server stopped: {e}");
-            }
-        });
-    }
-    Ok((url, shutdown))
+    let module = KmsModule::Given(kms);
+    Ok(harness::serve_modules(&[&module], Arc::new(tokens()?)).await?)
 }
 
 // ----------------------------------------------------------------- main --
