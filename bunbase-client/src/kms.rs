@@ -13,51 +13,19 @@ pub struct KmsClient {
 }
 
 /// A key as BunKMS describes it (never its material).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct KmsKey {
-    pub name: String,
-    pub purpose: String,
-    pub algorithm: String,
-    pub state: String,
-    pub primary_version: u32,
-    pub versions: Vec<KmsKeyVersion>,
-    #[serde(default)]
-    pub rotation_period_secs: Option<u64>,
-    #[serde(default)]
-    pub deletion_at: Option<u64>,
-    pub created_at: u64,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct KmsKeyVersion {
-    pub version: u32,
-    pub created_at: u64,
-    /// Signing keys' public key, base64.
-    #[serde(default)]
-    pub public_key: Option<String>,
-}
-
+pub use bunbase_core::kms::KeyInfo as KmsKey;
 /// An encryption's result: the self-describing ciphertext to store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sealed {
-    pub ciphertext: Vec<u8>,
-    pub key: String,
-    pub version: u32,
-}
+pub use bunbase_core::kms::Sealed;
+/// A secret's name and history, never its value.
+pub use bunbase_core::kms::SecretInfo as SecretEntry;
+/// One version of a key.
+pub use bunbase_core::kms::VersionInfo as KmsKeyVersion;
 
 /// A data key: use `plaintext` now and forget it; store `sealed`.
 #[derive(Debug, Clone)]
 pub struct DataKey {
     pub plaintext: Vec<u8>,
     pub sealed: Sealed,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct SecretEntry {
-    pub name: String,
-    pub latest_version: u32,
-    pub created_at: u64,
-    pub updated_at: u64,
 }
 
 fn b64(bytes: &[u8]) -> String {

@@ -10,52 +10,17 @@ use serde_json::{Value, json};
 
 use crate::transport::{Client, check, segment, transport};
 
-/// Tokens from sign-up, sign-in and refresh.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Tokens {
-    pub access_token: String,
-    pub refresh_token: String,
-    pub token_type: String,
-    pub expires_in: u64,
-}
-
-/// A project as the caller sees it (with the caller's role).
-#[derive(Debug, Clone, Deserialize)]
-pub struct ProjectInfo {
-    pub id: String,
-    pub name: String,
-    pub created_at: u64,
-    pub role: Role,
-}
-
+/// Tokens from sign-up, sign-in and refresh (the type the server answers
+/// with, as are the others here).
+pub use bunbase_core::auth::IssuedTokens as Tokens;
+/// A key just created: `secret` is shown this once.
+pub use bunbase_core::auth::NewKey as CreatedKey;
+/// One page of a project's end users; pass `next` as `after`.
+pub use bunbase_core::auth::UsersPage;
 /// An API key as listed (never the key itself).
-#[derive(Debug, Clone, Deserialize)]
-pub struct KeyInfo {
-    pub id: String,
-    pub project: String,
-    pub name: String,
-    pub kind: String,
-    pub hint: String,
-    pub created_at: u64,
-    pub last_used_at: Option<u64>,
-    pub revoked_at: Option<u64>,
-}
-
-/// A key just created: `key` is shown this once.
-#[derive(Debug, Clone, Deserialize)]
-pub struct CreatedKey {
-    #[serde(flatten)]
-    pub info: KeyInfo,
-    pub key: String,
-}
-
-/// One page of a project's end users.
-#[derive(Debug, Clone, Deserialize)]
-pub struct UsersPage {
-    pub users: Vec<Value>,
-    /// Pass as `after` for the next page; `None` at the end.
-    pub next: Option<String>,
-}
+pub use bunbase_core::auth::model::ApiKey as KeyInfo;
+/// A project as the caller sees it (with the caller's role).
+pub use bunbase_core::platform::ProjectView as ProjectInfo;
 
 /// Platform API calls. Account calls use the client's token.
 #[derive(Clone)]

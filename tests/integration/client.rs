@@ -235,7 +235,7 @@ async fn platform_calls_are_typed() {
         .create_key(&project.id, "server", "secret")
         .await
         .unwrap();
-    assert!(secret.key.starts_with("bb_sk_"));
+    assert!(secret.secret.starts_with("bb_sk_"));
     let publishable = owner
         .create_key(&project.id, "web", "publishable")
         .await
@@ -245,14 +245,14 @@ async fn platform_calls_are_typed() {
     // A server publishes with the secret key through the same client type.
     let events = Client::new(&server.url)
         .unwrap()
-        .with_token(&secret.key)
+        .with_token(&secret.secret)
         .events();
     events
         .publish(&project.id, "orders", &json!({"n": 1}))
         .await
         .unwrap();
 
-    let app = anonymous.end_users(&project.id, &publishable.key);
+    let app = anonymous.end_users(&project.id, &publishable.secret);
     let user = app
         .sign_up("user@example.com", "user password 1")
         .await
@@ -271,10 +271,7 @@ async fn platform_calls_are_typed() {
     let page = owner.users(&project.id, None, 10).await.unwrap();
     assert_eq!(page.users.len(), 1);
     assert!(page.next.is_none());
-    owner
-        .revoke_key(&project.id, &secret.info.id)
-        .await
-        .unwrap();
+    owner.revoke_key(&project.id, &secret.key.id).await.unwrap();
     assert_eq!(
         events
             .publish(&project.id, "orders", &1)

@@ -694,7 +694,7 @@ async fn the_typed_client() {
             .await
             .unwrap()
             .state,
-        "pending_deletion"
+        bunbase_core::kms::KeyState::PendingDeletion
     );
     assert!(matches!(kms.verify_audit("alpha").await.unwrap(), Ok(n) if n >= 16));
     server.shutdown.trigger();

@@ -57,7 +57,7 @@ async fn platform_runs_on_postgres() {
         .create_key(&project.id, "server", "secret")
         .await
         .unwrap();
-    assert_eq!(owner.keys(&project.id).await.unwrap()[0].id, key.info.id);
+    assert_eq!(owner.keys(&project.id).await.unwrap()[0].id, key.key.id);
     // Tokens name the public URL as issuer.
     let claims = tokens.access_token.split('.').nth(1).unwrap().to_string();
     use base64::Engine;

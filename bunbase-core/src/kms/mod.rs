@@ -34,6 +34,6 @@ mod service_tests;
 
 pub use keys::{DataKey, Keys, LocalKeys};
 pub use metrics::KmsMetrics;
-pub use model::{AuditQuery, Key, KeyInfo, KeyState, SecretInfo};
+pub use model::{AuditQuery, Key, KeyInfo, KeyState, SecretInfo, VersionInfo};
 pub use service::{AuditPage, Kms, KmsLimits, Sealed};
 pub use store::KmsStore;
