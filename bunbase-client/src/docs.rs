@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::sse::SseParser;
-use crate::transport::{Client, check, segment, transport};
+use crate::transport::{Client, EventBody, segment, transport};
 
 /// Collections of a project: create, read, update, delete definitions.
 pub struct CollectionsClient {
@@ -410,7 +410,7 @@ impl Find {
             backoff: INITIAL_BACKOFF,
             done: false,
         };
-        watch.body = Some(connect(watch.client.clone(), watch.url.clone(), None).await?);
+        watch.body = Some(watch.client.open_stream(&watch.url, None).await?);
         // The snapshot comes first: wait for it so errors show here.
         while watch.pending.is_empty() {
             let Some(body) = watch.body.as_mut() else {
@@ -456,7 +456,7 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const OPENING_TIMEOUT: Duration = Duration::from_secs(30);
 
-type Body = Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+type Body = EventBody;
 
 /// A realtime query's frames; drop it to unsubscribe.
 pub struct DocWatch {
@@ -472,16 +472,6 @@ struct WatchState {
     pending: VecDeque<Result<WatchFrame, Error>>,
     backoff: Duration,
     done: bool,
-}
-
-/// Opens the stream, resuming after `position`.
-async fn connect(client: Client, url: String, position: Option<u64>) -> Result<Body, Error> {
-    let mut request = client.http.get(url);
-    if let Some(position) = position {
-        request = request.header("last-event-id", position.to_string());
-    }
-    let response = client.authorized(request).send().await.map_err(transport)?;
-    Ok(Box::pin(check(response).await?.bytes_stream()))
 }
 
 impl WatchState {
@@ -522,7 +512,7 @@ impl WatchState {
             let Some(body) = self.body.as_mut() else {
                 tokio::time::sleep(self.backoff).await;
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                match connect(self.client.clone(), self.url.clone(), self.position).await {
+                match self.client.open_stream(&self.url, self.position).await {
                     Ok(body) => {
                         self.body = Some(body);
                         self.parser = SseParser::new();

@@ -13,7 +13,7 @@ use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
 use crate::sse::SseParser;
-use crate::transport::{Client, check, segment, transport};
+use crate::transport::{Client, EventBody, segment, transport};
 
 /// What a subscription stream yields.
 #[derive(Debug, Clone)]
@@ -65,14 +65,7 @@ impl EventsClient {
             .http
             .post(self.topic_url(project, topic))
             .json(&Body { data });
-        let response = check(
-            self.client
-                .authorized(request)
-                .send()
-                .await
-                .map_err(transport)?,
-        )
-        .await?;
+        let response = self.client.call(request).await?;
         let body: serde_json::Value = response.json().await.map_err(transport)?;
         body["seq"]
             .as_u64()
@@ -84,14 +77,7 @@ impl EventsClient {
         let url = self
             .client
             .url(&format!("/events/v1/projects/{}/topics", segment(project)));
-        let response = check(
-            self.client
-                .authorized(self.client.http.get(url))
-                .send()
-                .await
-                .map_err(transport)?,
-        )
-        .await?;
+        let response = self.client.call(self.client.http.get(url)).await?;
         #[derive(serde::Deserialize)]
         struct Body {
             topics: Vec<TopicInfo>,
@@ -136,7 +122,7 @@ pub(crate) async fn stream_at(
     after: Option<u64>,
 ) -> Result<EventStream, Error> {
     {
-        let body = connect(client, &url, after).await?;
+        let body = client.open_stream(&url, after).await?;
         let mut state = StreamState {
             client: client.clone(),
             url,
@@ -159,7 +145,7 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 const OPENING_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-type Body = Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+type Body = EventBody;
 
 struct StreamState {
     client: Client,
@@ -190,7 +176,7 @@ impl StreamState {
                     self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 }
                 self.reconnecting = true;
-                match connect(&self.client, &self.url, self.position).await {
+                match self.client.open_stream(&self.url, self.position).await {
                     Ok(body) => {
                         self.body = Some(body);
                         self.parser = SseParser::new();
@@ -274,17 +260,6 @@ impl StreamState {
             self.position = Some(id);
         }
     }
-}
-
-async fn connect(client: &Client, url: &str, position: Option<u64>) -> Result<Body, Error> {
-    let mut request = client
-        .authorized(client.http.get(url))
-        .header(reqwest::header::ACCEPT, "text/event-stream");
-    if let Some(position) = position {
-        request = request.header("last-event-id", position.to_string());
-    }
-    let response = check(request.send().await.map_err(transport)?).await?;
-    Ok(Box::pin(response.bytes_stream()))
 }
 
 /// A subscription: an endless stream of events (see

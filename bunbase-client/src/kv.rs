@@ -87,12 +87,7 @@ impl KvClient {
     /// The value, or `None` if the key does not exist.
     pub async fn get(&self, project: &str, key: &str) -> Result<Option<Bytes>, Error> {
         let request = self.client.http.get(self.key_url(project, key));
-        let response = self
-            .client
-            .authorized(request)
-            .send()
-            .await
-            .map_err(transport)?;
+        let response = self.client.send(request).await?;
         if response.status() == StatusCode::NOT_FOUND {
             // A 404 for the key, not for the route: the body says not_found.
             let err = check(response).await.err();
@@ -141,12 +136,7 @@ impl KvClient {
             PutCondition::IfAbsent => request.header(reqwest::header::IF_NONE_MATCH, "*"),
             PutCondition::IfPresent => request.header(reqwest::header::IF_MATCH, "*"),
         };
-        let response = self
-            .client
-            .authorized(request)
-            .send()
-            .await
-            .map_err(transport)?;
+        let response = self.client.send(request).await?;
         if response.status() == StatusCode::PRECONDITION_FAILED {
             return Ok(false);
         }

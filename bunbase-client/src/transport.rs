@@ -71,17 +71,43 @@ impl Client {
         format!("{}{path}", self.base)
     }
 
+    /// Sends with the credential: the response, whatever its status.
+    pub(crate) async fn send(&self, request: RequestBuilder) -> Result<Response, Error> {
+        self.authorized(request).send().await.map_err(transport)
+    }
+
+    /// Sends with the credential: a success, or the server's error.
+    pub(crate) async fn call(&self, request: RequestBuilder) -> Result<Response, Error> {
+        check(self.send(request).await?).await
+    }
+
     /// Sends with the credential; the JSON answer, or the server's error.
     pub(crate) async fn send_json<T: serde::de::DeserializeOwned>(
         &self,
         request: RequestBuilder,
     ) -> Result<T, Error> {
-        let response = self.authorized(request).send().await.map_err(transport)?;
-        check(response)
+        self.call(request)
             .await?
             .json()
             .await
             .map_err(|e| Error::internal(format!("unexpected response: {e}")))
+    }
+
+    /// Opens a Server-Sent Events stream at `url`, resuming after
+    /// `position` (`Last-Event-ID`).
+    pub(crate) async fn open_stream(
+        &self,
+        url: &str,
+        position: Option<u64>,
+    ) -> Result<EventBody, Error> {
+        let mut request = self
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(position) = position {
+            request = request.header("last-event-id", position.to_string());
+        }
+        Ok(Box::pin(self.call(request).await?.bytes_stream()))
     }
 
     pub(crate) fn authorized(&self, request: RequestBuilder) -> RequestBuilder {
@@ -91,6 +117,10 @@ impl Client {
         }
     }
 }
+
+/// The bytes of an event stream.
+pub(crate) type EventBody =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
 
 /// Percent-encodes one path segment.
 pub(crate) fn segment(raw: &str) -> String {

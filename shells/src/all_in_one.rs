@@ -87,7 +87,7 @@ pub fn selection(
         let wanted = raw.to_ascii_lowercase();
         let module = modules
             .iter()
-            .find(|m| m.name() == wanted || m.aliases().contains(&wanted.as_str()))
+            .find(|m| m.name() == wanted || m.about().aliases.contains(&wanted.as_str()))
             .ok_or_else(|| {
                 let names: Vec<_> = modules.iter().map(|m| m.name()).collect();
                 bunbase_core::Error::invalid(format!(

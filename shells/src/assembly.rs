@@ -29,20 +29,43 @@ use tokio::net::TcpListener;
 use crate::buncast::EventsSettings;
 use crate::kit::{self, ApiError, ServerConfig, Shutdown};
 
+/// What operators call a service and where its routes live.
+#[derive(Debug)]
+pub struct About {
+    /// Its name in `--services` and in logs: its gateway prefix without
+    /// the slash (`events`).
+    pub name: &'static str,
+    /// Other names operators know it by (`buncast`).
+    pub aliases: &'static [&'static str],
+    /// The gateway prefix its routes live under (`/events`).
+    pub prefix: &'static str,
+}
+
+impl About {
+    pub const fn new(
+        name: &'static str,
+        aliases: &'static [&'static str],
+        prefix: &'static str,
+    ) -> About {
+        About {
+            name,
+            aliases,
+            prefix,
+        }
+    }
+}
+
 /// A service as the assembly sees it.
 #[async_trait]
 pub trait ServiceModule: Send + Sync {
-    /// Its name in `--services` and in logs: its gateway prefix without
-    /// the slash (`events`).
-    fn name(&self) -> &'static str;
-    /// Other names operators know it by (`buncast`).
-    fn aliases(&self) -> &'static [&'static str] {
-        &[]
-    }
-    /// The gateway prefix its routes live under (`/events`).
-    fn prefix(&self) -> &'static str;
     /// Builds the service in `host`.
     async fn start(&self, host: &mut Host) -> Result<Started, Error>;
+
+    fn about(&self) -> &'static About;
+
+    fn name(&self) -> &'static str {
+        self.about().name
+    }
 }
 
 /// A started service.
@@ -109,6 +132,17 @@ impl Host {
         self.credentials.push(verifier);
     }
 
+    /// A standalone data service's credentials: its service tokens, then
+    /// BunAuth (at least one; `env` names the variables to set).
+    pub fn accept_credentials(
+        &mut self,
+        env: &str,
+        credentials: &crate::cli::CredentialArgs,
+    ) -> Result<(), Error> {
+        self.credentials.extend(credentials.verifiers(env)?);
+        Ok(())
+    }
+
     /// The credentials data services accept: the configured ones, then the
     /// in-process identity service's (accounts, end users, API keys).
     pub fn verifier(&self) -> Result<Arc<dyn TokenVerifier>, Error> {
@@ -122,6 +156,17 @@ impl Host {
             ));
         }
         Ok(Arc::new(Verifiers(all)))
+    }
+
+    /// The state of a data service's handlers: `service`, the credentials
+    /// of [`Host::verifier`], the bus's keep-alive, the shutdown signal.
+    pub fn shell<S>(&self, service: S) -> Result<kit::ShellState<S>, Error> {
+        Ok(kit::ShellState {
+            service,
+            verifier: self.verifier()?,
+            keepalive: self.events_settings.keepalive,
+            shutdown: self.shutdown.clone(),
+        })
     }
 
     pub fn provide_identity(&mut self, identity: Arc<Identity>) {
@@ -193,14 +238,18 @@ pub async fn assemble(
     };
     for module in modules {
         if !enabled(*module) {
-            assembly.disabled.push((module.name(), module.prefix()));
+            assembly
+                .disabled
+                .push((module.name(), module.about().prefix));
             continue;
         }
         let started = module
             .start(host)
             .await
             .map_err(|e| e.context(format_args!("starting {}", module.name())))?;
-        assembly.summaries.push((module.prefix(), started.summary));
+        assembly
+            .summaries
+            .push((module.about().prefix, started.summary));
         assembly.warnings.extend(started.warnings);
         assembly.services.push(started.service);
     }

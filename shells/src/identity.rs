@@ -14,11 +14,9 @@ use bunbase_core::auth::{AuthMetrics, Identity, IdentityConfig, IdentityStore};
 use bunbase_core::cache::RedisCache;
 use bunbase_core::config::{StoreUrl, resolve_secret};
 
-use crate::assembly::{Host, ServiceModule, Started};
-use crate::cli::CommonArgs;
+use crate::assembly::{About, Host, ServiceModule, Started};
 use crate::kit;
-use crate::platform::{self, PlatformState};
-use crate::standalone::Standalone;
+use crate::platform;
 
 /// The identity options of `platform` and `bun-auth` (environment names
 /// carry each binary's prefix: `PLATFORM_DATABASE_URL`,
@@ -136,39 +134,30 @@ impl IdentityModule {
     }
 }
 
-fn store_health(store: Arc<dyn IdentityStore>) -> Arc<dyn kit::HealthCheck> {
-    kit::health_check_fn("identity-db", move || {
-        let store = store.clone();
-        async move { store.check().await }
-    })
-}
-
 /// The Platform API (`/api`) on the identity service.
 pub struct PlatformModule(pub IdentityModule);
 
+static PLATFORM: About = About::new("api", &["platform", "identity"], "/api");
+
 #[async_trait]
 impl ServiceModule for PlatformModule {
-    fn name(&self) -> &'static str {
-        "api"
-    }
-
-    fn aliases(&self) -> &'static [&'static str] {
-        &["platform", "identity"]
-    }
-
-    fn prefix(&self) -> &'static str {
-        "/api"
-    }
-
     async fn start(&self, host: &mut Host) -> Result<Started, Error> {
         let (identity, store) = self.0.start_identity(host).await?;
-        let mut service = platform::service(PlatformState::new(identity));
-        service.health.push(store_health(store));
+        let service = kit::Service::new("platform", platform::router(platform::state(identity)))
+            .check(
+                "identity-db",
+                store,
+                |store| async move { store.check().await },
+            );
         let summary = format!(
             "Platform API: accounts, projects, keys, end users (issuer {})",
             self.0.config.issuer
         );
         Ok(Started::new(service, summary))
+    }
+
+    fn about(&self) -> &'static About {
+        &PLATFORM
     }
 }
 
@@ -180,16 +169,10 @@ pub struct BunAuthModule {
     pub grpc_listen: String,
 }
 
+static BUN_AUTH: About = About::new("bun-auth", &[], "/bunauth.v1.BunAuth");
+
 #[async_trait]
 impl ServiceModule for BunAuthModule {
-    fn name(&self) -> &'static str {
-        "bun-auth"
-    }
-
-    fn prefix(&self) -> &'static str {
-        "/bunauth.v1.BunAuth"
-    }
-
     async fn start(&self, host: &mut Host) -> Result<Started, Error> {
         let (identity, store) = self.identity.start_identity(host).await?;
         let listener = tokio::net::TcpListener::bind(&self.grpc_listen)
@@ -211,73 +194,41 @@ impl ServiceModule for BunAuthModule {
         host.finish_with(async move {
             let _ = server.await;
         });
-        let service = kit::Service {
-            name: "bun-auth".into(),
-            router: axum::Router::new(),
-            health: vec![store_health(store)],
-            on_shutdown: None,
-        };
+        let service = kit::Service::new("bun-auth", axum::Router::new()).check(
+            "identity-db",
+            store,
+            |store| async move { store.check().await },
+        );
         Ok(Started::new(service, format!("BunAuth gRPC on {address}")))
     }
-}
 
-/// BunBase Platform API: the public face of the identity service.
-#[derive(clap::Parser, Debug)]
-#[command(name = "platform", version)]
-pub struct PlatformArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-    #[command(flatten)]
-    pub identity: IdentityArgs,
-}
-
-impl Standalone for PlatformArgs {
-    const NAME: &'static str = "platform";
-    const ENV: &'static str = "PLATFORM";
-    const LISTEN: &'static str = "127.0.0.1:3001";
-
-    fn common(&self) -> &CommonArgs {
-        &self.common
-    }
-
-    fn modules(&self) -> Result<Vec<Box<dyn ServiceModule>>, Error> {
-        Ok(vec![Box::new(PlatformModule(
-            self.identity.identity(Self::ENV)?,
-        ))])
+    fn about(&self) -> &'static About {
+        &BUN_AUTH
     }
 }
 
-/// BunAuth: resolves every credential of the platform to a principal.
-#[derive(clap::Parser, Debug)]
-#[command(name = "bun-auth", version)]
-pub struct BunAuthArgs {
-    /// `--listen` is the gRPC address.
-    #[command(flatten)]
-    pub common: CommonArgs,
-    /// HTTP address for /health and /metrics.
-    #[arg(long, default_value = "127.0.0.1:50052")]
-    pub http_listen: String,
-    #[command(flatten)]
-    pub identity: IdentityArgs,
+crate::standalone! {
+    /// BunBase Platform API: the public face of the identity service.
+    PlatformArgs: "platform", "PLATFORM", "127.0.0.1:3001",
+    { #[command(flatten)] identity: IdentityArgs },
+    prepare(args, _host) {
+        Ok(vec![Box::new(PlatformModule(args.identity.identity("PLATFORM")?))])
+    }
 }
 
-impl Standalone for BunAuthArgs {
-    const NAME: &'static str = "bun-auth";
-    const ENV: &'static str = "BUNAUTH";
-    const LISTEN: &'static str = "127.0.0.1:50051";
-
-    fn common(&self) -> &CommonArgs {
-        &self.common
-    }
-
-    fn http_listen(&self) -> &str {
-        &self.http_listen
-    }
-
-    fn modules(&self) -> Result<Vec<Box<dyn ServiceModule>>, Error> {
-        Ok(vec![Box::new(BunAuthModule {
-            identity: self.identity.identity(Self::ENV)?,
-            grpc_listen: self.common.listen.clone(),
-        })])
-    }
+crate::standalone! {
+    /// BunAuth: resolves every credential of the platform to a principal
+    /// (`--listen` is the gRPC address).
+    BunAuthArgs: "bun-auth", "BUNAUTH", "127.0.0.1:50051",
+    {
+        /// HTTP address for /health and /metrics.
+        #[arg(long, default_value = "127.0.0.1:50052")] http_listen: String,
+        #[command(flatten)] identity: IdentityArgs,
+    },
+    prepare(args, _host) {
+        let identity = args.identity.identity("BUNAUTH")?;
+        let grpc_listen = args.common.listen.clone();
+        Ok(vec![Box::new(BunAuthModule { identity, grpc_listen })])
+    },
+    http_listen(args) => &args.http_listen
 }

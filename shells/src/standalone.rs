@@ -3,18 +3,16 @@
 //! assemble its modules, serve until SIGINT/SIGTERM, let background work
 //! finish.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use async_trait::async_trait;
 use bunbase_core::Error;
 
 use crate::assembly::{self, Host, ServiceModule};
-use crate::buncast::EventsArgs;
-use crate::cli::{self, CommonArgs, CredentialArgs};
+use crate::cli::{self, CommonArgs};
 use crate::kit;
 
-/// A standalone binary: its options and what it serves.
+/// A standalone binary: its options and what it serves (declared with
+/// [`standalone!`](crate::standalone!)).
 #[async_trait]
 pub trait Standalone: clap::Parser + Send + Sync + Sized {
     /// The binary's name, for logs (`buncast`).
@@ -26,33 +24,73 @@ pub trait Standalone: clap::Parser + Send + Sync + Sized {
 
     fn common(&self) -> &CommonArgs;
 
-    /// The credentials it accepts, when it serves project data.
-    fn credentials(&self) -> Option<&CredentialArgs> {
-        None
-    }
-
-    /// Where its embedded stores keep their files.
-    fn data_dir(&self) -> PathBuf {
-        PathBuf::from("./data")
-    }
-
-    /// The event bus its services publish to, when they do.
-    fn events(&self) -> Option<&EventsArgs> {
-        None
-    }
+    /// Prepares `host` (credentials, event bus, data directory) and names
+    /// the modules it serves.
+    fn prepare(&self, host: &mut Host) -> Result<Vec<Box<dyn ServiceModule>>, Error>;
 
     /// The address of its HTTP port (`/health`, `/metrics`, its routes).
     fn http_listen(&self) -> &str {
         &self.common().listen
     }
 
-    /// What it serves.
-    fn modules(&self) -> Result<Vec<Box<dyn ServiceModule>>, Error>;
-
     /// A one-off command to run instead of serving (`bun-kms rewrap`).
     async fn command(&self) -> Option<anyhow::Result<()>> {
         None
     }
+}
+
+/// Declares a standalone binary: its options struct (the shared
+/// [`CommonArgs`] and the fields given, with their clap attributes), its
+/// name, environment prefix and default address, and `prepare`; optionally
+/// `http_listen` and a one-off `command`.
+#[macro_export]
+macro_rules! standalone {
+    (
+        $(#[$doc:meta])*
+        $args:ident: $name:literal, $env:literal, $listen:literal,
+        { $( $(#[$field_meta:meta])* $field:ident: $ty:ty ),* $(,)? },
+        prepare($me:ident, $host:ident) $prepare:block
+        $(, http_listen($http_me:ident) => $http:expr)?
+        $(, command($command_me:ident) $command:block)?
+    ) => {
+        $(#[$doc])*
+        #[derive(clap::Parser, Debug)]
+        #[command(name = $name, version)]
+        pub struct $args {
+            #[command(flatten)]
+            pub common: $crate::cli::CommonArgs,
+            $( $(#[$field_meta])* pub $field: $ty, )*
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::standalone::Standalone for $args {
+            const NAME: &'static str = $name;
+            const ENV: &'static str = $env;
+            const LISTEN: &'static str = $listen;
+
+            fn common(&self) -> &$crate::cli::CommonArgs {
+                &self.common
+            }
+
+            fn prepare(
+                &self,
+                $host: &mut $crate::assembly::Host,
+            ) -> Result<Vec<Box<dyn $crate::assembly::ServiceModule>>, bunbase_core::Error> {
+                let $me = self;
+                $prepare
+            }
+
+            $(fn http_listen(&self) -> &str {
+                let $http_me = self;
+                $http
+            })?
+
+            $(async fn command(&self) -> Option<anyhow::Result<()>> {
+                let $command_me = self;
+                $command
+            })?
+        }
+    };
 }
 
 /// Runs the binary `A`.
@@ -62,16 +100,8 @@ pub async fn main<A: Standalone>() -> anyhow::Result<()> {
     if let Some(result) = args.command().await {
         return result;
     }
-    let mut host = Host::new(args.data_dir());
-    if let Some(credentials) = args.credentials() {
-        for verifier in credentials.verifiers(A::ENV)? {
-            host.accept(verifier);
-        }
-    }
-    if let Some(events) = args.events() {
-        host.set_events(events.settings()?);
-    }
-    let modules = args.modules()?;
+    let mut host = Host::new("./data");
+    let modules = args.prepare(&mut host)?;
     let modules: Vec<&dyn ServiceModule> = modules.iter().map(AsRef::as_ref).collect();
     kit::shutdown_on_signals(&host.shutdown);
     let assembly = assembly::assemble(&mut host, &modules, &|_| true).await?;

@@ -454,6 +454,24 @@ impl Identity {
             .await
     }
 
+    /// Signs out the access token `token` of `project`'s end users (with
+    /// `None`, of an account): its session, or with `everywhere` every
+    /// session of its subject.
+    pub async fn sign_out_token(
+        &self,
+        token: &str,
+        project: Option<&ProjectId>,
+        everywhere: bool,
+    ) -> Result<(), Error> {
+        self.me(token, project).await?;
+        if everywhere {
+            self.sign_out_everywhere(token).await?;
+        } else {
+            self.sign_out(token).await?;
+        }
+        Ok(())
+    }
+
     /// Who an access token belongs to: `{id, email, created_at, kind, project?}`.
     pub async fn me(
         &self,

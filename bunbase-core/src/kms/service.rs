@@ -667,6 +667,21 @@ impl Kms {
         .await
     }
 
+    /// The key `name` to sign or MAC `message` with, once the caller may
+    /// use keys and the message is within the limit.
+    async fn message_key(
+        &self,
+        who: &Principal,
+        project: &ProjectId,
+        name: &str,
+        message: &[u8],
+        purpose: Purpose,
+    ) -> Result<Key, Error> {
+        Self::may_use(who, project)?;
+        self.check_size("message", message.len(), self.limits.max_plaintext)?;
+        self.usable(who, project, name, purpose).await
+    }
+
     /// Signs with the primary version: the signature and that version.
     pub async fn sign(
         &self,
@@ -676,9 +691,9 @@ impl Kms {
         message: &[u8],
     ) -> Result<(Vec<u8>, u32), Error> {
         self.audited(who, project, Some(name), "sign", async {
-            Self::may_use(who, project)?;
-            self.check_size("message", message.len(), self.limits.max_plaintext)?;
-            let key = self.usable(who, project, name, Purpose::Sign).await?;
+            let key = self
+                .message_key(who, project, name, message, Purpose::Sign)
+                .await?;
             let material = self.material(&key, key.primary)?;
             Ok((
                 crypto::sign(key.algorithm, &material, message)?,
@@ -699,9 +714,9 @@ impl Kms {
         version: Option<u32>,
     ) -> Result<bool, Error> {
         self.audited(who, project, Some(name), "verify", async {
-            Self::may_use(who, project)?;
-            self.check_size("message", message.len(), self.limits.max_plaintext)?;
-            let key = self.usable(who, project, name, Purpose::Sign).await?;
+            let key = self
+                .message_key(who, project, name, message, Purpose::Sign)
+                .await?;
             let version = version.unwrap_or(key.primary);
             let public = key
                 .version(version)
@@ -721,9 +736,9 @@ impl Kms {
         message: &[u8],
     ) -> Result<(Vec<u8>, u32), Error> {
         self.audited(who, project, Some(name), "mac", async {
-            Self::may_use(who, project)?;
-            self.check_size("message", message.len(), self.limits.max_plaintext)?;
-            let key = self.usable(who, project, name, Purpose::Mac).await?;
+            let key = self
+                .message_key(who, project, name, message, Purpose::Mac)
+                .await?;
             let material = self.material(&key, key.primary)?;
             Ok((crypto::mac(&material, message), key.primary))
         })
@@ -740,9 +755,9 @@ impl Kms {
         version: Option<u32>,
     ) -> Result<bool, Error> {
         self.audited(who, project, Some(name), "verify_mac", async {
-            Self::may_use(who, project)?;
-            self.check_size("message", message.len(), self.limits.max_plaintext)?;
-            let key = self.usable(who, project, name, Purpose::Mac).await?;
+            let key = self
+                .message_key(who, project, name, message, Purpose::Mac)
+                .await?;
             let material = self.material(&key, version.unwrap_or(key.primary))?;
             Ok(crypto::verify_mac(&material, message, tag))
         })

@@ -26,77 +26,52 @@ pub enum BusKind {
 #[derive(clap::Args, Debug, Clone)]
 pub struct EventsArgs {
     /// Event transport.
-    #[arg(
-        long = "events-bus",
-        env = "BUNCAST_BUS",
-        value_enum,
-        default_value = "memory"
-    )]
-    pub bus: BusKind,
+    #[arg(long, env = "BUNCAST_BUS", value_enum, default_value = "memory")]
+    pub events_bus: BusKind,
     /// Redis-protocol server for the `bunder` bus: redis://[:password@]host:port[/db].
-    #[arg(
-        long = "events-redis-url",
-        env = "BUNCAST_REDIS_URL",
-        hide_env_values = true
-    )]
-    pub redis_url: Option<String>,
+    #[arg(long, env = "BUNCAST_REDIS_URL", hide_env_values = true)]
+    pub events_redis_url: Option<String>,
     /// File holding the Redis URL (it may carry a password); must be chmod 600.
-    #[arg(long = "events-redis-url-file", env = "BUNCAST_REDIS_URL_FILE")]
-    pub redis_url_file: Option<PathBuf>,
+    #[arg(long, env = "BUNCAST_REDIS_URL_FILE")]
+    pub events_redis_url_file: Option<PathBuf>,
     /// Key prefix on the Redis-protocol server.
-    #[arg(
-        long = "events-key-prefix",
-        env = "BUNCAST_KEY_PREFIX",
-        default_value = "buncast"
-    )]
-    pub key_prefix: String,
+    #[arg(long, env = "BUNCAST_KEY_PREFIX", default_value = "buncast")]
+    pub events_key_prefix: String,
     /// Events kept per topic for resuming subscribers.
-    #[arg(long = "events-retain", env = "BUNCAST_RETAIN", default_value_t = 1000)]
-    pub retain: usize,
+    #[arg(long, env = "BUNCAST_RETAIN", default_value_t = 1000)]
+    pub events_retain: usize,
     /// Events queued per subscriber before it is disconnected as lagging.
-    #[arg(long = "events-queue", env = "BUNCAST_QUEUE", default_value_t = 1024)]
-    pub queue: usize,
+    #[arg(long, env = "BUNCAST_QUEUE", default_value_t = 1024)]
+    pub events_queue: usize,
     /// Largest event payload (compact JSON), e.g. 64KiB.
-    #[arg(long = "events-max-payload", env = "BUNCAST_MAX_PAYLOAD", default_value = "64KiB", value_parser = parse_size_arg)]
-    pub max_payload: usize,
+    #[arg(long, env = "BUNCAST_MAX_PAYLOAD", default_value = "64KiB", value_parser = parse_size_arg)]
+    pub events_max_payload: usize,
     /// Topics one project may have.
-    #[arg(
-        long = "events-max-topics",
-        env = "BUNCAST_MAX_TOPICS",
-        default_value_t = 10_000
-    )]
-    pub max_topics: usize,
+    #[arg(long, env = "BUNCAST_MAX_TOPICS", default_value_t = 10_000)]
+    pub events_max_topics: usize,
     /// Open subscriptions this server accepts.
-    #[arg(
-        long = "events-max-subscribers",
-        env = "BUNCAST_MAX_SUBSCRIBERS",
-        default_value_t = 100_000
-    )]
-    pub max_subscribers: usize,
+    #[arg(long, env = "BUNCAST_MAX_SUBSCRIBERS", default_value_t = 100_000)]
+    pub events_max_subscribers: usize,
     /// Seconds between keep-alive comments on idle SSE streams.
-    #[arg(
-        long = "events-keepalive-secs",
-        env = "BUNCAST_KEEPALIVE_SECS",
-        default_value_t = 15
-    )]
-    pub keepalive_secs: u64,
+    #[arg(long, env = "BUNCAST_KEEPALIVE_SECS", default_value_t = 15)]
+    pub events_keepalive_secs: u64,
 }
 
 impl EventsArgs {
     /// The bus and limits these options describe (checked).
     pub fn settings(&self) -> Result<EventsSettings, Error> {
-        if self.retain == 0 || self.queue == 0 {
+        if self.events_retain == 0 || self.events_queue == 0 {
             return Err(Error::invalid(
                 "--events-retain and --events-queue must be at least 1",
             ));
         }
-        let bus = match self.bus {
+        let bus = match self.events_bus {
             BusKind::Memory => BusChoice::Memory,
             BusKind::Bunder => {
                 let url = resolve_secret(
                     "BUNCAST_REDIS_URL",
-                    self.redis_url.clone(),
-                    self.redis_url_file.as_deref(),
+                    self.events_redis_url.clone(),
+                    self.events_redis_url_file.as_deref(),
                 )?
                 .ok_or_else(|| {
                     Error::invalid(
@@ -105,24 +80,24 @@ impl EventsArgs {
                 })?;
                 BusChoice::Redis {
                     url,
-                    key_prefix: self.key_prefix.clone(),
+                    key_prefix: self.events_key_prefix.clone(),
                 }
             }
         };
         Ok(EventsSettings {
             bus,
             config: BusConfig {
-                retain_per_topic: self.retain,
-                max_topics_per_project: self.max_topics,
+                retain_per_topic: self.events_retain,
+                max_topics_per_project: self.events_max_topics,
                 hub: HubConfig {
-                    queue_capacity: self.queue,
-                    max_subscribers: self.max_subscribers,
+                    queue_capacity: self.events_queue,
+                    max_subscribers: self.events_max_subscribers,
                 },
             },
             limits: EventLimits {
-                max_payload_bytes: self.max_payload,
+                max_payload_bytes: self.events_max_payload,
             },
-            keepalive: Duration::from_secs(self.keepalive_secs.max(1)),
+            keepalive: Duration::from_secs(self.events_keepalive_secs.max(1)),
         })
     }
 }

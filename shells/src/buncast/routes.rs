@@ -28,7 +28,6 @@ pub async fn publish(
     ApiJson(body): ApiJson<PublishBody>,
 ) -> ApiResult<(StatusCode, ApiJson<serde_json::Value>)> {
     let seq = state
-        .events
         .publish(&who, &project, &topic, body.data.get())
         .await?;
     Ok((
@@ -41,7 +40,7 @@ pub async fn list_topics(
     State(state): State<BuncastState>,
     Caller { who, project }: Caller,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    let topics = state.events.topics(&who, &project).await?;
+    let topics = state.topics(&who, &project).await?;
     Ok(ApiJson(json!({ "topics": topics })))
 }
 
@@ -60,10 +59,7 @@ pub async fn subscribe(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let after = resume_point(headers.get("last-event-id"), query.after.as_deref())?;
-    let subscription = state
-        .events
-        .subscribe(&who, &project, &topic, after)
-        .await?;
+    let subscription = state.subscribe(&who, &project, &topic, after).await?;
     let position = subscription.position();
     Ok(sse_response(subscription, Some(position), state.keepalive))
 }
@@ -78,9 +74,6 @@ pub async fn websocket(
 ) -> ApiResult<Response> {
     let after = resume_point(None, query.after.as_deref())?;
     // Subscribe before upgrading, so errors are plain HTTP errors.
-    let subscription = state
-        .events
-        .subscribe(&who, &project, &topic, after)
-        .await?;
+    let subscription = state.subscribe(&who, &project, &topic, after).await?;
     Ok(ws::upgrade(upgrade, subscription, state, who, project))
 }

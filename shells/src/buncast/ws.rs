@@ -47,7 +47,7 @@ pub fn upgrade(
     who: Principal,
     project: ProjectId,
 ) -> Response {
-    let max = state.events.limits().max_payload_bytes * 2 + 1024;
+    let max = state.limits().max_payload_bytes * 2 + 1024;
     let tasks = state.shutdown.tasks.clone();
     let keepalive = state.keepalive;
     let opening = format!(
@@ -125,7 +125,7 @@ async fn handle_client_frame(
             "a publish frame needs \"topic\" and \"data\"",
         );
     };
-    match state.events.publish(who, project, &topic, data.get()).await {
+    match state.publish(who, project, &topic, data.get()).await {
         Ok(seq) => match reference {
             Some(r) => format!(r#"{{"type":"published","seq":{seq},"ref":{}}}"#, r.get()),
             None => format!(r#"{{"type":"published","seq":{seq}}}"#),

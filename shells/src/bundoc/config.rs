@@ -16,95 +16,53 @@ use crate::cli::parse_size_arg;
 pub struct DocsArgs {
     /// Where documents live: postgres://…, a SQLite file path, or `memory`
     /// (lost at exit; for tests). Default: bundoc.db in the data directory.
-    #[arg(
-        id = "docs_database_url",
-        long = "docs-database-url",
-        env = "BUNDOC_DATABASE_URL",
-        hide_env_values = true
-    )]
-    pub database_url: Option<String>,
+    #[arg(long, env = "BUNDOC_DATABASE_URL", hide_env_values = true)]
+    pub docs_database_url: Option<String>,
     /// File holding the database URL (it may carry a password); must be chmod 600.
-    #[arg(
-        id = "docs_database_url_file",
-        long = "docs-database-url-file",
-        env = "BUNDOC_DATABASE_URL_FILE"
-    )]
-    pub database_url_file: Option<PathBuf>,
+    #[arg(long, env = "BUNDOC_DATABASE_URL_FILE")]
+    pub docs_database_url_file: Option<PathBuf>,
     /// Most documents a query may examine without an index narrowing it.
-    #[arg(
-        id = "docs_max_scan",
-        long = "docs-max-scan",
-        env = "BUNDOC_MAX_SCAN",
-        default_value_t = 1000
-    )]
-    pub max_scan: usize,
+    #[arg(long, env = "BUNDOC_MAX_SCAN", default_value_t = 1000)]
+    pub docs_max_scan: usize,
     /// Documents one project may hold.
-    #[arg(
-        id = "docs_max_documents",
-        long = "docs-max-documents",
-        env = "BUNDOC_MAX_DOCUMENTS",
-        default_value_t = 1_000_000
-    )]
-    pub max_documents: u64,
+    #[arg(long, env = "BUNDOC_MAX_DOCUMENTS", default_value_t = 1_000_000)]
+    pub docs_max_documents: u64,
     /// Bytes of documents (compact JSON) one project may hold, e.g. 1GiB.
-    #[arg(
-        id = "docs_max_bytes",
-        long = "docs-max-bytes", env = "BUNDOC_MAX_BYTES", default_value = "1GiB", value_parser = parse_size_arg)]
-    pub max_bytes: usize,
+    #[arg(long, env = "BUNDOC_MAX_BYTES", default_value = "1GiB", value_parser = parse_size_arg)]
+    pub docs_max_bytes: usize,
     /// Most writes in one batch.
-    #[arg(
-        id = "docs_max_batch",
-        long = "docs-max-batch",
-        env = "BUNDOC_MAX_BATCH",
-        default_value_t = 500
-    )]
-    pub max_batch: usize,
+    #[arg(long, env = "BUNDOC_MAX_BATCH", default_value_t = 500)]
+    pub docs_max_batch: usize,
     /// Collections one project may have.
-    #[arg(
-        id = "docs_max_collections",
-        long = "docs-max-collections",
-        env = "BUNDOC_MAX_COLLECTIONS",
-        default_value_t = 200
-    )]
-    pub max_collections: usize,
+    #[arg(long, env = "BUNDOC_MAX_COLLECTIONS", default_value_t = 200)]
+    pub docs_max_collections: usize,
     /// Largest request body on /bundoc (documents are at most 1MiB each;
     /// batches carry several). Replaces BUNBASE_BODY_LIMIT for these routes.
-    #[arg(
-        id = "docs_body_limit",
-        long = "docs-body-limit", env = "BUNDOC_BODY_LIMIT", default_value = "8MiB", value_parser = parse_size_arg)]
-    pub body_limit: usize,
+    #[arg(long, env = "BUNDOC_BODY_LIMIT", default_value = "8MiB", value_parser = parse_size_arg)]
+    pub docs_body_limit: usize,
     /// BunKMS's URL (e.g. http://bun-kms:8080) for encrypted fields. Without
     /// it (and outside the all-in-one), collections with encrypted fields are refused.
-    #[arg(id = "docs_kms_url", long = "docs-kms-url", env = "BUNDOC_KMS_URL")]
-    pub kms_url: Option<String>,
+    #[arg(long, env = "BUNDOC_KMS_URL")]
+    pub docs_kms_url: Option<String>,
     /// A platform token BunKMS accepts: `*:rwa:TOKEN` in BUNKMS_TOKENS (admin,
     /// as Bundoc creates each project's field key on first use).
-    #[arg(
-        id = "docs_kms_token",
-        long = "docs-kms-token",
-        env = "BUNDOC_KMS_TOKEN",
-        hide_env_values = true
-    )]
-    pub kms_token: Option<String>,
+    #[arg(long, env = "BUNDOC_KMS_TOKEN", hide_env_values = true)]
+    pub docs_kms_token: Option<String>,
     /// File holding that token; must be chmod 600.
-    #[arg(
-        id = "docs_kms_token_file",
-        long = "docs-kms-token-file",
-        env = "BUNDOC_KMS_TOKEN_FILE"
-    )]
-    pub kms_token_file: Option<PathBuf>,
+    #[arg(long, env = "BUNDOC_KMS_TOKEN_FILE")]
+    pub docs_kms_token_file: Option<PathBuf>,
 }
 
 impl DocsArgs {
     pub fn limits(&self) -> DocsLimits {
         DocsLimits {
-            max_scan: self.max_scan,
+            max_scan: self.docs_max_scan,
             quota: Quota {
-                max_documents: self.max_documents,
-                max_bytes: self.max_bytes as u64,
+                max_documents: self.docs_max_documents,
+                max_bytes: self.docs_max_bytes as u64,
             },
-            max_batch: self.max_batch,
-            max_collections: self.max_collections,
+            max_batch: self.docs_max_batch,
+            max_collections: self.docs_max_collections,
             ..DocsLimits::default()
         }
     }
@@ -113,14 +71,14 @@ impl DocsArgs {
     pub fn module(&self) -> Result<DocsModule, Error> {
         let url = resolve_secret(
             "BUNDOC_DATABASE_URL",
-            self.database_url.clone(),
-            self.database_url_file.as_deref(),
+            self.docs_database_url.clone(),
+            self.docs_database_url_file.as_deref(),
         )?;
         let url = url.map(|u| StoreUrl::parse(u.expose())).transpose()?;
         Ok(DocsModule {
             store: DocsSource::Url(url),
             limits: self.limits(),
-            body_limit: self.body_limit,
+            body_limit: self.docs_body_limit,
             keys: self.remote_keys()?,
         })
     }
@@ -129,10 +87,10 @@ impl DocsArgs {
     pub fn remote_keys(&self) -> Result<Option<Arc<dyn Keys>>, Error> {
         let token = resolve_secret(
             "BUNDOC_KMS_TOKEN",
-            self.kms_token.clone(),
-            self.kms_token_file.as_deref(),
+            self.docs_kms_token.clone(),
+            self.docs_kms_token_file.as_deref(),
         )?;
-        match (&self.kms_url, token) {
+        match (&self.docs_kms_url, token) {
             (None, None) => Ok(None),
             (Some(url), Some(token)) => Ok(Some(Arc::new(RemoteKeys::new(url, token.expose())?))),
             (Some(_), None) => Err(Error::invalid(

@@ -41,43 +41,27 @@ pub use binary::BundocArgs;
 pub use config::DocsArgs;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use bunbase_core::Error;
-use bunbase_core::auth::TokenVerifier;
 use bunbase_core::config::StoreUrl;
 use bunbase_core::docs::{Bundoc, DocStore, DocsLimits, DocsMetrics};
 use bunbase_core::kms::{Keys, LocalKeys};
 
-use crate::assembly::{Host, ServiceModule, Started};
-use crate::kit::{self, AuthState, Shutdown};
+use crate::assembly::{About, Host, ServiceModule, Started};
+use crate::kit::{self, ShellState};
 
-#[derive(Clone)]
-pub struct DocsState {
-    pub docs: Bundoc,
-    pub verifier: Arc<dyn TokenVerifier>,
-    /// Comment frames on idle subscriptions, so proxies keep them open.
-    pub keepalive: Duration,
-    /// Tracks upgraded WebSockets so shutdown waits for them.
-    pub shutdown: Shutdown,
-    /// Largest request body on these routes (batches carry several
-    /// documents of up to 1 MiB).
-    pub body_limit: usize,
-}
-
-impl AuthState for DocsState {
-    fn verifier(&self) -> &Arc<dyn TokenVerifier> {
-        &self.verifier
-    }
-}
+/// What a Bundoc handler has: the document service.
+pub type DocsState = ShellState<Bundoc>;
 
 pub const PREFIX: &str = "/bundoc/v1/projects/{project}";
 
-pub fn router(state: DocsState) -> Router {
+/// Bundoc's routes; `body_limit` bounds their request bodies (batches carry
+/// several documents of up to 1 MiB).
+pub fn router(state: DocsState, body_limit: usize) -> Router {
     let collection = format!("{PREFIX}/collections/{{collection}}");
     Router::new()
         .route(
@@ -109,7 +93,7 @@ pub fn router(state: DocsState) -> Router {
         .route(&format!("{collection}/ws"), get(realtime::websocket))
         .route(&format!("{PREFIX}/usage"), get(routes::usage))
         // Inside the kit's limit, so this one wins for Bundoc's routes.
-        .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 
@@ -144,20 +128,10 @@ impl DocsModule {
     }
 }
 
+static ABOUT: About = About::new("bundoc", &["docs"], "/bundoc");
+
 #[async_trait]
 impl ServiceModule for DocsModule {
-    fn name(&self) -> &'static str {
-        "bundoc"
-    }
-
-    fn aliases(&self) -> &'static [&'static str] {
-        &["docs"]
-    }
-
-    fn prefix(&self) -> &'static str {
-        "/bundoc"
-    }
-
     async fn start(&self, host: &mut Host) -> Result<Started, Error> {
         let (store, kind): (Arc<dyn DocStore>, &str) = match &self.store {
             DocsSource::Given(store) => (store.clone(), "given store"),
@@ -193,38 +167,22 @@ impl ServiceModule for DocsModule {
             self.limits,
             Arc::new(DocsMetrics::new(&host.registry)?),
         );
-        let state = DocsState {
-            docs,
-            verifier: host.verifier()?,
-            keepalive: host.events_settings().keepalive,
-            shutdown: host.shutdown.clone(),
-            body_limit: self.body_limit,
-        };
+        let router = router(host.shell(docs.clone())?, self.body_limit);
+        let service = kit::Service::new("bundoc", router)
+            .check("docs-store", docs.clone(), |docs| async move {
+                docs.check().await
+            })
+            .check("kms", docs, |docs| async move { docs.check_keys().await });
         Ok(Started {
-            service: service(state),
+            service,
             summary: format!(
                 "Bundoc: documents, queries, realtime ({kind}, field encryption by {encryption})"
             ),
             warnings,
         })
     }
-}
 
-fn service(state: DocsState) -> kit::Service {
-    let (docs, keys) = (state.docs.clone(), state.docs.clone());
-    kit::Service {
-        name: "bundoc".into(),
-        router: router(state),
-        health: vec![
-            kit::health_check_fn("docs-store", move || {
-                let docs = docs.clone();
-                async move { docs.check().await }
-            }),
-            kit::health_check_fn("kms", move || {
-                let keys = keys.clone();
-                async move { keys.check_keys().await }
-            }),
-        ],
-        on_shutdown: None,
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 }

@@ -85,10 +85,7 @@ async fn start(
     after: Option<u64>,
 ) -> ApiResult<Watch> {
     let body = params.body()?;
-    Ok(state
-        .docs
-        .watch(who, project, collection, &body, after)
-        .await?)
+    Ok(state.watch(who, project, collection, &body, after).await?)
 }
 
 pub async fn subscribe(

@@ -48,7 +48,7 @@ pub async fn create_collection(
     Caller { who, project }: Caller,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    let described = state.docs.create_collection(&who, &project, &body).await?;
+    let described = state.create_collection(&who, &project, &body).await?;
     Ok((StatusCode::CREATED, axum::Json(described)).into_response())
 }
 
@@ -56,7 +56,7 @@ pub async fn list_collections(
     State(state): State<DocsState>,
     Caller { who, project }: Caller,
 ) -> ApiResult<Response> {
-    let collections = state.docs.list_collections(&who, &project).await?;
+    let collections = state.list_collections(&who, &project).await?;
     Ok(ok(json!({ "collections": collections })))
 }
 
@@ -65,7 +65,7 @@ pub async fn get_collection(
     Caller { who, project }: Caller,
     Path(CollectionPath { collection: name }): Path<CollectionPath>,
 ) -> ApiResult<Response> {
-    Ok(ok(state.docs.get_collection(&who, &project, &name).await?))
+    Ok(ok(state.get_collection(&who, &project, &name).await?))
 }
 
 pub async fn update_collection(
@@ -75,7 +75,6 @@ pub async fn update_collection(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
     Ok(ok(state
-        .docs
         .update_collection(&who, &project, &name, &body)
         .await?))
 }
@@ -85,7 +84,7 @@ pub async fn delete_collection(
     Caller { who, project }: Caller,
     Path(CollectionPath { collection: name }): Path<CollectionPath>,
 ) -> ApiResult<Response> {
-    state.docs.delete_collection(&who, &project, &name).await?;
+    state.delete_collection(&who, &project, &name).await?;
     Ok(ok(json!({ "deleted": true })))
 }
 
@@ -93,7 +92,7 @@ pub async fn usage(
     State(state): State<DocsState>,
     Caller { who, project }: Caller,
 ) -> ApiResult<Response> {
-    Ok(axum::Json(state.docs.usage(&who, &project).await?).into_response())
+    Ok(axum::Json(state.usage(&who, &project).await?).into_response())
 }
 
 // ---- documents ----
@@ -132,7 +131,7 @@ pub async fn get(
     Caller { who, project }: Caller,
     Path(DocumentPath { collection, id }): Path<DocumentPath>,
 ) -> ApiResult<Response> {
-    let doc = state.docs.get(&who, &project, &collection, &id).await?;
+    let doc = state.get(&who, &project, &collection, &id).await?;
     Ok(document(StatusCode::OK, doc))
 }
 
@@ -142,7 +141,7 @@ pub async fn create(
     Path(CollectionPath { collection }): Path<CollectionPath>,
     ApiJson(doc): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    let created = state.docs.create(&who, &project, &collection, doc).await?;
+    let created = state.create(&who, &project, &collection, doc).await?;
     // Ids are A-Z a-z 0-9 - _ . (core checks), so they need no escaping.
     let location = created
         .get("_id")
@@ -166,7 +165,6 @@ pub async fn replace(
 ) -> ApiResult<Response> {
     let expected = if_version(&headers, &params)?;
     let (doc, created) = state
-        .docs
         .replace(&who, &project, &collection, &id, doc, expected)
         .await?;
     let status = if created {
@@ -213,7 +211,6 @@ pub async fn patch(
     }
     let expected = if_version(&headers, &params)?;
     let doc = state
-        .docs
         .patch(&who, &project, &collection, &id, patch, expected)
         .await?;
     Ok(document(StatusCode::OK, doc))
@@ -228,7 +225,6 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     let expected = if_version(&headers, &params)?;
     state
-        .docs
         .delete(&who, &project, &collection, &id, expected)
         .await?;
     Ok(ok(json!({ "deleted": true })))
@@ -247,7 +243,6 @@ pub async fn batch(
     ApiJson(body): ApiJson<BatchBody>,
 ) -> ApiResult<Response> {
     let results = state
-        .docs
         .batch(&who, &project, &collection, body.writes)
         .await?;
     Ok(ok(json!({ "results": results })))
@@ -322,9 +317,7 @@ pub async fn list(
         cursor: params.cursor.as_deref(),
     }
     .body()?;
-    Ok(page(
-        state.docs.query(&who, &project, &collection, &body).await?,
-    ))
+    Ok(page(state.query(&who, &project, &collection, &body).await?))
 }
 
 pub async fn query(
@@ -333,9 +326,7 @@ pub async fn query(
     Path(CollectionPath { collection }): Path<CollectionPath>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    Ok(page(
-        state.docs.query(&who, &project, &collection, &body).await?,
-    ))
+    Ok(page(state.query(&who, &project, &collection, &body).await?))
 }
 
 pub async fn explain(
@@ -344,10 +335,7 @@ pub async fn explain(
     Path(CollectionPath { collection }): Path<CollectionPath>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    let stats = state
-        .docs
-        .explain(&who, &project, &collection, &body)
-        .await?;
+    let stats = state.explain(&who, &project, &collection, &body).await?;
     Ok(axum::Json(stats).into_response())
 }
 
@@ -365,7 +353,6 @@ pub async fn count(
     ApiJson(body): ApiJson<CountBody>,
 ) -> ApiResult<Response> {
     let count = state
-        .docs
         .count(&who, &project, &collection, &body.filter)
         .await?;
     Ok(ok(json!({ "count": count })))

@@ -1,30 +1,30 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use async_trait::async_trait;
-use bunbase_core::Error;
 use bunbase_core::kms::master::MasterKey;
 
 use super::{KmsArgs, KmsModule};
-use crate::assembly::ServiceModule;
-use crate::cli::{CommonArgs, CredentialArgs, DataDirArgs};
-use crate::standalone::Standalone;
+use crate::cli::{CredentialArgs, DataDirArgs};
 
-/// BunKMS: per-project keys, encryption, signatures, MACs and secrets.
-#[derive(clap::Parser, Debug)]
-#[command(name = "bun-kms", version)]
-pub struct BunKmsArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-    /// Where the SQLite store (and a development master key) live.
-    #[command(flatten)]
-    pub data: DataDirArgs,
-    #[command(flatten)]
-    pub credentials: CredentialArgs,
-    #[command(flatten)]
-    pub kms: KmsArgs,
-    #[command(subcommand)]
-    pub command: Option<KmsCommand>,
+crate::standalone! {
+    /// BunKMS: per-project keys, encryption, signatures, MACs and secrets.
+    BunKmsArgs: "bun-kms", "BUNKMS", "127.0.0.1:8083",
+    {
+        /// Where the SQLite store (and a development master key) live.
+        #[command(flatten)] data: DataDirArgs,
+        #[command(flatten)] credentials: CredentialArgs,
+        #[command(flatten)] kms: KmsArgs,
+        #[command(subcommand)] command: Option<KmsCommand>,
+    },
+    prepare(args, host) {
+        host.data_dir = args.data.data_dir.clone();
+        host.accept_credentials("BUNKMS", &args.credentials)?;
+        Ok(vec![Box::new(KmsModule::Configured(args.kms.clone()))])
+    },
+    command(args) {
+        let KmsCommand::Rewrap { new_master_key_file } = args.command.as_ref()?;
+        Some(rewrap(&args.kms, &args.data.data_dir, new_master_key_file).await)
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -40,38 +40,8 @@ pub enum KmsCommand {
     },
 }
 
-#[async_trait]
-impl Standalone for BunKmsArgs {
-    const NAME: &'static str = "bun-kms";
-    const ENV: &'static str = "BUNKMS";
-    const LISTEN: &'static str = "127.0.0.1:8083";
-
-    fn common(&self) -> &CommonArgs {
-        &self.common
-    }
-
-    fn credentials(&self) -> Option<&CredentialArgs> {
-        Some(&self.credentials)
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.data.data_dir.clone()
-    }
-
-    fn modules(&self) -> Result<Vec<Box<dyn ServiceModule>>, Error> {
-        Ok(vec![Box::new(KmsModule::Configured(self.kms.clone()))])
-    }
-
-    async fn command(&self) -> Option<anyhow::Result<()>> {
-        let KmsCommand::Rewrap {
-            new_master_key_file,
-        } = self.command.as_ref()?;
-        Some(rewrap(&self.kms, &self.data.data_dir, new_master_key_file).await)
-    }
-}
-
 async fn rewrap(kms: &KmsArgs, data_dir: &Path, new_key_file: &Path) -> anyhow::Result<()> {
-    let (old, _) = kms.master(kms.dev.then_some(data_dir))?;
+    let (old, _) = kms.master(kms.kms_dev.then_some(data_dir))?;
     let new = MasterKey::parse(bunbase_core::config::read_secret_file(new_key_file)?.expose())
         .context("the new master key")?;
     anyhow::ensure!(

@@ -16,33 +16,25 @@ use crate::cli::parse_size_arg;
 #[derive(clap::Args, Debug, Clone)]
 pub struct KmsArgs {
     /// The master key: 64 hex digits or base64 of 32 bytes (`openssl rand -hex 32`).
-    #[arg(
-        long = "kms-master-key",
-        env = "BUNKMS_MASTER_KEY",
-        hide_env_values = true
-    )]
-    pub master_key: Option<String>,
+    #[arg(long, env = "BUNKMS_MASTER_KEY", hide_env_values = true)]
+    pub kms_master_key: Option<String>,
     /// File holding the master key; must be chmod 600.
-    #[arg(long = "kms-master-key-file", env = "BUNKMS_MASTER_KEY_FILE")]
-    pub master_key_file: Option<PathBuf>,
+    #[arg(long, env = "BUNKMS_MASTER_KEY_FILE")]
+    pub kms_master_key_file: Option<PathBuf>,
     /// Development only: without a master key, generate one into the data
     /// directory (dev-master-key) instead of refusing to start.
-    #[arg(long = "kms-dev", env = "BUNKMS_DEV", default_value_t = false)]
-    pub dev: bool,
+    #[arg(long, env = "BUNKMS_DEV", default_value_t = false)]
+    pub kms_dev: bool,
     /// Where keys, secrets and the audit log live: postgres://… or a SQLite
     /// file path (default: kms.db in the data directory).
-    #[arg(
-        long = "kms-database-url",
-        env = "BUNKMS_DATABASE_URL",
-        hide_env_values = true
-    )]
-    pub database_url: Option<String>,
+    #[arg(long, env = "BUNKMS_DATABASE_URL", hide_env_values = true)]
+    pub kms_database_url: Option<String>,
     /// File holding the database URL (it may carry a password); must be chmod 600.
-    #[arg(long = "kms-database-url-file", env = "BUNKMS_DATABASE_URL_FILE")]
-    pub database_url_file: Option<PathBuf>,
+    #[arg(long, env = "BUNKMS_DATABASE_URL_FILE")]
+    pub kms_database_url_file: Option<PathBuf>,
     /// Largest plaintext, message or secret value, e.g. 64KiB.
-    #[arg(long = "kms-max-plaintext", env = "BUNKMS_MAX_PLAINTEXT", default_value = "64KiB", value_parser = parse_size_arg)]
-    pub max_plaintext: usize,
+    #[arg(long, env = "BUNKMS_MAX_PLAINTEXT", default_value = "64KiB", value_parser = parse_size_arg)]
+    pub kms_max_plaintext: usize,
 }
 
 /// A running KMS and where its master key came from.
@@ -56,8 +48,8 @@ impl KmsArgs {
     /// The master key (or, with `dev_dir`, the development key there).
     pub fn master(&self, dev_dir: Option<&Path>) -> Result<(MasterKey, Origin), Error> {
         MasterKey::load(
-            self.master_key.clone(),
-            self.master_key_file.as_deref(),
+            self.kms_master_key.clone(),
+            self.kms_master_key_file.as_deref(),
             dev_dir,
         )
     }
@@ -66,8 +58,8 @@ impl KmsArgs {
     pub fn store_url(&self, data_dir: &Path) -> Result<StoreUrl, Error> {
         let url = resolve_secret(
             "BUNKMS_DATABASE_URL",
-            self.database_url.clone(),
-            self.database_url_file.as_deref(),
+            self.kms_database_url.clone(),
+            self.kms_database_url_file.as_deref(),
         )?;
         StoreUrl::or_file(url.as_ref(), data_dir, "kms.db")
     }
@@ -80,14 +72,14 @@ impl KmsArgs {
         dev_default: bool,
         registry: &Registry,
     ) -> Result<Built, Error> {
-        let (master, origin) = self.master((self.dev || dev_default).then_some(data_dir))?;
+        let (master, origin) = self.master((self.kms_dev || dev_default).then_some(data_dir))?;
         let url = self.store_url(data_dir)?;
         let store = open(&url).await?;
         let kms = Kms::new(
             store,
             Arc::new(master),
             KmsLimits {
-                max_plaintext: self.max_plaintext,
+                max_plaintext: self.kms_max_plaintext,
                 ..KmsLimits::default()
             },
             Arc::new(KmsMetrics::new(registry)?),

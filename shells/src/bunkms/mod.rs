@@ -17,30 +17,18 @@ mod routes;
 pub use binary::{BunKmsArgs, KmsCommand};
 pub use config::{Built, KmsArgs, spawn_scheduler};
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use axum::Router;
 use axum::routing::{get, post, put};
 use bunbase_core::Error;
-use bunbase_core::auth::TokenVerifier;
 use bunbase_core::kms::Kms;
 use bunbase_core::kms::master::{DEV_FILE, Origin};
 
-use crate::assembly::{Host, ServiceModule, Started};
-use crate::kit::{self, AuthState};
+use crate::assembly::{About, Host, ServiceModule, Started};
+use crate::kit::{self, ShellState};
 
-#[derive(Clone)]
-pub struct KmsState {
-    pub kms: Kms,
-    pub verifier: Arc<dyn TokenVerifier>,
-}
-
-impl AuthState for KmsState {
-    fn verifier(&self) -> &Arc<dyn TokenVerifier> {
-        &self.verifier
-    }
-}
+/// What a BunKMS handler has: the KMS.
+pub type KmsState = ShellState<Kms>;
 
 pub const PREFIX: &str = "/kms/v1/projects/{project}";
 
@@ -78,20 +66,10 @@ pub enum KmsModule {
     Given(Kms),
 }
 
+static ABOUT: About = About::new("kms", &["bun-kms"], "/kms");
+
 #[async_trait]
 impl ServiceModule for KmsModule {
-    fn name(&self) -> &'static str {
-        "kms"
-    }
-
-    fn aliases(&self) -> &'static [&'static str] {
-        &["bun-kms"]
-    }
-
-    fn prefix(&self) -> &'static str {
-        "/kms"
-    }
-
     async fn start(&self, host: &mut Host) -> Result<Started, Error> {
         let mut warnings = Vec::new();
         let (kms, on) = match self {
@@ -116,27 +94,19 @@ impl ServiceModule for KmsModule {
             let _ = scheduler.await;
         });
         host.provide_kms(kms.clone());
-        let state = KmsState {
+        let service = kit::Service::new("bun-kms", router(host.shell(kms.clone())?)).check(
+            "kms-store",
             kms,
-            verifier: host.verifier()?,
-        };
+            |kms| async move { kms.check().await },
+        );
         Ok(Started {
-            service: service(state),
+            service,
             summary: format!("BunKMS: keys, encryption, signing, secrets, audit ({on})"),
             warnings,
         })
     }
-}
 
-fn service(state: KmsState) -> kit::Service {
-    let kms = state.kms.clone();
-    kit::Service {
-        name: "bun-kms".into(),
-        router: router(state),
-        health: vec![kit::health_check_fn("kms-store", move || {
-            let kms = kms.clone();
-            async move { kms.check().await }
-        })],
-        on_shutdown: None,
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 }

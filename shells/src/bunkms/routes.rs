@@ -74,7 +74,6 @@ pub async fn create_key(
 ) -> ApiResult<Response> {
     let algorithm = Algorithm::for_purpose(req.purpose, req.algorithm.as_deref())?;
     let info = state
-        .kms
         .create_key(
             &who,
             &project,
@@ -90,7 +89,7 @@ pub async fn list_keys(
     State(state): State<KmsState>,
     Caller { who, project }: Caller,
 ) -> ApiResult<Response> {
-    Ok(ok(json!({ "keys": state.kms.keys(&who, &project).await? })))
+    Ok(ok(json!({ "keys": state.keys(&who, &project).await? })))
 }
 
 pub async fn describe_key(
@@ -98,7 +97,7 @@ pub async fn describe_key(
     Caller { who, project }: Caller,
     Path(NamePath { name }): Path<NamePath>,
 ) -> ApiResult<Response> {
-    Ok(axum::Json(state.kms.key(&who, &project, &name).await?).into_response())
+    Ok(axum::Json(state.key(&who, &project, &name).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -169,7 +168,7 @@ pub async fn key_action(
     Path(ActionPath { name, action }): Path<ActionPath>,
     raw: Bytes,
 ) -> ApiResult<Response> {
-    let kms = &state.kms;
+    let kms = &state.service;
     let response = match action.as_str() {
         "rotate" => {
             body::<Empty>(&raw)?;
@@ -314,7 +313,7 @@ pub async fn put_secret(
         (None, Some(encoded)) => unb64("value_base64", &encoded)?,
         _ => return Err(Error::invalid("give value (text) or value_base64, exactly one").into()),
     };
-    let version = state.kms.put_secret(&who, &project, &name, &value).await?;
+    let version = state.put_secret(&who, &project, &name, &value).await?;
     Ok(ok(json!({ "name": name, "version": version })))
 }
 
@@ -330,10 +329,7 @@ pub async fn get_secret(
     Path(NamePath { name }): Path<NamePath>,
     ApiQuery(query): ApiQuery<SecretQuery>,
 ) -> ApiResult<Response> {
-    let (value, version) = state
-        .kms
-        .secret(&who, &project, &name, query.version)
-        .await?;
+    let (value, version) = state.secret(&who, &project, &name, query.version).await?;
     Ok(ok(match std::str::from_utf8(&value) {
         Ok(text) => json!({ "name": name, "version": version, "value": text }),
         Err(_) => json!({ "name": name, "version": version, "value_base64": b64(&value) }),
@@ -345,7 +341,7 @@ pub async fn delete_secret(
     Caller { who, project }: Caller,
     Path(NamePath { name }): Path<NamePath>,
 ) -> ApiResult<Response> {
-    let deleted = state.kms.delete_secret(&who, &project, &name).await?;
+    let deleted = state.delete_secret(&who, &project, &name).await?;
     Ok(ok(json!({ "deleted": deleted })))
 }
 
@@ -354,7 +350,7 @@ pub async fn list_secrets(
     Caller { who, project }: Caller,
 ) -> ApiResult<Response> {
     Ok(ok(
-        json!({ "secrets": state.kms.secrets(&who, &project).await? }),
+        json!({ "secrets": state.secrets(&who, &project).await? }),
     ))
 }
 
@@ -380,14 +376,14 @@ pub async fn audit(
         after: params.after,
         limit: params.limit.unwrap_or(100),
     };
-    Ok(ok(json!(state.kms.audit(&who, &project, &query).await?)))
+    Ok(ok(json!(state.audit(&who, &project, &query).await?)))
 }
 
 pub async fn verify_audit(
     State(state): State<KmsState>,
     Caller { who, project }: Caller,
 ) -> ApiResult<Response> {
-    Ok(ok(match state.kms.verify_audit(&who, &project).await? {
+    Ok(ok(match state.verify_audit(&who, &project).await? {
         Ok(records) => json!({ "valid": true, "records": records }),
         Err(broken) => json!({ "valid": false, "broken_at": broken.seq, "reason": broken.reason }),
     }))

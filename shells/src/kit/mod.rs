@@ -19,6 +19,7 @@ mod query;
 mod server;
 mod shutdown;
 pub mod sse;
+mod state;
 pub mod ws;
 
 pub use auth::{AuthState, Caller, bearer_token, path_project, require_bearer};
@@ -29,6 +30,7 @@ pub use json::{ApiJson, body_error};
 pub use query::ApiQuery;
 pub use server::{ServerConfig, Service, ShutdownHook, app, serve, serve_app, shutdown_hooks};
 pub use shutdown::{Shutdown, shutdown_on_signals};
+pub use state::ShellState;
 
 /// Result type of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;

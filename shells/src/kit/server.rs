@@ -33,6 +33,29 @@ pub struct Service {
     pub on_shutdown: Option<ShutdownHook>,
 }
 
+impl Service {
+    pub fn new(name: impl Into<String>, router: Router) -> Service {
+        Service {
+            name: name.into(),
+            router,
+            health: Vec::new(),
+            on_shutdown: None,
+        }
+    }
+
+    /// A dependency `/health` asks about: `check` on a clone of `value`.
+    pub fn check<T, F, Fut>(mut self, name: &str, value: T, check: F) -> Service
+    where
+        T: Clone + Send + Sync + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), Error>> + Send + 'static,
+    {
+        self.health
+            .push(super::health_check_fn(name, move || check(value.clone())));
+        self
+    }
+}
+
 /// Limits every server applies.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerConfig {

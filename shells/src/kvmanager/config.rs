@@ -15,24 +15,20 @@ pub struct KvArgs {
     /// Redis-protocol server holding the data (our bunder-sys, or Redis):
     /// redis://[:password@]host:port[/db]. The all-in-one uses its own
     /// engine when this is not set.
-    #[arg(long = "kv-url", env = "BUNDER_MANAGER_KV_URL", hide_env_values = true)]
-    pub url: Option<String>,
+    #[arg(long, env = "BUNDER_MANAGER_KV_URL", hide_env_values = true)]
+    pub kv_url: Option<String>,
     /// File holding that URL (it may carry a password); must be chmod 600.
-    #[arg(long = "kv-url-file", env = "BUNDER_MANAGER_KV_URL_FILE")]
-    pub url_file: Option<PathBuf>,
+    #[arg(long, env = "BUNDER_MANAGER_KV_URL_FILE")]
+    pub kv_url_file: Option<PathBuf>,
     /// Keys one project may hold.
-    #[arg(
-        long = "kv-max-keys",
-        env = "BUNDER_MANAGER_MAX_KEYS",
-        default_value_t = 100_000
-    )]
-    pub max_keys: u64,
+    #[arg(long, env = "BUNDER_MANAGER_MAX_KEYS", default_value_t = 100_000)]
+    pub kv_max_keys: u64,
     /// Bytes (keys plus values) one project may hold, e.g. 256MiB.
-    #[arg(long = "kv-max-bytes", env = "BUNDER_MANAGER_MAX_BYTES", default_value = "256MiB", value_parser = parse_size_arg)]
-    pub max_bytes: usize,
+    #[arg(long, env = "BUNDER_MANAGER_MAX_BYTES", default_value = "256MiB", value_parser = parse_size_arg)]
+    pub kv_max_bytes: usize,
     /// Largest value, e.g. 1MiB (requests are also bounded by BUNBASE_BODY_LIMIT).
-    #[arg(long = "kv-max-value", env = "BUNDER_MANAGER_MAX_VALUE", default_value = "1MiB", value_parser = parse_size_arg)]
-    pub max_value: usize,
+    #[arg(long, env = "BUNDER_MANAGER_MAX_VALUE", default_value = "1MiB", value_parser = parse_size_arg)]
+    pub kv_max_value: usize,
 }
 
 /// The all-in-one's in-process KV engine (options of `bunbase` only).
@@ -56,10 +52,10 @@ pub struct EmbeddedKvArgs {
 impl KvArgs {
     pub fn limits(&self) -> KvLimits {
         KvLimits {
-            max_value_bytes: self.max_value,
+            max_value_bytes: self.kv_max_value,
             quota: Quota {
-                max_keys: self.max_keys,
-                max_bytes: self.max_bytes as u64,
+                max_keys: self.kv_max_keys,
+                max_bytes: self.kv_max_bytes as u64,
             },
             ..KvLimits::default()
         }
@@ -70,8 +66,8 @@ impl KvArgs {
     pub fn module(&self, embedded: Option<&EmbeddedKvArgs>) -> Result<KvModule, Error> {
         let url = resolve_secret(
             "BUNDER_MANAGER_KV_URL",
-            self.url.clone(),
-            self.url_file.as_deref(),
+            self.kv_url.clone(),
+            self.kv_url_file.as_deref(),
         )?;
         let backend = match (url, embedded) {
             (Some(_), Some(local)) if local.resp_listen.is_some() => {

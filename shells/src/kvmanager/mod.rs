@@ -24,29 +24,14 @@ pub use binary::BunderManagerArgs;
 pub use config::{EmbeddedKvArgs, KvArgs};
 pub use module::{EmbeddedKv, KvBackend, KvModule};
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use axum::Router;
 use axum::routing::{get, post};
-use bunbase_core::auth::TokenVerifier;
 use bunbase_core::kv::Kv;
 
-use crate::kit::{self, AuthState};
+use crate::kit::ShellState;
 
-#[derive(Clone)]
-pub struct KvState {
-    pub kv: Kv,
-    pub verifier: Arc<dyn TokenVerifier>,
-    /// Comment frames on idle change streams, so proxies keep them open.
-    pub keepalive: Duration,
-}
-
-impl AuthState for KvState {
-    fn verifier(&self) -> &Arc<dyn TokenVerifier> {
-        &self.verifier
-    }
-}
+/// What a Bunder Manager handler has: the KV service.
+pub type KvState = ShellState<Kv>;
 
 pub const PREFIX: &str = "/kv/v1/projects/{project}";
 
@@ -62,18 +47,4 @@ pub fn router(state: KvState) -> Router {
         .route(&format!("{PREFIX}/usage"), get(routes::usage))
         .route(&format!("{PREFIX}/changes"), get(routes::changes))
         .with_state(state)
-}
-
-/// Bunder Manager as a mountable service for the shell kit.
-fn service(state: KvState) -> kit::Service {
-    let kv = state.kv.clone();
-    kit::Service {
-        name: "bunder-manager".into(),
-        router: router(state),
-        health: vec![kit::health_check_fn("kv-store", move || {
-            let kv = kv.clone();
-            async move { kv.check().await }
-        })],
-        on_shutdown: None,
-    }
 }

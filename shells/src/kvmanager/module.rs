@@ -14,9 +14,10 @@ use bunbase_core::kv::snapshot::Snapshots;
 use bunbase_core::kv::tx::Transactions;
 use bunbase_core::kv::{Engine, EngineConfig, Kv, KvLimits, KvMetrics, KvStore};
 
-use super::{KvState, service};
-use crate::assembly::{Host, ServiceModule, Started};
+use super::router;
+use crate::assembly::{About, Host, ServiceModule, Started};
 use crate::bunder::{self, BunderCollector, BunderConfig};
+use crate::kit;
 
 /// Where Bunder Manager keeps the data.
 pub enum KvBackend {
@@ -49,20 +50,10 @@ impl KvModule {
     }
 }
 
+static ABOUT: About = About::new("kv", &["bunder-manager"], "/kv");
+
 #[async_trait]
 impl ServiceModule for KvModule {
-    fn name(&self) -> &'static str {
-        "kv"
-    }
-
-    fn aliases(&self) -> &'static [&'static str] {
-        &["bunder-manager"]
-    }
-
-    fn prefix(&self) -> &'static str {
-        "/kv"
-    }
-
     async fn start(&self, host: &mut Host) -> Result<Started, Error> {
         let (store, on): (Arc<dyn KvStore>, String) = match &self.backend {
             KvBackend::Remote(url) => (
@@ -79,15 +70,19 @@ impl ServiceModule for KvModule {
             self.limits,
             Arc::new(KvMetrics::new(&host.registry)?),
         );
-        let state = KvState {
+        let service = kit::Service::new("bunder-manager", router(host.shell(kv.clone())?)).check(
+            "kv-store",
             kv,
-            verifier: host.verifier()?,
-            keepalive: host.events_settings().keepalive,
-        };
+            |kv| async move { kv.check().await },
+        );
         Ok(Started::new(
-            service(state),
+            service,
             format!("Bunder Manager: per-project key-value store ({on})"),
         ))
+    }
+
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 }
 

@@ -25,7 +25,6 @@ pub async fn get(
     Path(KeyPath { key }): Path<KeyPath>,
 ) -> ApiResult<Response> {
     let value = state
-        .kv
         .get(&who, &project, &key)
         .await?
         .ok_or_else(|| Error::not_found(format!("key {key:?}")))?;
@@ -106,7 +105,7 @@ pub async fn put(
         ttl: parse_ttl(&query)?,
         condition: parse_condition(&query, &headers)?,
     };
-    let written = state.kv.put(&who, &project, &key, value, request).await?;
+    let written = state.put(&who, &project, &key, value, request).await?;
     if !written {
         return Ok(error_response(
             StatusCode::PRECONDITION_FAILED,
@@ -122,7 +121,7 @@ pub async fn delete(
     Caller { who, project }: Caller,
     Path(KeyPath { key }): Path<KeyPath>,
 ) -> ApiResult<Response> {
-    let deleted = state.kv.delete(&who, &project, &key).await?;
+    let deleted = state.delete(&who, &project, &key).await?;
     Ok(axum::Json(json!({ "deleted": deleted })).into_response())
 }
 
@@ -151,7 +150,7 @@ pub async fn incr(
             .map_err(|e| Error::invalid(format!("invalid increment body: {e}")))?
             .by
     };
-    let value = state.kv.incr(&who, &project, &key, by).await?;
+    let value = state.incr(&who, &project, &key, by).await?;
     Ok(axum::Json(json!({ "value": value })).into_response())
 }
 
@@ -160,7 +159,7 @@ pub async fn ttl(
     Caller { who, project }: Caller,
     Path(KeyPath { key }): Path<KeyPath>,
 ) -> ApiResult<Response> {
-    let ttl = state.kv.ttl(&who, &project, &key).await?;
+    let ttl = state.ttl(&who, &project, &key).await?;
     Ok(axum::Json(json!({ "ttl_ms": ttl.map(|t| t.as_millis() as u64) })).into_response())
 }
 
@@ -179,7 +178,6 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Response> {
     let page = state
-        .kv
         .scan(
             &who,
             &project,
@@ -195,7 +193,7 @@ pub async fn usage(
     State(state): State<KvState>,
     Caller { who, project }: Caller,
 ) -> ApiResult<Response> {
-    Ok(axum::Json(state.kv.usage(&who, &project).await?).into_response())
+    Ok(axum::Json(state.usage(&who, &project).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -210,7 +208,7 @@ pub async fn changes(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let after = resume_point(headers.get("last-event-id"), query.after.as_deref())?;
-    let subscription = state.kv.changes(&who, &project, after).await?;
+    let subscription = state.changes(&who, &project, after).await?;
     let position = subscription.position();
     Ok(sse_response(subscription, Some(position), state.keepalive))
 }

@@ -2,9 +2,9 @@
 //! token (and the project it names), the project key of end-user calls,
 //! the client address.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
-use bunbase_core::auth::{AccountSession, ClientInfo};
+use bunbase_core::auth::{AccountSession, Audience, ClientInfo};
 use bunbase_core::{Error, ProjectId};
 
 use super::PlatformState;
@@ -32,7 +32,7 @@ impl FromRequestParts<PlatformState> for Account {
         state: &PlatformState,
     ) -> Result<Self, ApiError> {
         let token = require_bearer(parts)?;
-        Ok(Account(state.identity.account(&token).await?))
+        Ok(Account(state.account(&token).await?))
     }
 }
 
@@ -55,17 +55,44 @@ impl FromRequestParts<PlatformState> for AccountIn {
     }
 }
 
-/// End-user calls carry the project's publishable (or secret) key in the
-/// `apikey` header: it names the project the user belongs to.
-pub struct ProjectKey(pub ProjectId);
+/// Whose sign-in routes a request is on: the platform's accounts, or a
+/// project's end users — the routes under `{project}`, whose calls carry the
+/// project's publishable (or secret) key in the `apikey` header.
+pub enum Realm {
+    Accounts,
+    Users(ProjectId),
+}
 
-impl FromRequestParts<PlatformState> for ProjectKey {
+impl Realm {
+    pub fn audience(&self) -> Audience<'_> {
+        match self {
+            Realm::Accounts => Audience::Accounts,
+            Realm::Users(project) => Audience::Users(project),
+        }
+    }
+
+    /// The project of end users; `None` for accounts.
+    pub fn project(&self) -> Option<&ProjectId> {
+        match self {
+            Realm::Accounts => None,
+            Realm::Users(project) => Some(project),
+        }
+    }
+}
+
+impl FromRequestParts<PlatformState> for Realm {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &PlatformState,
     ) -> Result<Self, ApiError> {
+        let scoped = RawPathParams::from_request_parts(parts, state)
+            .await
+            .is_ok_and(|params| params.iter().any(|(name, _)| name == "project"));
+        if !scoped {
+            return Ok(Realm::Accounts);
+        }
         let project = path_project(parts, state).await?;
         let key = parts
             .headers
@@ -76,7 +103,7 @@ impl FromRequestParts<PlatformState> for ProjectKey {
                     "missing apikey header: send the project's publishable key".into(),
                 )
             })?;
-        Ok(ProjectKey(state.identity.project_key(key, &project).await?))
+        Ok(Realm::Users(state.project_key(key, &project).await?))
     }
 }
 

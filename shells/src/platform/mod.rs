@@ -8,7 +8,7 @@
 //! - `/api/v1/projects/{project}/users` — admin listing and deleting
 //! - `/api/.well-known/jwks.json` — the token-signing public keys
 
-mod accounts;
+mod auth;
 mod extract;
 mod projects;
 mod users;
@@ -17,41 +17,27 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
-use bunbase_core::auth::{Identity, TokenVerifier};
+use bunbase_core::auth::Identity;
 
-use crate::kit::{self, AuthState};
+use crate::kit::ShellState;
 
-#[derive(Clone)]
-pub struct PlatformState {
-    pub identity: Arc<Identity>,
-    /// The same service, resolving credentials for project-scoped routes.
-    verifier: Arc<dyn TokenVerifier>,
-}
+/// What a Platform API handler has: the identity service, which also
+/// resolves the credentials of project-scoped routes.
+pub type PlatformState = ShellState<Arc<Identity>>;
 
-impl PlatformState {
-    pub fn new(identity: Arc<Identity>) -> PlatformState {
-        PlatformState {
-            verifier: identity.clone(),
-            identity,
-        }
-    }
-}
-
-impl AuthState for PlatformState {
-    fn verifier(&self) -> &Arc<dyn TokenVerifier> {
-        &self.verifier
-    }
+pub fn state(identity: Arc<Identity>) -> PlatformState {
+    ShellState::new(identity.clone(), identity)
 }
 
 pub fn router(state: PlatformState) -> Router {
     let p = "/api/v1/projects/{project}";
     Router::new()
-        .route("/api/.well-known/jwks.json", get(accounts::jwks))
-        .route("/api/v1/auth/signup", post(accounts::sign_up))
-        .route("/api/v1/auth/signin", post(accounts::sign_in))
-        .route("/api/v1/auth/refresh", post(accounts::refresh))
-        .route("/api/v1/auth/signout", post(accounts::sign_out))
-        .route("/api/v1/auth/me", get(accounts::me))
+        .route("/api/.well-known/jwks.json", get(auth::jwks))
+        .route("/api/v1/auth/signup", post(auth::sign_up))
+        .route("/api/v1/auth/signin", post(auth::sign_in))
+        .route("/api/v1/auth/refresh", post(auth::refresh))
+        .route("/api/v1/auth/signout", post(auth::sign_out))
+        .route("/api/v1/auth/me", get(auth::me))
         .route(
             "/api/v1/projects",
             get(projects::list).post(projects::create),
@@ -75,22 +61,12 @@ pub fn router(state: PlatformState) -> Router {
             get(projects::keys).post(projects::create_key),
         )
         .route(&format!("{p}/keys/{{key}}"), delete(projects::revoke_key))
-        .route(&format!("{p}/auth/signup"), post(users::sign_up))
-        .route(&format!("{p}/auth/signin"), post(users::sign_in))
-        .route(&format!("{p}/auth/refresh"), post(users::refresh))
-        .route(&format!("{p}/auth/signout"), post(users::sign_out))
-        .route(&format!("{p}/auth/me"), get(users::me))
+        .route(&format!("{p}/auth/signup"), post(auth::sign_up))
+        .route(&format!("{p}/auth/signin"), post(auth::sign_in))
+        .route(&format!("{p}/auth/refresh"), post(auth::refresh))
+        .route(&format!("{p}/auth/signout"), post(auth::sign_out))
+        .route(&format!("{p}/auth/me"), get(auth::me))
         .route(&format!("{p}/users"), get(users::list))
         .route(&format!("{p}/users/{{user}}"), delete(users::delete))
         .with_state(state)
-}
-
-/// The Platform API as a mountable service.
-pub fn service(state: PlatformState) -> kit::Service {
-    kit::Service {
-        name: "platform".into(),
-        router: router(state),
-        health: Vec::new(),
-        on_shutdown: None,
-    }
 }

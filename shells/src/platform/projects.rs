@@ -44,7 +44,7 @@ pub async fn create(
     Account(who): Account,
     ApiJson(body): ApiJson<NameBody>,
 ) -> ApiResult<(StatusCode, ApiJson<Value>)> {
-    let project = state.identity.create_project(&who, &body.name).await?;
+    let project = state.create_project(&who, &body.name).await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(json!(ProjectView::new(&project, Role::Owner))),
@@ -56,7 +56,6 @@ pub async fn list(
     Account(who): Account,
 ) -> ApiResult<ApiJson<Value>> {
     let projects: Vec<Value> = state
-        .identity
         .my_projects(&who)
         .await?
         .iter()
@@ -69,7 +68,7 @@ pub async fn get(
     State(state): State<PlatformState>,
     AccountIn { who, project }: AccountIn,
 ) -> ApiResult<ApiJson<Value>> {
-    let (project, role) = state.identity.project(&who, &project).await?;
+    let (project, role) = state.project(&who, &project).await?;
     Ok(ApiJson(json!(ProjectView::new(&project, role))))
 }
 
@@ -78,8 +77,8 @@ pub async fn rename(
     AccountIn { who, project: id }: AccountIn,
     ApiJson(body): ApiJson<NameBody>,
 ) -> ApiResult<ApiJson<Value>> {
-    let project = state.identity.rename_project(&who, &id, &body.name).await?;
-    let (_, role) = state.identity.project(&who, &id).await?;
+    let project = state.rename_project(&who, &id, &body.name).await?;
+    let (_, role) = state.project(&who, &id).await?;
     Ok(ApiJson(json!(ProjectView::new(&project, role))))
 }
 
@@ -87,7 +86,7 @@ pub async fn delete(
     State(state): State<PlatformState>,
     AccountIn { who, project }: AccountIn,
 ) -> ApiResult<StatusCode> {
-    state.identity.delete_project(&who, &project).await?;
+    state.delete_project(&who, &project).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -95,7 +94,7 @@ pub async fn members(
     State(state): State<PlatformState>,
     AccountIn { who, project }: AccountIn,
 ) -> ApiResult<ApiJson<Value>> {
-    let members = state.identity.members(&who, &project).await?;
+    let members = state.members(&who, &project).await?;
     Ok(ApiJson(json!({ "members": members })))
 }
 
@@ -105,10 +104,7 @@ pub async fn put_member(
     ApiJson(body): ApiJson<MemberBody>,
 ) -> ApiResult<ApiJson<Value>> {
     let role: Role = body.role.parse()?;
-    let member = state
-        .identity
-        .put_member(&who, &project, &body.email, role)
-        .await?;
+    let member = state.put_member(&who, &project, &body.email, role).await?;
     Ok(ApiJson(serde_json::to_value(member).unwrap_or_default()))
 }
 
@@ -117,10 +113,7 @@ pub async fn remove_member(
     AccountIn { who, project }: AccountIn,
     Path(MemberPath { account }): Path<MemberPath>,
 ) -> ApiResult<StatusCode> {
-    state
-        .identity
-        .remove_member(&who, &project, &account)
-        .await?;
+    state.remove_member(&who, &project, &account).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -128,7 +121,7 @@ pub async fn keys(
     State(state): State<PlatformState>,
     AccountIn { who, project }: AccountIn,
 ) -> ApiResult<ApiJson<Value>> {
-    let keys = state.identity.keys(&who, &project).await?;
+    let keys = state.keys(&who, &project).await?;
     Ok(ApiJson(json!({ "keys": keys })))
 }
 
@@ -139,10 +132,7 @@ pub async fn create_key(
     ApiJson(body): ApiJson<KeyBody>,
 ) -> ApiResult<(StatusCode, ApiJson<Value>)> {
     let kind = KeyKind::parse(&body.kind)?;
-    let created = state
-        .identity
-        .create_key(&who, &project, &body.name, kind)
-        .await?;
+    let created = state.create_key(&who, &project, &body.name, kind).await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(serde_json::to_value(created).unwrap_or_default()),
@@ -154,6 +144,6 @@ pub async fn revoke_key(
     AccountIn { who, project }: AccountIn,
     Path(KeyPath { key }): Path<KeyPath>,
 ) -> ApiResult<StatusCode> {
-    state.identity.revoke_key(&who, &project, &key).await?;
+    state.revoke_key(&who, &project, &key).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -120,8 +120,13 @@ impl Bundoc {
         }
     }
 
-    /// Counts an operation's outcome.
-    pub(crate) fn counted<T>(&self, op: &str, result: Result<T, Error>) -> Result<T, Error> {
+    /// Runs an operation and counts its outcome.
+    pub(crate) async fn counted<T>(
+        &self,
+        op: &str,
+        work: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let result = work.await;
         let label = match &result {
             Ok(_) => "ok",
             Err(e) => e.code().as_str(),

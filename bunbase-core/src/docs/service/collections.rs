@@ -19,7 +19,7 @@ impl Bundoc {
         project: &ProjectId,
         body: &Value,
     ) -> Result<Value, Error> {
-        let result = async {
+        self.counted("create_collection", async {
             who.authorize(project, Access::Admin)?;
             let name = body
                 .get("name")
@@ -53,9 +53,8 @@ impl Bundoc {
                 })?;
             self.forget_definition(project, name);
             Ok(collection.describe())
-        }
-        .await;
-        self.counted("create_collection", result)
+        })
+        .await
     }
 
     /// Replaces a collection's indexes, schema, rules and scan policy
@@ -68,7 +67,7 @@ impl Bundoc {
         name: &str,
         body: &Value,
     ) -> Result<Value, Error> {
-        let result = async {
+        self.counted("update_collection", async {
             who.authorize(project, Access::Admin)?;
             if body.get("name").is_some_and(|n| n != name) {
                 return Err(Error::invalid("a collection can't be renamed"));
@@ -122,9 +121,8 @@ impl Bundoc {
                 })?;
             self.forget_definition(project, name);
             Ok(new.describe())
-        }
-        .await;
-        self.counted("update_collection", result)
+        })
+        .await
     }
 
     pub async fn get_collection(
@@ -133,13 +131,12 @@ impl Bundoc {
         project: &ProjectId,
         name: &str,
     ) -> Result<Value, Error> {
-        let result = async {
+        self.counted("get_collection", async {
             who.authorize(project, Access::Read)?;
             self.forget_definition(project, name);
             Ok(self.definition(project, name).await?.describe())
-        }
-        .await;
-        self.counted("get_collection", result)
+        })
+        .await
     }
 
     pub async fn list_collections(
@@ -147,7 +144,7 @@ impl Bundoc {
         who: &Principal,
         project: &ProjectId,
     ) -> Result<Vec<Value>, Error> {
-        let result = async {
+        self.counted("list_collections", async {
             who.authorize(project, Access::Read)?;
             self.inner
                 .store
@@ -156,9 +153,8 @@ impl Bundoc {
                 .into_iter()
                 .map(|s| Collection::parse(&s.name, &s.definition, s.version).map(|c| c.describe()))
                 .collect()
-        }
-        .await;
-        self.counted("list_collections", result)
+        })
+        .await
     }
 
     pub async fn delete_collection(
@@ -167,7 +163,7 @@ impl Bundoc {
         project: &ProjectId,
         name: &str,
     ) -> Result<(), Error> {
-        let result = async {
+        self.counted("delete_collection", async {
             who.authorize(project, Access::Admin)?;
             let deleted = self.inner.store.delete_collection(project, name).await?;
             self.forget_definition(project, name);
@@ -177,17 +173,15 @@ impl Bundoc {
                 )));
             }
             Ok(())
-        }
-        .await;
-        self.counted("delete_collection", result)
+        })
+        .await
     }
 
     pub async fn usage(&self, who: &Principal, project: &ProjectId) -> Result<Usage, Error> {
-        let result = async {
+        self.counted("usage", async {
             who.authorize(project, Access::Read)?;
             self.inner.store.usage(project).await
-        }
-        .await;
-        self.counted("usage", result)
+        })
+        .await
     }
 }

@@ -1,6 +1,7 @@
 //! Reads: one document by id, queries (a page under the list rule),
 //! explain and count, all planned over the collection's indexes.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -23,7 +24,7 @@ impl Bundoc {
         collection: &str,
         id: &str,
     ) -> Result<Value, Error> {
-        let result = async {
+        self.counted("get", async {
             let caller = self.caller(who, project, Access::Read)?;
             let collection = self.definition(project, collection).await?;
             check_id(&json!(id))?;
@@ -41,9 +42,8 @@ impl Bundoc {
             })?;
             self.open(project, &collection, &mut doc).await?;
             Ok(doc)
-        }
-        .await;
-        self.counted("get", result)
+        })
+        .await
     }
 
     pub(crate) fn parse_query(collection: &Collection, body: &Value) -> Result<Query, Error> {
@@ -64,6 +64,20 @@ impl Bundoc {
         Ok(query)
     }
 
+    /// The caller, the collection and the query `body` asks for on it.
+    pub(crate) async fn read_query(
+        &self,
+        who: &Principal,
+        project: &ProjectId,
+        collection: &str,
+        body: &Value,
+    ) -> Result<(Caller, Arc<Collection>, Query), Error> {
+        let caller = self.caller(who, project, Access::Read)?;
+        let collection = self.definition(project, collection).await?;
+        let query = Self::parse_query(&collection, body)?;
+        Ok((caller, collection, query))
+    }
+
     /// A page of the documents matching a query that the caller's list
     /// rule allows.
     pub async fn query(
@@ -73,18 +87,16 @@ impl Bundoc {
         collection: &str,
         body: &Value,
     ) -> Result<Page, Error> {
-        let result = async {
-            let caller = self.caller(who, project, Access::Read)?;
-            let collection = self.definition(project, collection).await?;
-            let query = Self::parse_query(&collection, body)?;
+        self.counted("query", async {
+            let (caller, collection, query) =
+                self.read_query(who, project, collection, body).await?;
             let (mut page, _) = self.run(&caller, project, &collection, &query).await?;
             for doc in &mut page.documents {
                 self.open(project, &collection, doc).await?;
             }
             Ok(page)
-        }
-        .await;
-        self.counted("query", result)
+        })
+        .await
     }
 
     /// How a query runs: the plan and what it read (it is run).
@@ -95,14 +107,12 @@ impl Bundoc {
         collection: &str,
         body: &Value,
     ) -> Result<Stats, Error> {
-        let result = async {
-            let caller = self.caller(who, project, Access::Read)?;
-            let collection = self.definition(project, collection).await?;
-            let query = Self::parse_query(&collection, body)?;
+        self.counted("explain", async {
+            let (caller, collection, query) =
+                self.read_query(who, project, collection, body).await?;
             Ok(self.run(&caller, project, &collection, &query).await?.1)
-        }
-        .await;
-        self.counted("explain", result)
+        })
+        .await
     }
 
     /// How many documents match a filter (that the caller's list rule
@@ -114,25 +124,16 @@ impl Bundoc {
         collection: &str,
         filter: &Value,
     ) -> Result<usize, Error> {
-        let result = async {
-            let caller = self.caller(who, project, Access::Read)?;
-            let collection = self.definition(project, collection).await?;
-            let query = Self::parse_query(&collection, &json!({ "filter": filter }))?;
-            let allowed = |doc: &Value| {
-                Self::allowed(&caller, &collection, Operation::List, doc, &Value::Null)
-            };
-            let run = Run {
-                store: self.inner.store.as_ref(),
-                project,
-                collection: &collection,
-                query: &query,
-                max_scan: self.inner.limits.max_scan,
-                allowed: &allowed,
-            };
-            run.count().await
-        }
-        .await;
-        self.counted("count", result)
+        self.counted("count", async {
+            let body = json!({ "filter": filter });
+            let (caller, collection, query) =
+                self.read_query(who, project, collection, &body).await?;
+            let allowed = Self::list_rule(&caller, &collection);
+            self.plan(project, &collection, &query, &allowed)
+                .count()
+                .await
+        })
+        .await
     }
 
     pub(crate) async fn run(
@@ -143,17 +144,11 @@ impl Bundoc {
         query: &Query,
     ) -> Result<(Page, Stats), Error> {
         let started = Instant::now();
-        let allowed =
-            |doc: &Value| Self::allowed(caller, collection, Operation::List, doc, &Value::Null);
-        let run = Run {
-            store: self.inner.store.as_ref(),
-            project,
-            collection,
-            query,
-            max_scan: self.inner.limits.max_scan,
-            allowed: &allowed,
-        };
-        let (page, stats) = run.page().await?;
+        let allowed = Self::list_rule(caller, collection);
+        let (page, stats) = self
+            .plan(project, collection, query, &allowed)
+            .page()
+            .await?;
         let metrics = &self.inner.metrics;
         metrics
             .query_seconds
@@ -161,5 +156,31 @@ impl Bundoc {
             .observe(started.elapsed().as_secs_f64());
         metrics.documents_examined.observe(stats.examined as f64);
         Ok((page, stats))
+    }
+
+    /// What the caller's list rule lets it see.
+    fn list_rule<'a>(
+        caller: &'a Caller,
+        collection: &'a Collection,
+    ) -> impl Fn(&Value) -> bool + Sync + 'a {
+        move |doc| Self::allowed(caller, collection, Operation::List, doc, &Value::Null)
+    }
+
+    /// The run of `query` over what `allowed` lets through.
+    fn plan<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        collection: &'a Collection,
+        query: &'a Query,
+        allowed: &'a (dyn Fn(&Value) -> bool + Sync),
+    ) -> Run<'a> {
+        Run {
+            store: self.inner.store.as_ref(),
+            project,
+            collection,
+            query,
+            max_scan: self.inner.limits.max_scan,
+            allowed,
+        }
     }
 }

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use super::access::Caller;
 use super::bundoc::Bundoc;
 use super::commit::{Change, changes_topic};
-use crate::auth::{Access, Principal};
+use crate::auth::Principal;
 use crate::docs::model::{Collection, Operation};
 use crate::docs::query::{MAX_LIMIT, Query};
 use crate::error::Error;
@@ -130,10 +130,9 @@ impl Bundoc {
         body: &Value,
         after: Option<u64>,
     ) -> Result<Watch, Error> {
-        let result = async {
-            let caller = self.caller(who, project, Access::Read)?;
-            let collection = self.definition(project, collection).await?;
-            let mut query = Self::parse_query(&collection, body)?;
+        self.counted("watch", async {
+            let (caller, collection, mut query) =
+                self.read_query(who, project, collection, body).await?;
             if query.after.is_some() {
                 return Err(Error::invalid(
                     "a subscription has no cursor; resume with Last-Event-ID",
@@ -164,9 +163,8 @@ impl Bundoc {
                 metrics.subscribers.dec();
             });
             Ok(Watch { frames: receiver })
-        }
-        .await;
-        self.counted("watch", result)
+        })
+        .await
     }
 }
 

@@ -98,10 +98,9 @@ impl Bundoc {
         collection: &str,
         doc: Value,
     ) -> Result<Value, Error> {
-        let result = self
-            .write_one(who, project, collection, WriteOp::Create { doc })
-            .await;
-        self.counted("create", result)
+        let create = WriteOp::Create { doc };
+        self.write_one("create", who, project, collection, create)
+            .await
     }
 
     /// Replaces a document, or creates it with that id: the document, and
@@ -120,14 +119,13 @@ impl Bundoc {
             doc,
             if_version,
         };
-        let result = self.write_one(who, project, collection, op).await;
+        let doc = self
+            .write_one("replace", who, project, collection, op)
+            .await?;
         // Versions start at 1 and every write adds one: a replace that
         // answers version 1 created the document.
-        let result = result.map(|doc| {
-            let created = doc["_version"] == json!(1);
-            (doc, created)
-        });
-        self.counted("replace", result)
+        let created = doc["_version"] == json!(1);
+        Ok((doc, created))
     }
 
     /// Applies a JSON Merge Patch (RFC 7396) to a document.
@@ -145,8 +143,7 @@ impl Bundoc {
             patch,
             if_version,
         };
-        let result = self.write_one(who, project, collection, op).await;
-        self.counted("patch", result)
+        self.write_one("patch", who, project, collection, op).await
     }
 
     pub async fn delete(
@@ -161,11 +158,9 @@ impl Bundoc {
             id: id.to_string(),
             if_version,
         };
-        let result = self
-            .write_one(who, project, collection, op)
+        self.write_one("delete", who, project, collection, op)
             .await
-            .map(|_| ());
-        self.counted("delete", result)
+            .map(|_| ())
     }
 
     /// Applies every write or none: the new documents (`null` for
@@ -177,7 +172,7 @@ impl Bundoc {
         collection: &str,
         ops: Vec<WriteOp>,
     ) -> Result<Vec<Value>, Error> {
-        let result = async {
+        self.counted("batch", async {
             if ops.is_empty() || ops.len() > self.inner.limits.max_batch {
                 return Err(Error::invalid(format!(
                     "a batch has 1 to {} writes",
@@ -185,20 +180,25 @@ impl Bundoc {
                 )));
             }
             self.write(who, project, collection, ops).await
-        }
-        .await;
-        self.counted("batch", result)
+        })
+        .await
     }
 
+    /// One write (counted as `name`): the new document, `null` for a
+    /// delete.
     async fn write_one(
         &self,
+        name: &str,
         who: &Principal,
         project: &ProjectId,
         collection: &str,
         op: WriteOp,
     ) -> Result<Value, Error> {
-        let mut out = self.write(who, project, collection, vec![op]).await?;
-        Ok(out.pop().unwrap_or(Value::Null))
+        self.counted(name, async {
+            let mut out = self.write(who, project, collection, vec![op]).await?;
+            Ok(out.pop().unwrap_or(Value::Null))
+        })
+        .await
     }
 
     /// Prepares and commits writes as one batch; when they raced another

@@ -1,13 +1,17 @@
+//! Sign-up, sign-in, refresh, sign-out and `me`, for the platform's
+//! accounts (`/api/v1/auth/…`) and a project's end users
+//! (`/api/v1/projects/{project}/auth/…`): the same handlers, told apart by
+//! their [`Realm`].
+
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use bunbase_core::auth::Audience;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::PlatformState;
-use super::extract::{Bearer, client};
+use super::extract::{Bearer, Realm, client};
 use crate::kit::{ApiJson, ApiResult, ClientIp};
 
 #[derive(Deserialize)]
@@ -31,72 +35,71 @@ pub struct SignOutBody {
 }
 
 pub async fn jwks(State(state): State<PlatformState>) -> ApiJson<Value> {
-    ApiJson(state.identity.jwks())
+    ApiJson(state.jwks())
 }
 
 pub async fn sign_up(
     State(state): State<PlatformState>,
+    realm: Realm,
     ip: Option<Extension<ClientIp>>,
     ApiJson(body): ApiJson<Credentials>,
 ) -> ApiResult<(StatusCode, ApiJson<Value>)> {
     let (id, tokens) = state
-        .identity
-        .sign_up(Audience::Accounts, &body.email, &body.password, client(ip))
+        .sign_up(realm.audience(), &body.email, &body.password, client(ip))
         .await?;
     let mut answer = serde_json::to_value(&tokens).unwrap_or_default();
-    answer["account"] = json!({ "id": id });
+    match &realm {
+        Realm::Accounts => answer["account"] = json!({ "id": id }),
+        Realm::Users(project) => answer["user"] = json!({ "id": id, "project": project }),
+    }
     Ok((StatusCode::CREATED, ApiJson(answer)))
 }
 
 pub async fn sign_in(
     State(state): State<PlatformState>,
+    realm: Realm,
     ip: Option<Extension<ClientIp>>,
     ApiJson(body): ApiJson<Credentials>,
 ) -> ApiResult<ApiJson<Value>> {
     let tokens = state
-        .identity
-        .sign_in(Audience::Accounts, &body.email, &body.password, client(ip))
+        .sign_in(realm.audience(), &body.email, &body.password, client(ip))
         .await?;
     Ok(ApiJson(serde_json::to_value(&tokens).unwrap_or_default()))
 }
 
 pub async fn refresh(
     State(state): State<PlatformState>,
+    realm: Realm,
     ApiJson(body): ApiJson<RefreshBody>,
 ) -> ApiResult<ApiJson<Value>> {
-    let tokens = state.identity.refresh(&body.refresh_token, None).await?;
+    let tokens = state.refresh(&body.refresh_token, realm.project()).await?;
     Ok(ApiJson(serde_json::to_value(&tokens).unwrap_or_default()))
 }
 
-/// An optional JSON body: empty means the defaults.
-pub fn optional_body(body: &[u8]) -> Result<SignOutBody, bunbase_core::Error> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(SignOutBody::default());
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| bunbase_core::Error::invalid(format!("invalid JSON body: {e}")))
-}
-
-/// `{"everywhere": true}` ends every session of the account.
+/// `{"everywhere": true}` ends every session of the account or end user
+/// (an empty body is `{}`).
 pub async fn sign_out(
     State(state): State<PlatformState>,
+    realm: Realm,
     Bearer(token): Bearer,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let everywhere = optional_body(&body)?.everywhere;
-    // Only account tokens here; end users sign out under their project.
-    state.identity.account(&token).await?;
-    if everywhere {
-        state.identity.sign_out_everywhere(&token).await?;
+    let options: SignOutBody = if body.iter().all(u8::is_ascii_whitespace) {
+        SignOutBody::default()
     } else {
-        state.identity.sign_out(&token).await?;
-    }
+        serde_json::from_slice(&body)
+            .map_err(|e| bunbase_core::Error::invalid(format!("invalid JSON body: {e}")))?
+    };
+    state
+        .sign_out_token(&token, realm.project(), options.everywhere)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn me(
     State(state): State<PlatformState>,
+    realm: Realm,
     Bearer(token): Bearer,
 ) -> ApiResult<ApiJson<Value>> {
-    Ok(ApiJson(state.identity.me(&token, None).await?))
+    Ok(ApiJson(state.me(&token, realm.project()).await?))
 }
