@@ -15,7 +15,8 @@ use bunbase_core::kms::adapters::memory::MemoryKms;
 use bunbase_core::kms::master::MasterKey;
 use bunbase_core::kms::{Kms, KmsLimits, KmsMetrics};
 use bunbase_tests::harness::{
-    self, ALPHA, ALPHA_ALICE, ALPHA_BOB, ALPHA_READER, BETA, Options, RunningServer,
+    self, ALPHA, ALPHA_ALICE, ALPHA_BOB, ALPHA_PUBLISHABLE, ALPHA_READER, BETA, Options,
+    RunningServer,
 };
 use futures_util::{Stream, StreamExt};
 use reqwest::header::HeaderMap;
@@ -1244,9 +1245,13 @@ struct Frames {
 
 impl Frames {
     async fn open(base: &str, path: &str, last_event_id: Option<&str>) -> Frames {
+        Frames::open_as(ALPHA, base, path, last_event_id).await
+    }
+
+    async fn open_as(token: &str, base: &str, path: &str, last_event_id: Option<&str>) -> Frames {
         let mut request = http()
             .get(format!("{base}/bundoc/v1/projects/{path}"))
-            .bearer_auth(ALPHA);
+            .bearer_auth(token);
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
@@ -1425,4 +1430,277 @@ async fn subscriptions_follow_a_filtered_query_and_resume() {
             break;
         }
     }
+}
+
+/// A collection `c` whose rules show each end user their own documents
+/// (with an encrypted `secret`), and Alice's `d1` in it.
+async fn ruled_collection() -> (RunningServer, InProcess) {
+    let server = start(Arc::new(MemoryDocStore::new()), DocsLimits::default()).await;
+    let app = server.app();
+    expect(
+        &app,
+        ALPHA,
+        "POST",
+        "alpha/collections",
+        Some(json!({
+            "name": "c",
+            "indexes": [{"fields": ["owner"]}],
+            "encrypted": ["secret"],
+            "rules": {
+                "read": "resource.owner == auth.uid",
+                "list": "resource.owner == auth.uid",
+                "create": "request.owner == auth.uid",
+                "update": "auth.kind == \"end_user\" && request.owner == resource.owner",
+                "delete": "resource.owner == auth.uid",
+            },
+        })),
+        201,
+    )
+    .await;
+    let created = expect(
+        &app,
+        ALPHA_ALICE,
+        "POST",
+        C,
+        Some(json!({"_id": "d1", "owner": "alice", "secret": "s3cret", "note": "private"})),
+        201,
+    )
+    .await;
+    assert_eq!(created["secret"], "s3cret", "the writer reads its own");
+    (server, app)
+}
+
+const C: &str = "alpha/collections/c/documents";
+
+/// 1. A write answers only what the read rule shows: Bob may update Alice's
+/// document (the rule lets any end user keep the owner) but not read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_answers_only_what_the_read_rule_shows() {
+    let (_server, app) = ruled_collection().await;
+    let app = &app;
+    expect(app, ALPHA_BOB, "GET", &format!("{C}/d1"), None, 403).await;
+    let patched = expect(
+        app,
+        ALPHA_BOB,
+        "PATCH",
+        &format!("{C}/d1"),
+        Some(json!({})),
+        200,
+    )
+    .await;
+    assert_eq!(patched["_id"], "d1");
+    assert_eq!(patched["_version"], 2, "the write happened: {patched}");
+    for hidden in ["secret", "note", "owner"] {
+        assert!(patched.get(hidden).is_none(), "{hidden} leaked: {patched}");
+    }
+    let replaced = expect(
+        app,
+        ALPHA_BOB,
+        "PUT",
+        &format!("{C}/d1"),
+        Some(json!({"owner": "alice", "note": "changed"})),
+        200,
+    )
+    .await;
+    assert!(replaced.get("note").is_none(), "{replaced}");
+    let written = expect(
+        app,
+        ALPHA_BOB,
+        "POST",
+        "alpha/collections/c/batch",
+        Some(json!({"writes": [{"op": "patch", "id": "d1", "patch": {}}]})),
+        200,
+    )
+    .await;
+    assert!(written["results"][0].get("secret").is_none(), "{written}");
+}
+
+/// 2. explain counts what the list rule hides: not for callers under
+/// rules; count counts only what they may list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_is_not_for_callers_under_rules() {
+    let (_server, app) = ruled_collection().await;
+    let app = &app;
+    for token in [ALPHA_PUBLISHABLE, ALPHA_BOB] {
+        let answer = call(
+            app,
+            token,
+            "POST",
+            "alpha/collections/c/explain",
+            Some(json!({"filter": {"owner": "alice"}})),
+        )
+        .await;
+        assert_eq!(answer.status, 403, "{}", answer.body);
+        assert_eq!(answer.body["error"]["code"], "permission_denied");
+        let counted = expect(
+            app,
+            token,
+            "POST",
+            "alpha/collections/c/count",
+            Some(json!({"filter": {"owner": "alice"}})),
+            200,
+        )
+        .await;
+        assert_eq!(counted["count"], 0);
+    }
+    let explained = expect(
+        app,
+        ALPHA,
+        "POST",
+        "alpha/collections/c/explain",
+        Some(json!({"filter": {"owner": "alice"}})),
+        200,
+    )
+    .await;
+    assert_eq!(
+        explained["examined"], 1,
+        "members still explain: {explained}"
+    );
+}
+
+/// 3. `null` does not equal a missing `auth.uid`: the publishable key
+/// can't create an unowned document, nor read one back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_never_equals_a_missing_auth_uid() {
+    let (_server, app) = ruled_collection().await;
+    let app = &app;
+    for (method, path, body) in [
+        (
+            "POST",
+            C.to_string(),
+            Some(json!({"_id": "z", "owner": null})),
+        ),
+        ("POST", C.to_string(), Some(json!({"_id": "z2"}))),
+        ("PUT", format!("{C}/z3"), Some(json!({"owner": null}))),
+    ] {
+        let answer = call(app, ALPHA_PUBLISHABLE, method, &path, body).await;
+        assert_eq!(answer.status, 403, "{method} {path}: {}", answer.body);
+    }
+    expect(
+        app,
+        ALPHA,
+        "PUT",
+        &format!("{C}/unowned"),
+        Some(json!({"owner": null})),
+        201,
+    )
+    .await;
+    expect(
+        app,
+        ALPHA_PUBLISHABLE,
+        "GET",
+        &format!("{C}/unowned"),
+        None,
+        403,
+    )
+    .await;
+    let listed = expect(app, ALPHA_PUBLISHABLE, "GET", C, None, 200).await;
+    assert_eq!(listed["documents"], json!([]), "{listed}");
+}
+
+/// 4. A resumed subscription removes only what it showed: Bob resumes
+/// after Alice's documents left and sees no trace of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_subscription_names_no_hidden_document() {
+    let (server, app) = ruled_collection().await;
+    let (url, app) = (server.url(), &app);
+    expect(
+        app,
+        ALPHA_BOB,
+        "POST",
+        C,
+        Some(json!({"_id": "b1", "owner": "bob"})),
+        201,
+    )
+    .await;
+    let subscribe = "alpha/collections/c/subscribe";
+    let mut frames = Frames::open_as(ALPHA_BOB, &url, subscribe, None).await;
+    let (name, _, snapshot) = frames.next().await;
+    assert_eq!(name, "snapshot");
+    assert_eq!(ids(&snapshot["documents"]), ["b1"]);
+    let position = frames.last_event_id().unwrap();
+    drop(frames);
+    expect(
+        app,
+        ALPHA_ALICE,
+        "POST",
+        C,
+        Some(json!({"_id": "a2", "owner": "alice"})),
+        201,
+    )
+    .await;
+    expect(app, ALPHA_ALICE, "DELETE", &format!("{C}/a2"), None, 200).await;
+    expect(app, ALPHA_ALICE, "DELETE", &format!("{C}/d1"), None, 200).await;
+    expect(app, ALPHA_BOB, "DELETE", &format!("{C}/b1"), None, 200).await;
+    let mut frames = Frames::open_as(ALPHA_BOB, &url, subscribe, Some(&position)).await;
+    // The only change Bob may know of is his own document's removal...
+    assert_eq!(
+        frames.next_change().await,
+        ("removed".to_string(), "b1".to_string())
+    );
+    // ...and nothing else before his next write.
+    expect(
+        app,
+        ALPHA_BOB,
+        "POST",
+        C,
+        Some(json!({"_id": "b2", "owner": "bob"})),
+        201,
+    )
+    .await;
+    assert_eq!(
+        frames.next_change().await,
+        ("changed".to_string(), "b2".to_string())
+    );
+    server.shutdown.trigger();
+}
+
+/// 5. No existence oracle, no versions before rules: a document Bob may
+/// not touch and one that does not exist answer alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_and_forbidden_documents_answer_alike() {
+    let (_server, app) = ruled_collection().await;
+    let app = &app;
+    let refused = |method: &'static str, path: String, body: Option<Value>| async move {
+        let answer = call(app, ALPHA_BOB, method, &path, body).await;
+        (answer.status, answer.body["error"]["code"].clone())
+    };
+    let forbidden = (403, json!("permission_denied"));
+    let give_away = || Some(json!({"owner": "bob"}));
+    for (method, path, body) in [
+        ("DELETE", format!("{C}/d1"), None),
+        ("DELETE", format!("{C}/nothing"), None),
+        ("DELETE", format!("{C}/d1?if_version=99"), None),
+        ("PATCH", format!("{C}/d1"), give_away()),
+        ("PATCH", format!("{C}/nothing"), give_away()),
+        ("PATCH", format!("{C}/d1?if_version=99"), give_away()),
+    ] {
+        assert_eq!(
+            refused(method, path.clone(), body).await,
+            forbidden,
+            "{method} {path}"
+        );
+    }
+    // Past the rules, the details: a stale version of Alice's own is 409;
+    // a missing document is 404 for the project's keys (for callers under
+    // rules the rule decides first, with no document to read).
+    expect(app, ALPHA, "DELETE", &format!("{C}/nothing"), None, 404).await;
+    expect(
+        app,
+        ALPHA_ALICE,
+        "DELETE",
+        &format!("{C}/nothing"),
+        None,
+        403,
+    )
+    .await;
+    expect(
+        app,
+        ALPHA_ALICE,
+        "DELETE",
+        &format!("{C}/d1?if_version=7"),
+        None,
+        409,
+    )
+    .await;
 }

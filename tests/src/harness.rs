@@ -38,22 +38,26 @@ pub const BETA: &str = "beta-token-0000000000000000003";
 /// collections' rules decide), for services that apply rules.
 pub const ALPHA_ALICE: &str = "alpha-end-user-alice-000000004";
 pub const ALPHA_BOB: &str = "alpha-end-user-bob-00000000005";
+/// Project alpha's publishable key: no user, no data rights.
+pub const ALPHA_PUBLISHABLE: &str = "alpha-publishable-key-00000006";
 
-/// Resolves [`ALPHA_ALICE`] and [`ALPHA_BOB`] as BunAuth resolves end
-/// users' tokens, without running identity.
+/// Resolves [`ALPHA_ALICE`], [`ALPHA_BOB`] and [`ALPHA_PUBLISHABLE`] as
+/// BunAuth resolves end users' tokens and publishable keys, without
+/// running identity.
 pub struct EndUsers;
 
 #[async_trait::async_trait]
 impl TokenVerifier for EndUsers {
     async fn verify(&self, token: &str, _project: &ProjectId) -> Result<Principal, Error> {
-        let subject = match token {
-            ALPHA_ALICE => "alice",
-            ALPHA_BOB => "bob",
+        let (subject, kind) = match token {
+            ALPHA_ALICE => ("alice", PrincipalKind::EndUser),
+            ALPHA_BOB => ("bob", PrincipalKind::EndUser),
+            ALPHA_PUBLISHABLE => ("key_web", PrincipalKind::PublishableKey),
             _ => return Err(Error::Unauthenticated("invalid credential".into())),
         };
         Ok(Principal {
             subject: subject.into(),
-            kind: PrincipalKind::EndUser,
+            kind,
             project: ProjectId::new("alpha")?,
             rights: Rights::NONE,
         })

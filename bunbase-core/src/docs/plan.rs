@@ -364,6 +364,10 @@ pub struct Run<'a> {
     /// it (unless the collection allows scans).
     pub max_scan: usize,
     pub allowed: &'a (dyn Fn(&Value) -> bool + Sync),
+    /// The caller is under rules: whatever the plan, it examines at most
+    /// `max_scan` documents (what its rules hide costs as much to read as
+    /// what they show).
+    pub ruled: bool,
 }
 
 impl Run<'_> {
@@ -433,7 +437,7 @@ impl Run<'_> {
                 ..
             } => (Some(index.clone()), *ordered, *lookup),
         };
-        let budget = (limited && !lookup).then_some(self.max_scan);
+        let budget = (self.ruled || (limited && !lookup)).then_some(self.max_scan);
         let mut examined = 0usize;
         // A count keeps no documents, and needs no sorting, so an index
         // lookup may find any number.

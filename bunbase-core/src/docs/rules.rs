@@ -13,11 +13,16 @@
 //! `"strings"`, `[lists]`), paths (`auth.uid`, `resource.items.0.sku`) and
 //! parentheses. Comparisons use the total order of [`super::order`]
 //! (ordering operators only between values of one type). A missing path
-//! equals `null`, but two missing paths are never equal: without it,
+//! under `resource` or `request` equals `null`, but two missing paths are
+//! never equal. A missing path under `auth` (`auth.uid` of a publishable
+//! key) is an error, whatever the other side holds: the comparison is
+//! neither true nor false, so `!`, `&&` and `||` over it deny unless the
+//! other side decides (`x || true` allows, as in Firestore); without it,
 //! `resource.owner == auth.uid` would let an anonymous caller read every
-//! document that has no owner. Ordering and `in` with a missing path are
-//! false. An expression that is not a boolean denies. Evaluation never
-//! fails and never loops: rules are parsed once, with bounded size.
+//! document whose owner is `null` or missing. Ordering and `in` with a
+//! missing path are false. An expression that is not a boolean denies.
+//! Evaluation never fails and never loops: rules are parsed once, with
+//! bounded size.
 
 use serde_json::Value;
 
@@ -363,6 +368,16 @@ impl Expr {
         }
     }
 
+    /// Whether this operand reads a path under `auth` that the caller does
+    /// not have (directly, or in a list).
+    fn misses_auth(&self, ctx: &Context<'_>) -> bool {
+        match self {
+            Expr::Path(segments) => segments[0] == "auth" && self.operand(ctx).is_none(),
+            Expr::List(items) => items.iter().any(|item| item.misses_auth(ctx)),
+            _ => false,
+        }
+    }
+
     fn eval(&self, ctx: &Context<'_>) -> Value {
         match self {
             Expr::Literal(v) => v.clone(),
@@ -372,8 +387,18 @@ impl Expr {
                 Value::Bool(b) => Value::Bool(!b),
                 _ => Value::Null,
             },
-            Expr::And(a, b) => Value::Bool(a.allows(ctx) && b.allows(ctx)),
-            Expr::Or(a, b) => Value::Bool(a.allows(ctx) || b.allows(ctx)),
+            // Three-valued: an error (not a boolean) decides nothing.
+            Expr::And(a, b) => match (a.eval(ctx), b.eval(ctx)) {
+                (Value::Bool(false), _) | (_, Value::Bool(false)) => Value::Bool(false),
+                (Value::Bool(true), Value::Bool(true)) => Value::Bool(true),
+                _ => Value::Null,
+            },
+            Expr::Or(a, b) => match (a.eval(ctx), b.eval(ctx)) {
+                (Value::Bool(true), _) | (_, Value::Bool(true)) => Value::Bool(true),
+                (Value::Bool(false), Value::Bool(false)) => Value::Bool(false),
+                _ => Value::Null,
+            },
+            Expr::Compare(_, a, b) if a.misses_auth(ctx) || b.misses_auth(ctx) => Value::Null,
             Expr::Compare(op, a, b) => {
                 let (x, y) = match (a.operand(ctx), b.operand(ctx)) {
                     // Two missing paths prove nothing: deny.
@@ -481,12 +506,58 @@ mod tests {
         let (a, r, q) = none();
         assert!(!allows("resource.owner != auth.uid", a, r, q));
         let (a, r, q) = none();
-        assert!(
-            allows("auth.uid == null", a, r, q),
-            "an explicit null check"
-        );
-        let (a, r, q) = none();
         assert!(!allows("auth.uid in [null]", a, r, q));
+    }
+
+    /// A path the caller lacks under `auth` decides nothing, whatever the
+    /// other side holds, and negating it does not allow.
+    #[test]
+    fn a_missing_auth_path_denies() {
+        let key = || json!({"kind": "publishable_key"});
+        let owned_by_null = json!({"owner": null, "public": true});
+        for rule in [
+            "resource.owner == auth.uid",
+            "request.owner == auth.uid",
+            "auth.uid == null",
+            "auth.uid != \"u1\"",
+            "!(auth.uid == \"u1\")",
+            "resource.owner in [auth.uid]",
+            "auth.uid == resource.owner && true",
+            "!(auth.uid == resource.owner || false)",
+            "auth.org.id == resource.org",
+        ] {
+            assert!(
+                !allows(rule, key(), owned_by_null.clone(), json!({"owner": null})),
+                "{rule}"
+            );
+        }
+        // The other side of || still decides, as in Firestore.
+        assert!(allows(
+            "auth.uid == resource.owner || resource.public == true",
+            key(),
+            owned_by_null.clone(),
+            json!(null)
+        ));
+        assert!(allows(
+            "auth.kind == \"publishable_key\"",
+            key(),
+            json!(null),
+            json!(null)
+        ));
+        // A signed-in end user with a uid is compared as before.
+        let user = json!({"kind": "end_user", "uid": "u1"});
+        assert!(allows(
+            "auth.uid != null",
+            user.clone(),
+            json!(null),
+            json!(null)
+        ));
+        assert!(allows(
+            "!(auth.uid == resource.owner)",
+            user,
+            owned_by_null,
+            json!(null)
+        ));
     }
 
     #[test]

@@ -18,6 +18,12 @@ pub(crate) enum Caller {
     Ruled { auth: Value },
 }
 
+impl Caller {
+    pub(crate) fn is_ruled(&self) -> bool {
+        matches!(self, Caller::Ruled { .. })
+    }
+}
+
 impl Bundoc {
     /// Whether `who` may act on `project`'s documents with `access`, and
     /// whether rules apply.

@@ -18,6 +18,9 @@ use crate::id::ProjectId;
 /// Change events carry documents up to this size; bigger ones are sent
 /// without (`"doc": null, "truncated": true`), readers fetch them.
 pub const EVENT_DOC_MAX: usize = 32 * 1024;
+/// What a change event carries of both versions at most (`before` goes
+/// only if it fits beside `doc`), well under Buncast's payload limit.
+pub const EVENT_DOCS_MAX: usize = 48 * 1024;
 /// Most batches one store transaction commits.
 const GROUP_MAX: usize = 64;
 
@@ -33,6 +36,14 @@ pub struct Change {
     pub doc: Option<Value>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// The document before this write (as stored), for updates and
+    /// deletes: a resumed subscription tells with it whether the
+    /// subscriber could see what it removes. Left out when it does not fit
+    /// beside `doc` (`before_truncated`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Value>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub before_truncated: bool,
 }
 
 /// The topic a collection's changes are published on.

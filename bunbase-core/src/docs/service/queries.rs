@@ -110,6 +110,12 @@ impl Bundoc {
         self.counted("explain", async {
             let (caller, collection, query) =
                 self.read_query(who, project, collection, body).await?;
+            // What a plan examines counts what rules hide.
+            if caller.is_ruled() {
+                return Err(Error::PermissionDenied(
+                    "explain is for the project's members and secret keys: its figures count documents rules hide".into(),
+                ));
+            }
             Ok(self.run(&caller, project, &collection, &query).await?.1)
         })
         .await
@@ -129,9 +135,11 @@ impl Bundoc {
             let (caller, collection, query) =
                 self.read_query(who, project, collection, &body).await?;
             let allowed = Self::list_rule(&caller, &collection);
-            self.plan(project, &collection, &query, &allowed)
-                .count()
-                .await
+            let run = Run {
+                ruled: caller.is_ruled(),
+                ..self.plan(project, &collection, &query, &allowed)
+            };
+            run.count().await
         })
         .await
     }
@@ -181,6 +189,7 @@ impl Bundoc {
             query,
             max_scan: self.inner.limits.max_scan,
             allowed,
+            ruled: false,
         }
     }
 }

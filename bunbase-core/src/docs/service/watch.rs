@@ -168,6 +168,16 @@ impl Bundoc {
     }
 }
 
+/// What applying a change came to.
+enum Applied {
+    /// What the subscriber must see of it was sent (maybe nothing).
+    Sent,
+    /// Resumed without a snapshot, the change removes a document whose
+    /// earlier state the event does not carry: only a new snapshot can
+    /// tell the subscriber without naming what it never saw.
+    Undecidable,
+}
+
 /// Subscribes to a collection's change feed.
 async fn subscribe(
     docs: &Bundoc,
@@ -225,23 +235,19 @@ impl Watcher {
             let outcome = match delivery {
                 Delivery::Event(event) => {
                     match serde_json::from_value::<Change>(event.data.to_value()) {
-                        Ok(change) => self.apply(event.seq, change).await,
+                        Ok(change) => match self.apply(event.seq, change).await {
+                            Ok(Applied::Sent) => Ok(()),
+                            Ok(Applied::Undecidable) => self.start_over(&mut subscription).await,
+                            Err(e) => Err(e),
+                        },
                         Err(e) => {
                             tracing::warn!(error = %e, "unreadable change event skipped");
                             Ok(())
                         }
                     }
                 }
-                // History the bus no longer holds: start over from now,
-                // on a live subscription (the retained events left would
-                // only replay states older than the new snapshot).
-                Delivery::Gap(_) => match self.resubscribe().await {
-                    Ok(fresh) => {
-                        subscription = fresh;
-                        self.snapshot(subscription.position()).await
-                    }
-                    Err(e) => Err(e),
-                },
+                // History the bus no longer holds: start over from now.
+                Delivery::Gap(_) => self.start_over(&mut subscription).await,
                 Delivery::Closed(reason) => {
                     let _ = self
                         .send(WatchEvent::Closed {
@@ -265,7 +271,27 @@ impl Watcher {
         }
     }
 
-    async fn apply(&mut self, position: u64, change: Change) -> Result<(), Error> {
+    /// Starts over from now, on a live subscription (the retained events
+    /// left would only replay states older than the new snapshot).
+    async fn start_over(&mut self, subscription: &mut Subscription) -> Result<(), Error> {
+        *subscription = self.resubscribe().await?;
+        self.snapshot(subscription.position()).await
+    }
+
+    /// Whether the subscriber sees `doc`: it matches the filter and the
+    /// list rule lets it through.
+    fn shows(&self, doc: &Value) -> bool {
+        self.query.filter.matches(doc)
+            && Bundoc::allowed(
+                &self.caller,
+                &self.collection,
+                Operation::List,
+                doc,
+                &Value::Null,
+            )
+    }
+
+    async fn apply(&mut self, position: u64, change: Change) -> Result<Applied, Error> {
         // The current definition (cached briefly): a rule changed since
         // the subscription began applies to what it sends next.
         self.collection = self
@@ -277,7 +303,7 @@ impl Watcher {
             .get(&change.id)
             .is_some_and(|&seen| seen >= change.version)
         {
-            return Ok(()); // Already in the snapshot.
+            return Ok(Applied::Sent); // Already in the snapshot.
         }
         let doc = match (&change.doc, change.op.as_str()) {
             (_, "delete") => None,
@@ -291,16 +317,7 @@ impl Watcher {
                     .await?
             }
         };
-        let visible = doc.filter(|d| {
-            self.query.filter.matches(d)
-                && Bundoc::allowed(
-                    &self.caller,
-                    &self.collection,
-                    Operation::List,
-                    d,
-                    &Value::Null,
-                )
-        });
+        let visible = doc.filter(|d| self.shows(d));
         match visible {
             Some(mut doc) => {
                 let version = doc["_version"].as_u64().unwrap_or(change.version);
@@ -314,17 +331,28 @@ impl Watcher {
                 } else {
                     WatchEvent::Added { position, doc }
                 };
-                self.send(frame).await
+                self.send(frame).await?;
+                Ok(Applied::Sent)
             }
             None => {
-                if self.view.remove(&change.id).is_some() || self.blind {
+                // Removed only from a view that held it: resumed without a
+                // snapshot, the view is unknown, and the document's state
+                // before this change tells whether the subscriber saw it —
+                // an id it was never shown is never sent.
+                let seen = self.view.remove(&change.id).is_some();
+                let saw_before = match (&change.before, change.before_truncated) {
+                    (Some(before), _) => self.shows(before),
+                    (None, true) if self.blind => return Ok(Applied::Undecidable),
+                    (None, _) => false,
+                };
+                if seen || (self.blind && saw_before) {
                     self.send(WatchEvent::Removed {
                         position,
                         id: change.id,
                     })
                     .await?;
                 }
-                Ok(())
+                Ok(Applied::Sent)
             }
         }
     }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::access::Caller;
 use super::bundoc::Bundoc;
-use super::commit::{Change, EVENT_DOC_MAX, refusal_error};
+use super::commit::{Change, EVENT_DOC_MAX, EVENT_DOCS_MAX, refusal_error};
 use crate::auth::{Access, Principal};
 use crate::docs::document::{SYSTEM_FIELDS, check_id, check_incoming, merge_patch};
 use crate::docs::index;
@@ -80,6 +80,46 @@ fn user_fields(doc: &Value) -> Value {
         }
     }
     out
+}
+
+/// Only the system fields of a document (`_id`, `_version`, …).
+fn system_fields(doc: &Value) -> Value {
+    Value::Object(
+        SYSTEM_FIELDS
+            .iter()
+            .filter_map(|f| Some((f.to_string(), doc.get(*f)?.clone())))
+            .collect(),
+    )
+}
+
+/// A document as a change event carries it: whole if it fits beside
+/// `beside` bytes already carried, else left out (`truncated`).
+struct EventDoc {
+    doc: Option<Value>,
+    truncated: bool,
+    size: usize,
+}
+
+fn event_doc(doc: Option<&Value>, beside: usize) -> EventDoc {
+    let Some(doc) = doc else {
+        return EventDoc {
+            doc: None,
+            truncated: false,
+            size: 0,
+        };
+    };
+    let size = serde_json::to_vec(doc).map_or(usize::MAX, |v| v.len());
+    let limit = if beside == 0 {
+        EVENT_DOC_MAX
+    } else {
+        EVENT_DOCS_MAX.saturating_sub(beside)
+    };
+    let fits = size <= limit;
+    EventDoc {
+        doc: fits.then(|| doc.clone()),
+        truncated: !fits,
+        size: if fits { size } else { 0 },
+    }
 }
 
 /// A prepared write, and what it produces.
@@ -308,21 +348,6 @@ impl Bundoc {
             WriteOp::Create { .. } => None,
             _ => self.inner.store.get(project, &collection.name, &id).await?,
         };
-        if let (Some(wanted), Some(doc)) = (op.if_version(), &stored) {
-            let at = doc["_version"].as_u64().unwrap_or(0);
-            if at != wanted {
-                return Err(Error::Conflict(format!(
-                    "document {id} is at version {at}, not {wanted}"
-                )));
-            }
-        }
-        let missing = || Error::NotFound(format!("no document {id} in {}", collection.name));
-        if stored.is_none()
-            && (op.if_version().is_some()
-                || matches!(op, WriteOp::Patch { .. } | WriteOp::Delete { .. }))
-        {
-            return Err(missing());
-        }
         let resource = stored.as_ref().unwrap_or(&Value::Null);
         let (version, expect) = match &stored {
             Some(doc) => {
@@ -364,14 +389,41 @@ impl Bundoc {
             }
         };
 
-        let Some(body) = body else {
-            Self::check_rule(
-                caller,
-                collection,
-                Operation::Delete,
-                resource,
-                &Value::Null,
-            )?;
+        // Rules first: a caller under rules learns nothing of a document it
+        // may not touch — not whether it exists, not its version.
+        let request = body.as_ref().map(user_fields);
+        let rule_op = match (&request, &stored, op) {
+            (None, _, _) => Operation::Delete,
+            (Some(_), None, WriteOp::Create { .. } | WriteOp::Replace { .. }) => Operation::Create,
+            (Some(_), _, _) => Operation::Update,
+        };
+        Self::check_rule(
+            caller,
+            collection,
+            rule_op,
+            resource,
+            request.as_ref().unwrap_or(&Value::Null),
+        )?;
+        if stored.is_none()
+            && (op.if_version().is_some()
+                || matches!(op, WriteOp::Patch { .. } | WriteOp::Delete { .. }))
+        {
+            return Err(Error::NotFound(format!(
+                "no document {id} in {}",
+                collection.name
+            )));
+        }
+        if let (Some(wanted), Some(doc)) = (op.if_version(), &stored) {
+            let at = doc["_version"].as_u64().unwrap_or(0);
+            if at != wanted {
+                return Err(Error::Conflict(format!(
+                    "document {id} is at version {at}, not {wanted}"
+                )));
+            }
+        }
+        let before = event_doc(stored.as_ref(), 0);
+
+        let Some(request) = request else {
             return Ok(Prepared {
                 write: Write {
                     id: id.clone(),
@@ -386,17 +438,12 @@ impl Bundoc {
                     version,
                     doc: None,
                     truncated: false,
+                    before: before.doc,
+                    before_truncated: before.truncated,
                 },
                 result: None,
             });
         };
-        let request = user_fields(&body);
-        let rule_op = if stored.is_some() {
-            Operation::Update
-        } else {
-            Operation::Create
-        };
-        Self::check_rule(caller, collection, rule_op, resource, &request)?;
         if let Some(schema) = &collection.schema {
             schema.validate(&request)?;
         }
@@ -416,13 +463,24 @@ impl Bundoc {
             crypt.seal(project, collection, &mut doc).await?;
         }
         let (remove, add) = index::diff(old_entries, index::entries(collection, &doc)?);
-        let size = serde_json::to_vec(&doc).map_or(usize::MAX, |v| v.len());
+        let after = event_doc(Some(&doc), 0);
+        let before = event_doc(stored.as_ref(), after.size);
         let change = Change {
             op: if stored.is_some() { "update" } else { "create" }.into(),
             id: id.clone(),
             version,
-            doc: (size <= EVENT_DOC_MAX).then(|| doc.clone()),
-            truncated: size > EVENT_DOC_MAX,
+            doc: after.doc,
+            truncated: after.truncated,
+            before: before.doc,
+            before_truncated: before.truncated,
+        };
+        // A caller under rules gets back only what its read rule shows it:
+        // otherwise just the system fields (the write happened, at this
+        // version).
+        let plain = if Self::allowed(caller, collection, Operation::Read, &plain, &Value::Null) {
+            plain
+        } else {
+            system_fields(&plain)
         };
         Ok(Prepared {
             write: Write {
