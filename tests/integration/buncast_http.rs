@@ -119,12 +119,22 @@ async fn request_scenarios() {
                 .says(r#""topics":["#)
                 .publishes_nothing(),
             scenario(
-                "list topics with access_token",
+                "a token in the URL of a request that opens no stream",
                 "GET",
                 format!("{P}/alpha/topics?access_token={ALPHA_READER}"),
             )
             .no_token()
-            .says(r#""topics":"#),
+            .fails(401, "unauthenticated")
+            .says("only for streams"),
+            scenario(
+                "a token in the URL of a publish",
+                "POST",
+                format!("{P}/alpha/topics/t?access_token={ALPHA}"),
+            )
+            .no_token()
+            .header("accept", "text/event-stream")
+            .body(ok)
+            .fails(401, "unauthenticated"),
             scenario(
                 "list another project's topics",
                 "GET",
@@ -242,6 +252,27 @@ async fn sse_resumes_from_last_event_id() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+}
+
+/// Browsers' EventSource can't send headers: its token rides in the URL,
+/// which is accepted for the stream it opens (and only there).
+#[tokio::test]
+async fn an_event_source_authenticates_in_the_query_string() {
+    let server = harness::shared();
+    let url = format!(
+        "{}{P}/alpha/topics/{}/subscribe?access_token={ALPHA_READER}",
+        server.url,
+        unique("browser")
+    );
+    let opened = http()
+        .get(&url)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200);
+    let refused = http().get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 401, "without Accept: text/event-stream");
 }
 
 #[tokio::test]

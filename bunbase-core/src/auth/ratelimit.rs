@@ -65,7 +65,11 @@ impl RateLimiter {
     /// Keys held (buckets, failure records), for tests and metrics.
     pub fn entries(&self) -> (usize, usize) {
         let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner()).len();
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
         (buckets, failures)
     }
 
@@ -139,8 +143,10 @@ impl RateLimiter {
         buckets.retain(|_, b| self.refilled(b, now) < burst);
         let target = self.max_entries - self.max_entries / 10 - 1;
         if buckets.len() > target {
-            let mut by_age: Vec<(Instant, String)> =
-                buckets.iter().map(|(k, b)| (b.updated, k.clone())).collect();
+            let mut by_age: Vec<(Instant, String)> = buckets
+                .iter()
+                .map(|(k, b)| (b.updated, k.clone()))
+                .collect();
             by_age.sort_unstable();
             for (_, key) in by_age.into_iter().take(buckets.len() - target) {
                 buckets.remove(&key);

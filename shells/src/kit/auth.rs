@@ -60,7 +60,10 @@ pub async fn path_project<S: Send + Sync>(
 }
 
 /// The bearer credential of a request: the `Authorization: Bearer` header,
-/// else the `access_token` query parameter.
+/// else — only for a request that opens a stream, which browsers can't
+/// give headers (an `EventSource`'s `Accept: text/event-stream`, a
+/// WebSocket upgrade) — the `access_token` query parameter. Elsewhere a
+/// token in the URL (where logs, history and referrers keep it) is refused.
 pub fn bearer_token(parts: &Parts) -> Result<Option<String>, Error> {
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
         let value = value
@@ -80,12 +83,32 @@ pub fn bearer_token(parts: &Parts) -> Result<Option<String>, Error> {
     for pair in query.split('&') {
         if let Some(raw) = pair.strip_prefix("access_token=") {
             let token = percent_decode(raw);
-            if !token.is_empty() {
-                return Ok(Some(token));
+            if token.is_empty() {
+                continue;
             }
+            if !opens_stream(parts) {
+                return Err(Error::Unauthenticated(
+                    "access_token in the query string is only for streams (EventSource, WebSocket); send Authorization: Bearer <token>".into(),
+                ));
+            }
+            return Ok(Some(token));
         }
     }
     Ok(None)
+}
+
+/// A GET that asks for an event stream or a WebSocket.
+fn opens_stream(parts: &Parts) -> bool {
+    let has = |name: header::HeaderName, wanted: &str| {
+        parts
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.to_ascii_lowercase().contains(wanted))
+    };
+    parts.method == axum::http::Method::GET
+        && (has(header::ACCEPT, "text/event-stream") || has(header::UPGRADE, "websocket"))
 }
 
 /// Minimal percent-decoding for a query value (`+` is a space).
@@ -119,7 +142,9 @@ mod tests {
     use super::*;
 
     fn parts(uri: &str, auth: Option<&str>) -> Parts {
-        let mut req = axum::http::Request::builder().uri(uri);
+        let mut req = axum::http::Request::builder()
+            .uri(uri)
+            .header(header::ACCEPT, "text/event-stream");
         if let Some(a) = auth {
             req = req.header(header::AUTHORIZATION, a);
         }
@@ -143,6 +168,35 @@ mod tests {
         assert_eq!(bearer_token(&parts("/?x=1", None)).unwrap(), None);
         assert!(bearer_token(&parts("/", Some("Basic abc"))).is_err());
         assert!(bearer_token(&parts("/", Some("Bearer "))).is_err());
+    }
+
+    #[test]
+    fn query_tokens_only_open_streams() {
+        let request = |method: &str, headers: &[(header::HeaderName, &str)]| {
+            let mut req = axum::http::Request::builder()
+                .method(method)
+                .uri("/x?access_token=t0k");
+            for (name, value) in headers {
+                req = req.header(name, *value);
+            }
+            req.body(()).unwrap().into_parts().0
+        };
+        let sse = (header::ACCEPT, "text/event-stream");
+        let ws = (header::UPGRADE, "websocket");
+        assert_eq!(
+            bearer_token(&request("GET", &[sse.clone()]))
+                .unwrap()
+                .as_deref(),
+            Some("t0k")
+        );
+        assert_eq!(
+            bearer_token(&request("GET", &[ws])).unwrap().as_deref(),
+            Some("t0k")
+        );
+        for refused in [request("GET", &[]), request("POST", &[sse])] {
+            let err = bearer_token(&refused).unwrap_err();
+            assert!(err.to_string().contains("only for streams"), "{err}");
+        }
     }
 
     #[test]
