@@ -885,6 +885,47 @@ async fn bunder_serves_prometheus_metrics() {
     std::fs::remove_dir_all(&data).ok();
 }
 
+/// Redis's protected mode: no password on an address other machines reach
+/// is refused unless asked for; HTTP sent to the RESP port is dropped.
+#[tokio::test]
+async fn bunder_protects_an_open_port_and_drops_http() {
+    let data = temp_dir("bunder-protected");
+    let mut open = binary(BUNDER);
+    open.args(["--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(&data);
+    let (ok, text) = run_to_exit(open).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("--unprotected"), "{text}");
+
+    let mut command = binary(BUNDER);
+    command
+        .args(["--listen", "0.0.0.0:0", "--unprotected", "--data-dir"])
+        .arg(&data);
+    let bunder = launch(command, Ready::Listening).await;
+    let port = bunder.address.rsplit(':').next().unwrap().to_owned();
+    let local = format!("127.0.0.1:{port}");
+    let mut stream = tokio::net::TcpStream::connect(&local).await.unwrap();
+    assert_eq!(resp(&mut stream, "SET k HTTP/1.1").await, "+OK\r\n");
+    for request in ["POST / HTTP/1.1", "GET / HTTP/1.1", "Host: 127.0.0.1"] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(&local).await.unwrap();
+        stream
+            .write_all(format!("{request}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("closed in time");
+        assert!(matches!(read, Ok(0) | Err(_)), "{request}: {read:?}");
+    }
+    bunder.wait_for("HTTP request on the RESP port").await;
+    // Ordinary clients are unaffected.
+    assert_eq!(resp(&mut stream, "GET k").await, "$8\r\nHTTP/1.1\r\n");
+    bunder.kill().await;
+    std::fs::remove_dir_all(&data).ok();
+}
+
 /// Without the append-only file, snapshots are the persistence: SAVE and
 /// BGSAVE write one, shutdown writes a last one, start loads it.
 #[tokio::test]

@@ -65,6 +65,11 @@ struct Args {
     /// Threads serving connections (default: one per core).
     #[arg(long, env = "BUNDER_THREADS")]
     threads: Option<usize>,
+    /// Serve without a password on an address other machines can reach (a
+    /// private network only). Without it, a non-loopback --listen needs
+    /// BUNDER_PASSWORD (Redis's protected mode).
+    #[arg(long, env = "BUNDER_UNPROTECTED", default_value_t = false)]
+    unprotected: bool,
     /// Serve /metrics (Prometheus) and /health over HTTP on this address, e.g.
     /// 127.0.0.1:9121. Off unless set.
     #[arg(long, env = "BUNDER_METRICS_LISTEN")]
@@ -146,7 +151,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "bunder serving RESP");
+    let bound = listener.local_addr()?;
+    anyhow::ensure!(
+        bound.ip().is_loopback() || password.is_some() || args.unprotected,
+        "--listen {} is reachable from other machines and there is no password: set BUNDER_PASSWORD (or _FILE), listen on 127.0.0.1, or pass --unprotected (BUNDER_UNPROTECTED=true) on a private network",
+        args.listen
+    );
+    if !bound.ip().is_loopback() && password.is_none() {
+        tracing::warn!(address = %bound, "serving without a password (--unprotected): keep this port on a private network");
+    }
+    tracing::info!(address = %bound, "bunder serving RESP");
     let shutdown = Shutdown::new();
     kit::shutdown_on_signals(&shutdown);
     let metrics = match &args.metrics_listen {

@@ -360,6 +360,19 @@ async fn block_on_lists(
     }
 }
 
+/// An HTTP request line or header sent as a command: `POST …` and `Host: …`
+/// (Redis's own check), and `GET / HTTP/1.1`, which as a command would be a
+/// GET of the wrong arity, so no real command is caught.
+fn looks_like_http(args: &[Bytes]) -> bool {
+    let name = &args[0];
+    name.eq_ignore_ascii_case(b"post")
+        || name.eq_ignore_ascii_case(b"host:")
+        || (name.eq_ignore_ascii_case(b"get")
+            && args.len() == 3
+            && args[2].len() >= 6
+            && args[2][..5].eq_ignore_ascii_case(b"HTTP/"))
+}
+
 pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: CancellationToken) {
     let _ = socket.set_nodelay(true);
     let mut session = Session::new(id);
@@ -443,6 +456,16 @@ pub async fn handle(mut socket: TcpStream, shared: Arc<Shared>, id: u64, stop: C
             };
             if args.is_empty() {
                 continue;
+            }
+            if looks_like_http(&args) {
+                // A browser or a proxy sent HTTP here (a cross-protocol
+                // attack, or a misconfiguration): close, as Redis does.
+                tracing::warn!(
+                    client = id,
+                    peer = %address(socket.peer_addr()).unwrap_or_default(),
+                    "possible security attack: an HTTP request on the RESP port; connection closed"
+                );
+                return;
             }
             last = args;
             let args = &last;
@@ -644,5 +667,27 @@ fn check_password(shared: &Shared, given: &[u8]) -> Reply {
         ),
         Some(expected) if bool::from(expected.as_slice().ct_eq(given)) => Reply::ok(),
         Some(_) => Reply::error("WRONGPASS invalid username-password pair or user is disabled."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_http;
+    use bytes::Bytes;
+
+    fn line(text: &str) -> Vec<Bytes> {
+        text.split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn http_lines_are_recognised_and_commands_are_not() {
+        for http in ["POST / HTTP/1.1", "post /x", "Host: a", "GET / HTTP/1.0"] {
+            assert!(looks_like_http(&line(http)), "{http}");
+        }
+        for command in ["GET k", "SET k HTTP/1.1", "GET a b", "HOST a", "PING"] {
+            assert!(!looks_like_http(&line(command)), "{command}");
+        }
     }
 }

@@ -184,7 +184,7 @@ mod tests {
         let sse = (header::ACCEPT, "text/event-stream");
         let ws = (header::UPGRADE, "websocket");
         assert_eq!(
-            bearer_token(&request("GET", &[sse.clone()]))
+            bearer_token(&request("GET", std::slice::from_ref(&sse)))
                 .unwrap()
                 .as_deref(),
             Some("t0k")
