@@ -18,7 +18,7 @@ use crate::buncast::{BuncastModule, EventsArgs};
 use crate::bundoc::DocsArgs;
 use crate::bunkms::{KmsArgs, KmsModule};
 use crate::cli::{self, CommonArgs, CredentialArgs, DataDirArgs};
-use crate::identity::{IdentityModule, IdentitySource, PlatformModule, issuer};
+use crate::identity::{AccountArgs, IdentityModule, IdentitySource, PlatformModule, issuer};
 use crate::kit;
 use crate::kvmanager::{EmbeddedKvArgs, KvArgs};
 
@@ -35,6 +35,8 @@ pub struct AllInOneArgs {
     pub data: DataDirArgs,
     #[command(flatten)]
     pub credentials: CredentialArgs,
+    #[command(flatten)]
+    pub accounts: AccountArgs,
     /// The services to run, comma-separated: api, events, kv, kms, bundoc
     /// (or `all`). The others' prefixes answer 404.
     #[arg(long, env = "BUNBASE_SERVICES", default_value = "all")]
@@ -60,6 +62,7 @@ fn catalogue(args: &AllInOneArgs, issuer: String) -> anyhow::Result<Vec<Box<dyn 
         passwords: Passwords::owasp(),
         config: IdentityConfig {
             issuer,
+            accounts: args.accounts.policy(),
             ..IdentityConfig::default()
         },
         cache_url: None,

@@ -10,7 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bunbase_core::Error;
 use bunbase_core::auth::password::Passwords;
-use bunbase_core::auth::{AuthMetrics, Identity, IdentityConfig, IdentityStore};
+use bunbase_core::auth::{
+    AccountPolicy, AuthMetrics, Identity, IdentityConfig, IdentityStore, SignUp,
+};
 use bunbase_core::cache::RedisCache;
 use bunbase_core::config::{StoreUrl, resolve_secret};
 
@@ -43,6 +45,40 @@ pub struct IdentityArgs {
     /// when it is down, resolution still works, only slower.
     #[arg(long, hide_env_values = true)]
     pub cache_url: Option<String>,
+    #[command(flatten)]
+    pub accounts: AccountArgs,
+}
+
+/// Who may make an account and how many projects one may own (the
+/// platform's and the all-in-one's options).
+#[derive(clap::Args, Debug, Clone)]
+pub struct AccountArgs {
+    /// `open`: anyone may sign up for an account; `closed`: only the first
+    /// account (the instance's administrator) may.
+    #[arg(long, value_enum, default_value_t = SignUpArg::Open)]
+    pub signup: SignUpArg,
+    /// Projects an account may own at once (0 = no limit); the instance's
+    /// administrator (the first account) has no limit.
+    #[arg(long, default_value_t = 10)]
+    pub max_projects_per_account: u32,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignUpArg {
+    Open,
+    Closed,
+}
+
+impl AccountArgs {
+    pub fn policy(&self) -> AccountPolicy {
+        AccountPolicy {
+            sign_up: match self.signup {
+                SignUpArg::Open => SignUp::Open,
+                SignUpArg::Closed => SignUp::Closed,
+            },
+            max_projects: self.max_projects_per_account,
+        }
+    }
 }
 
 /// The ids of [`IdentityArgs`]' options, for their environment prefix.
@@ -53,6 +89,8 @@ pub const IDENTITY_ARG_IDS: &[&str] = &[
     "access_ttl_secs",
     "key_rotation_days",
     "cache_url",
+    "signup",
+    "max_projects_per_account",
 ];
 
 impl IdentityArgs {
@@ -75,6 +113,7 @@ impl IdentityArgs {
                 issuer: issuer(&self.public_url),
                 access_ttl: Duration::from_secs(self.access_ttl_secs.clamp(60, 24 * 3600)),
                 key_rotation: Duration::from_secs(self.key_rotation_days.max(1) * 24 * 3600),
+                accounts: self.accounts.policy(),
                 ..IdentityConfig::default()
             },
             cache_url: self.cache_url.clone(),

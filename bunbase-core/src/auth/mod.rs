@@ -29,8 +29,8 @@ mod verifier;
 pub use metrics::AuthMetrics;
 pub use principal::{Access, Principal, PrincipalKind, Rights};
 pub use service::{
-    AccountSession, Audience, ClientInfo, Identity, IdentityConfig, IssuedTokens, NewKey, UserInfo,
-    UsersPage,
+    AccountPolicy, AccountSession, Audience, ClientInfo, Identity, IdentityConfig, IssuedTokens,
+    NewKey, SignUp, UserInfo, UsersPage,
 };
 pub use static_tokens::StaticTokens;
 pub use store::{AuthStore, IdentityStore};

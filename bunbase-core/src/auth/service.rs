@@ -31,6 +31,36 @@ pub struct IdentityConfig {
     pub key_rotation: Duration,
     /// Sign-up and sign-in, per IP and per email.
     pub rate: Rate,
+    /// Who may make an account, and how many projects one may own.
+    pub accounts: AccountPolicy,
+}
+
+/// Whether anyone may sign up for an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignUp {
+    #[default]
+    Open,
+    /// Only the first account (the instance's administrator) signs up;
+    /// the others are refused.
+    Closed,
+}
+
+/// Limits on accounts, so that one account cannot starve the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountPolicy {
+    pub sign_up: SignUp,
+    /// Projects an account may own at once; `0` = no limit. The instance
+    /// administrator (the first account) has none.
+    pub max_projects: u32,
+}
+
+impl Default for AccountPolicy {
+    fn default() -> Self {
+        AccountPolicy {
+            sign_up: SignUp::Open,
+            max_projects: 10,
+        }
+    }
 }
 
 impl Default for IdentityConfig {
@@ -44,6 +74,7 @@ impl Default for IdentityConfig {
                 burst: 10,
                 per_minute: 30,
             },
+            accounts: AccountPolicy::default(),
         }
     }
 }
@@ -125,6 +156,8 @@ pub struct Identity {
     cache: Option<Arc<dyn Cache>>,
     /// Serializes key rotation and reloads; holds the last reload time (ms).
     rotation: tokio::sync::Mutex<u64>,
+    /// Serializes project creation (for the per-account limit).
+    project_creation: tokio::sync::Mutex<()>,
 }
 
 const KEY_TOUCH_EVERY_MS: u64 = 60_000;
@@ -160,6 +193,7 @@ impl Identity {
             metrics,
             cache: None,
             rotation: tokio::sync::Mutex::new(0),
+            project_creation: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -195,8 +229,11 @@ impl Identity {
         let email = Email::parse(email)?;
         Passwords::check_policy(password)?;
         self.limit(audience, &email, client, "sign_up")?;
-        if let Audience::Users(project) = audience {
-            self.existing_project(project).await?;
+        match audience {
+            Audience::Users(project) => {
+                self.existing_project(project).await?;
+            }
+            Audience::Accounts => self.sign_up_allowed().await?,
         }
         let hash = self.hash_password(password).await?;
         let now = now_millis();
@@ -290,6 +327,23 @@ impl Identity {
         self.limiter.succeeded(&failure_key);
         self.metrics.sign_ins.with_label_values(&[kind, "ok"]).inc();
         self.start_session(audience, &id).await
+    }
+
+    /// Closed sign-up lets only the first account in.
+    async fn sign_up_allowed(&self) -> Result<(), Error> {
+        if self.config.accounts.sign_up == SignUp::Closed
+            && self.auth.first_account().await?.is_some()
+        {
+            return Err(Error::PermissionDenied(
+                "sign-up is closed on this instance: ask its administrator".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the account is the instance's administrator (the first one).
+    pub async fn is_instance_admin(&self, account_id: &str) -> Result<bool, Error> {
+        Ok(self.auth.first_account().await?.as_deref() == Some(account_id))
     }
 
     fn limit(
@@ -486,8 +540,10 @@ impl Identity {
                     .account(&claims.sub)
                     .await?
                     .ok_or_else(|| Error::not_found("account"))?;
+                let admin = self.is_instance_admin(&account.id).await?;
                 Ok(serde_json::json!({
                     "kind": "account", "id": account.id, "email": account.email, "created_at": account.created_at,
+                    "instance_admin": admin,
                 }))
             }
             SubjectKind::EndUser => {
@@ -759,6 +815,10 @@ impl Identity {
             .account(&who.account_id)
             .await?
             .ok_or_else(|| Error::Unauthenticated("account no longer exists".into()))?;
+        // One creation at a time, so two concurrent requests cannot both
+        // pass the count (per process; see docs/identity.md).
+        let _serial = self.project_creation.lock().await;
+        self.check_project_limit(&account.id).await?;
         let now = now_millis();
         let project = Project {
             id: Project::id_from_name(&name)?,
@@ -774,6 +834,26 @@ impl Identity {
         };
         self.projects.create_project(&project, &owner).await?;
         Ok(project)
+    }
+
+    async fn check_project_limit(&self, account_id: &str) -> Result<(), Error> {
+        let max = self.config.accounts.max_projects;
+        if max == 0 || self.is_instance_admin(account_id).await? {
+            return Ok(());
+        }
+        let owned = self
+            .projects
+            .projects_of(account_id)
+            .await?
+            .iter()
+            .filter(|(_, role)| *role == Role::Owner)
+            .count();
+        if owned >= max as usize {
+            return Err(Error::QuotaExceeded(format!(
+                "an account may own at most {max} projects: delete one, or ask the instance's administrator to raise the limit"
+            )));
+        }
+        Ok(())
     }
 
     pub async fn my_projects(&self, who: &AccountSession) -> Result<Vec<(Project, Role)>, Error> {

@@ -457,3 +457,75 @@ async fn signing_keys_rotate_without_breaking_tokens() {
         new_kid
     );
 }
+
+#[tokio::test]
+async fn closed_sign_up_admits_only_the_first_account() {
+    let id = identity_with(IdentityConfig {
+        accounts: super::AccountPolicy {
+            sign_up: super::SignUp::Closed,
+            max_projects: 10,
+        },
+        ..IdentityConfig::default()
+    })
+    .await;
+    let (admin, admin_token) = account(&id, "admin@example.com").await;
+    assert!(id.is_instance_admin(&admin.account_id).await.unwrap());
+    let me = id.me(&admin_token, None).await.unwrap();
+    assert_eq!(me["instance_admin"], true);
+    let err = id
+        .sign_up(Audience::Accounts, "second@example.com", PW, NOBODY)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PermissionDenied);
+    assert!(err.to_string().contains("sign-up is closed"), "{err}");
+    // Nothing was made: the address is still free, and cannot sign in.
+    assert!(
+        id.sign_in(Audience::Accounts, "second@example.com", PW, NOBODY)
+            .await
+            .is_err()
+    );
+    // End users of a project still sign up: that is the app's business.
+    let project = id.create_project(&admin, "App").await.unwrap().id;
+    assert!(
+        id.sign_up(Audience::Users(&project), "user@example.com", PW, NOBODY)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn an_account_owns_at_most_max_projects_and_the_admin_any() {
+    let id = identity_with(IdentityConfig {
+        accounts: super::AccountPolicy {
+            sign_up: super::SignUp::Open,
+            max_projects: 2,
+        },
+        ..IdentityConfig::default()
+    })
+    .await;
+    let (admin, _) = account(&id, "admin@example.com").await;
+    let (dev, dev_token) = account(&id, "dev@example.com").await;
+    let me = id.me(&dev_token, None).await.unwrap();
+    assert_eq!(me["instance_admin"], false);
+    let first = id.create_project(&dev, "One").await.unwrap().id;
+    id.create_project(&dev, "Two").await.unwrap();
+    let err = id.create_project(&dev, "Three").await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::QuotaExceeded);
+    assert!(err.to_string().contains("at most 2 projects"), "{err}");
+    assert_eq!(id.my_projects(&dev).await.unwrap().len(), 2);
+    // Membership in others' projects does not count; only ownership.
+    let shared = id.create_project(&admin, "Shared").await.unwrap().id;
+    id.put_member(&admin, &shared, "dev@example.com", Role::Developer)
+        .await
+        .unwrap();
+    assert_eq!(id.my_projects(&dev).await.unwrap().len(), 3);
+    // Deleting one makes room again.
+    id.delete_project(&dev, &first).await.unwrap();
+    id.create_project(&dev, "Three").await.unwrap();
+    // The instance's administrator has no limit.
+    for n in 0..4 {
+        id.create_project(&admin, &format!("Admin {n}"))
+            .await
+            .unwrap();
+    }
+}

@@ -16,6 +16,9 @@ pub trait AuthStore: Send + Sync + 'static {
     async fn create_account(&self, account: &Account) -> Result<(), Error>;
     async fn account(&self, id: &str) -> Result<Option<Account>, Error>;
     async fn account_by_email(&self, email: &Email) -> Result<Option<Account>, Error>;
+    /// The id of the earliest account (by creation time, then id): the
+    /// instance's administrator. `None` before the first sign-up.
+    async fn first_account(&self) -> Result<Option<String>, Error>;
     async fn set_account_password(&self, id: &str, password_hash: &str) -> Result<(), Error>;
 
     /// `already_exists` if the email is taken in that project.

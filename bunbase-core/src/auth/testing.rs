@@ -26,6 +26,7 @@ pub async fn run(make: &(dyn Fn() -> StoreFuture + Send + Sync)) {
         };
     }
     check!(accounts_are_unique_by_email);
+    check!(the_first_account_is_the_earliest);
     check!(end_users_are_isolated_per_project);
     check!(users_page_by_cursor);
     check!(refresh_tokens_rotate_once);
@@ -145,6 +146,30 @@ async fn accounts_are_unique_by_email(store: Arc<dyn IdentityStore>) {
         "new-hash"
     );
     assert!(store.account("acc_missing").await.unwrap().is_none());
+}
+
+async fn the_first_account_is_the_earliest(store: Arc<dyn IdentityStore>) {
+    let mut late = account();
+    late.created_at = 5;
+    store.create_account(&late).await.unwrap();
+    assert!(store.first_account().await.unwrap().is_some());
+    // Other checks' accounts were made at 1; these two at 0, the same
+    // millisecond: the smaller id wins.
+    let (mut a, mut b) = (account(), account());
+    a.created_at = 0;
+    b.created_at = 0;
+    a.id = "acc_0b".into();
+    b.id = "acc_0a".into();
+    store.create_account(&a).await.unwrap();
+    assert_eq!(
+        store.first_account().await.unwrap().as_deref(),
+        Some("acc_0b")
+    );
+    store.create_account(&b).await.unwrap();
+    assert_eq!(
+        store.first_account().await.unwrap().as_deref(),
+        Some("acc_0a")
+    );
 }
 
 async fn end_users_are_isolated_per_project(store: Arc<dyn IdentityStore>) {

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::id::ProjectId;
 
+/// Random bytes at the end of a project id (64 bits).
+pub const PROJECT_ID_RANDOM_BYTES: usize = 8;
+
 /// A project: the unit of isolation for every service's data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
@@ -57,6 +60,8 @@ impl Project {
     }
 
     /// A readable id from a name: `My App!` → `my-app-3f9a1c`.
+    /// `slug-<16 hex digits>`: the slug from the name (at most 40 bytes),
+    /// then 64 random bits.
     pub fn id_from_name(name: &str) -> Result<ProjectId, Error> {
         let mut slug = String::new();
         for c in name.chars().flat_map(char::to_lowercase) {
@@ -70,7 +75,10 @@ impl Project {
             }
         }
         let slug = slug.trim_end_matches('-');
-        let suffix = crate::id::random_hex(3);
+        // 64 random bits: a deleted project's id is never handed out again
+        // (its old credentials, links and cached rights must not come back
+        // to life on a stranger's project).
+        let suffix = crate::id::random_hex(PROJECT_ID_RANDOM_BYTES);
         let id = if slug.is_empty() {
             format!("p-{suffix}")
         } else {
@@ -155,6 +163,12 @@ mod tests {
     fn ids_come_from_names() {
         let id = Project::id_from_name("My App!").unwrap();
         assert!(id.as_str().starts_with("my-app-"), "{id}");
+        assert_eq!(
+            id.as_str().len(),
+            "my-app-".len() + 2 * PROJECT_ID_RANDOM_BYTES
+        );
+        let long = Project::id_from_name(&"x".repeat(100)).unwrap();
+        assert!(long.as_str().len() <= ProjectId::MAX_LEN, "{long}");
         let id = Project::id_from_name("!!!").unwrap();
         assert!(id.as_str().starts_with("p-"), "{id}");
         let id = Project::id_from_name("Ünïcode ☃ name").unwrap();

@@ -86,6 +86,15 @@ impl AuthStore for MemoryStore {
             .cloned())
     }
 
+    async fn first_account(&self) -> Result<Option<String>, Error> {
+        Ok(self
+            .state()
+            .accounts
+            .values()
+            .min_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)))
+            .map(|a| a.id.clone()))
+    }
+
     async fn set_account_password(&self, id: &str, password_hash: &str) -> Result<(), Error> {
         if let Some(a) = self.state().accounts.get_mut(id) {
             a.password_hash = password_hash.to_string();

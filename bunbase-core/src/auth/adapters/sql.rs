@@ -235,6 +235,14 @@ macro_rules! identity_store {
                 row.as_ref().map(account_from).transpose()
             }
 
+            async fn first_account(&self) -> Result<Option<String>, Error> {
+                let row = sqlx::query("SELECT id FROM accounts ORDER BY created_at, id LIMIT 1")
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)?;
+                row.map(|r| r.try_get::<String, _>("id").map_err(db)).transpose()
+            }
+
             async fn set_account_password(&self, id: &str, hash: &str) -> Result<(), Error> {
                 sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
                     .bind(hash)
