@@ -604,6 +604,9 @@ async fn help_lists_every_option_with_its_environment_name() {
                 "BUNBASE_RESP_LISTEN",
                 "BUNBASE_RESP_PASSWORD_FILE",
                 "BUNBASE_KV_APPENDFSYNC",
+                "BUNBASE_KV_MAXMEMORY",
+                "BUNBASE_SIGNUP",
+                "BUNBASE_MAX_PROJECTS_PER_ACCOUNT",
                 "BUNDER_MANAGER_KV_URL",
                 "BUNDER_MANAGER_MAX_KEYS",
                 "BUNKMS_MASTER_KEY_FILE",
@@ -664,6 +667,17 @@ async fn help_lists_every_option_with_its_environment_name() {
                 "PLATFORM_ACCESS_TTL_SECS",
                 "PLATFORM_KEY_ROTATION_DAYS",
                 "PLATFORM_CACHE_URL",
+                "PLATFORM_SIGNUP",
+                "PLATFORM_MAX_PROJECTS_PER_ACCOUNT",
+            ][..],
+        ),
+        (
+            BUNDER,
+            &[
+                "BUNDER_LISTEN",
+                "BUNDER_PASSWORD",
+                "BUNDER_UNPROTECTED",
+                "BUNDER_MAXMEMORY",
             ][..],
         ),
         (

@@ -336,6 +336,18 @@ async fn transactions_over_maxmemory_abort_whole() {
         ":1\r\n",
         "the DEL did not run"
     );
+    // Under the limit at EXEC, a transaction runs whole even when its own
+    // writes cross the limit half-way (Redis checks memory once, at EXEC).
+    assert_eq!(say(&mut a, "DEL fill0 fill1").await, ":2\r\n");
+    assert_eq!(say(&mut a, "MULTI").await, "+OK\r\n");
+    for key in ["a", "b", "c"] {
+        assert_eq!(
+            say(&mut a, &format!("SET {key} {value}")).await,
+            "+QUEUED\r\n"
+        );
+    }
+    assert_eq!(say(&mut a, "EXEC").await, "*3\r\n+OK\r\n+OK\r\n+OK\r\n");
+    assert!(say(&mut a, "SET d x").await.starts_with("-OOM"));
 }
 
 async fn say(c: &mut TcpStream, line: &str) -> String {

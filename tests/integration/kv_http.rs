@@ -570,6 +570,85 @@ async fn projects_are_isolated() {
     server.shutdown.trigger();
 }
 
+/// The all-in-one's engine has a maxmemory for all projects together: a
+/// write over it is 507 and writes nothing (not the value, not the usage
+/// counters); reads, deletes and other projects' reads go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_engine_refuses_writes_with_507_and_writes_nothing() {
+    let engine = Arc::new(Engine::new(EngineConfig {
+        max_memory: Some(64 * 1024),
+        ..EngineConfig::default()
+    }));
+    let app = harness::in_process(Options {
+        kv: Some((Arc::new(MemoryKv::new(engine)), limits(100_000, 1 << 30))),
+        ..Options::default()
+    })
+    .await;
+    let kv = InProcess::new(app.router);
+    let put = |project: &'static str, token: &'static str, key: String| {
+        let kv = kv.clone();
+        async move {
+            kv.send(
+                "PUT",
+                &format!("/kv/v1/projects/{project}/keys/{key}"),
+                Some(token),
+                &[],
+                Some(vec![b'v'; 4096]),
+            )
+            .await
+        }
+    };
+    assert_eq!(put("beta", BETA, "kept".into()).await.status, 200);
+    let mut written = 0;
+    let refused = loop {
+        let answer = put("alpha", ALPHA, format!("k{written}")).await;
+        if answer.status != 200 {
+            break answer;
+        }
+        written += 1;
+        assert!(written < 100, "64 KiB never filled");
+    };
+    assert_eq!(refused.status, 507, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["code"], "quota_exceeded");
+    assert!(refused.text().contains("maxmemory"), "{}", refused.text());
+    let usage = kv
+        .expect("GET", "/kv/v1/projects/alpha/usage", ALPHA, None, 200)
+        .await;
+    assert_eq!(usage["keys"], written, "{usage}");
+    kv.expect(
+        "GET",
+        &format!("/kv/v1/projects/alpha/keys/k{written}"),
+        ALPHA,
+        None,
+        404,
+    )
+    .await;
+    let kept = kv
+        .send(
+            "GET",
+            "/kv/v1/projects/beta/keys/kept",
+            Some(BETA),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(kept.status, 200);
+    // Deleting makes room again.
+    for n in 0..written {
+        let answer = kv
+            .send(
+                "DELETE",
+                &format!("/kv/v1/projects/alpha/keys/k{n}"),
+                Some(ALPHA),
+                &[],
+                None,
+            )
+            .await;
+        assert!(answer.status < 300, "{}", answer.text());
+    }
+    assert_eq!(put("alpha", ALPHA, "again".into()).await.status, 200);
+}
+
 /// Two managers on one of our bunder servers, as in compose: one quota,
 /// one change stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

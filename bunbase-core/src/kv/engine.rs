@@ -262,6 +262,9 @@ pub struct Session {
     /// Replaying the append-only file: no memory limit applies (it already
     /// holds the DELs of what was evicted).
     pub(super) replaying: bool,
+    /// Running EXEC's queue: memory was checked once for the whole
+    /// transaction (as Redis does), so no command in it is refused half-way.
+    pub in_exec: bool,
 }
 
 impl Session {
@@ -276,6 +279,7 @@ impl Session {
             lib_ver: None,
             evicted: Vec::new(),
             replaying: false,
+            in_exec: false,
         }
     }
 }
@@ -592,6 +596,7 @@ impl Engine {
         session.evicted.clear();
         if self.memory.limit().is_some()
             && !session.replaying
+            && !session.in_exec
             && let Err(oom) = self.make_room(session, &upper)
         {
             return oom;

@@ -41,9 +41,12 @@ pub fn command<const N: usize>(parts: [&[u8]; N]) -> Command {
 /// Engine errors as platform errors (type and value errors are the caller's).
 pub fn engine_error(message: String) -> Error {
     if message.starts_with("OOM") || message.starts_with("EXECABORT") {
-        // The server's maxmemory, not the project's quota: nothing the
-        // caller did wrong, and nothing it can fix.
-        Error::Unavailable(format!("the KV server is out of memory: {message}"))
+        // The server's maxmemory (shared by every project), not this
+        // project's quota; 507 like a quota, and nothing was written
+        // (EXECABORT: MULTI refused a queued write, OOM in practice).
+        Error::QuotaExceeded(format!(
+            "the KV server is full (its maxmemory, shared by every project); nothing was written: {message}"
+        ))
     } else if message.starts_with("WRONGTYPE")
         || message.contains("not an integer")
         || message.contains("overflow")

@@ -136,15 +136,23 @@ fn transaction_command(
             let queue = state.queue.take().unwrap_or_default();
             let reply = {
                 let _alone = shared.tx.exclusive();
-                if shared.tx.unchanged(&state.watches) {
-                    Reply::Array(
-                        queue
-                            .iter()
-                            .map(|command| run(shared, session, command))
-                            .collect(),
-                    )
-                } else {
+                if !shared.tx.unchanged(&state.watches) {
                     Reply::NilArray
+                } else if let Some(refused) =
+                    queue.iter().find_map(|c| shared.engine.check_queued(c))
+                {
+                    // Memory is checked once, for the whole transaction
+                    // (Redis: EXEC answers the OOM error, nothing runs) …
+                    refused
+                } else {
+                    // … and no command of it is refused half-way.
+                    session.in_exec = true;
+                    let replies = queue
+                        .iter()
+                        .map(|command| run(shared, session, command))
+                        .collect();
+                    session.in_exec = false;
+                    Reply::Array(replies)
                 }
             };
             state.reset();

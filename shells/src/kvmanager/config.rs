@@ -47,6 +47,11 @@ pub struct EmbeddedKvArgs {
     /// When the KV engine's append-only file (kv.aof) is fsynced: always, everysec or no.
     #[arg(long, env = "BUNBASE_KV_APPENDFSYNC", default_value = "everysec")]
     pub kv_appendfsync: String,
+    /// Memory the in-process KV engine may use for keys and values, all
+    /// projects together (Redis's maxmemory, noeviction): writes over it get
+    /// 507 quota_exceeded and write nothing. 0 = no limit.
+    #[arg(long, env = "BUNBASE_KV_MAXMEMORY", default_value = "512MiB", value_parser = parse_size_arg)]
+    pub kv_maxmemory: usize,
 }
 
 impl KvArgs {
@@ -78,6 +83,7 @@ impl KvArgs {
             (Some(url), _) => KvBackend::Remote(url),
             (None, Some(local)) => KvBackend::Embedded(EmbeddedKv {
                 fsync: FsyncPolicy::parse(&local.kv_appendfsync)?,
+                max_memory: (local.kv_maxmemory > 0).then_some(local.kv_maxmemory),
                 resp_listen: local.resp_listen.clone(),
                 resp_password: resolve_secret(
                     "BUNBASE_RESP_PASSWORD",

@@ -31,6 +31,8 @@ pub enum KvBackend {
 
 pub struct EmbeddedKv {
     pub fsync: FsyncPolicy,
+    /// The engine's maxmemory (noeviction); `None` = no limit.
+    pub max_memory: Option<usize>,
     /// Also serve the engine to Redis clients on this address.
     pub resp_listen: Option<String>,
     pub resp_password: Option<Secret>,
@@ -93,7 +95,10 @@ async fn start_engine(
     host: &mut Host,
     embedded: &EmbeddedKv,
 ) -> Result<(Arc<dyn KvStore>, String), Error> {
-    let engine = Arc::new(Engine::new(EngineConfig::default()));
+    let engine = Arc::new(Engine::new(EngineConfig {
+        max_memory: embedded.max_memory,
+        ..EngineConfig::default()
+    }));
     let tx: Arc<Transactions> = Arc::default();
     std::fs::create_dir_all(&host.data_dir)
         .map_err(|e| Error::invalid(format!("cannot create {}: {e}", host.data_dir.display())))?;

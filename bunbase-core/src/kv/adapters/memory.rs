@@ -44,8 +44,11 @@ impl EngineRunner {
 
     /// One command; the caller holds the transaction gate.
     fn execute(&self, args: &[Bytes]) -> Reply {
-        let mut session = Session::new(0);
-        match aof::execute_logged(&self.engine, self.aof.as_ref(), &mut session, args) {
+        self.execute_in(&mut Session::new(0), args)
+    }
+
+    fn execute_in(&self, session: &mut Session, args: &[Bytes]) -> Reply {
+        match aof::execute_logged(&self.engine, self.aof.as_ref(), session, args) {
             Ok(reply) => {
                 // Writes and evictions count as changes for WATCH.
                 self.tx.record(0, args, &reply, &session.evicted);
@@ -115,8 +118,33 @@ impl Transaction for EngineTransaction {
             if !self.runner.tx.unchanged(&self.watches) {
                 return Ok(None);
             }
-            writes.iter().map(|c| self.runner.execute(c)).collect()
+            // As EXEC after MULTI: every write is checked (maxmemory among
+            // them) before any runs, so a refused batch writes nothing.
+            if let Some(refusal) = writes
+                .iter()
+                .filter(|c| !is_counter(c))
+                .find_map(|c| self.runner.engine.check_queued(c))
+            {
+                return check_replies(vec![refusal]).map(Some);
+            }
+            let mut session = Session::new(0);
+            session.in_exec = true;
+            writes
+                .iter()
+                .map(|c| self.runner.execute_in(&mut session, c))
+                .collect()
         };
         check_replies(replies).map(Some)
     }
+}
+
+/// INCR/INCRBY/DECR/DECRBY: the store's bookkeeping (usage counters,
+/// revisions) rewrites a small integer, so a full engine still lets a
+/// delete, which decrements them, free memory.
+fn is_counter(command: &[Bytes]) -> bool {
+    command.first().is_some_and(|name| {
+        [&b"INCR"[..], b"INCRBY", b"DECR", b"DECRBY"]
+            .iter()
+            .any(|c| name.eq_ignore_ascii_case(c))
+    })
 }
