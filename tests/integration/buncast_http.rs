@@ -302,6 +302,54 @@ async fn sse_reports_gap_when_history_is_gone() {
     assert_eq!(sse.next_event().await.0, seqs[4]);
 }
 
+/// A project holds at most `max_subscribers_per_project` open streams on a
+/// server; the next answers 429 and other projects are not affected.
+#[tokio::test]
+async fn open_subscriptions_are_bounded_per_project() {
+    let server = harness::start(Options {
+        bus_config: bunbase_core::events::adapters::BusConfig {
+            hub: bunbase_core::events::hub::HubConfig {
+                max_subscribers_per_project: 2,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let url = server.url();
+    let first = SseReader::open(&url, ALPHA, "alpha", "a", None).await;
+    let _second = SseReader::open(&url, ALPHA, "alpha", "b", None).await;
+    let refused = crate::support::http()
+        .get(format!("{url}/events/v1/projects/alpha/topics/c/subscribe"))
+        .bearer_auth(ALPHA)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 429);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    let _beta = SseReader::open(&url, BETA, "beta", "a", None).await;
+    // A closed stream frees its slot (the server notices the hang-up).
+    drop(first);
+    let mut reopened = false;
+    for _ in 0..50 {
+        let answer = crate::support::http()
+            .get(format!("{url}/events/v1/projects/alpha/topics/c/subscribe"))
+            .bearer_auth(ALPHA)
+            .send()
+            .await
+            .unwrap();
+        if answer.status().as_u16() == 200 {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(reopened, "the closed stream's slot was never freed");
+    server.shutdown.trigger();
+}
+
 #[tokio::test]
 async fn slow_sse_subscriber_is_disconnected_with_reason() {
     let server = harness::start(Options {

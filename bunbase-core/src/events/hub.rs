@@ -24,8 +24,12 @@ use crate::id::ProjectId;
 pub struct HubConfig {
     /// Events queued per subscriber before it counts as lagging.
     pub queue_capacity: usize,
-    /// Subscriptions this process accepts at once.
+    /// Subscriptions this process accepts at once (the last line).
     pub max_subscribers: usize,
+    /// Subscriptions one project may hold open in this process at once
+    /// (event streams, KV change streams and Bundoc realtime queries
+    /// together), so that one project cannot take every slot.
+    pub max_subscribers_per_project: usize,
 }
 
 impl Default for HubConfig {
@@ -33,6 +37,7 @@ impl Default for HubConfig {
         HubConfig {
             queue_capacity: 1024,
             max_subscribers: 100_000,
+            max_subscribers_per_project: 1000,
         }
     }
 }
@@ -71,11 +76,21 @@ struct Slot {
 struct ProjectSlots {
     exact: HashMap<Topic, Vec<Slot>>,
     patterns: Vec<Slot>,
+    /// Slots in `exact` and `patterns` together.
+    count: usize,
 }
 
 impl ProjectSlots {
     fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.patterns.is_empty()
+    }
+
+    fn add(&mut self, slot: Slot) {
+        match &slot.filter {
+            TopicFilter::Exact(topic) => self.exact.entry(topic.clone()).or_default().push(slot),
+            TopicFilter::Pattern(_) => self.patterns.push(slot),
+        }
+        self.count += 1;
     }
 
     fn remove(&mut self, id: u64, filter: &TopicFilter) -> Option<Slot> {
@@ -85,6 +100,7 @@ impl ProjectSlots {
         };
         let index = list.iter().position(|s| s.id == id)?;
         let slot = list.swap_remove(index);
+        self.count -= 1;
         if let TopicFilter::Exact(topic) = filter
             && list.is_empty()
         {
@@ -155,13 +171,19 @@ impl Hub {
                     "this server already has {current} subscriptions (its limit)"
                 )));
             }
-            let slots = projects.entry(project.clone()).or_default();
-            match filter {
-                TopicFilter::Exact(topic) => {
-                    slots.exact.entry(topic.clone()).or_default().push(slot)
-                }
-                TopicFilter::Pattern(_) => slots.patterns.push(slot),
+            let per_project = self.config.max_subscribers_per_project;
+            if projects
+                .get(project)
+                .is_some_and(|s| s.count >= per_project)
+            {
+                return Err(Error::RateLimited {
+                    message: format!(
+                        "project {project} already has {per_project} open subscriptions on this server (its limit); close one first"
+                    ),
+                    retry_after: None,
+                });
             }
+            projects.entry(project.clone()).or_default().add(slot);
             self.metrics.subscribers.inc();
         }
         self.changed.notify_one();

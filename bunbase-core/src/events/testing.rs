@@ -56,6 +56,7 @@ pub async fn run(factory: &dyn BusFactory) {
     check!(concurrent_publishers_keep_one_order);
     check!(topics_list_counts_subscribers);
     check!(topic_limit_is_enforced);
+    check!(subscriptions_per_project_are_bounded);
     check!(shutdown_closes_subscribers);
 }
 
@@ -400,6 +401,32 @@ async fn topic_limit_is_enforced(f: &dyn BusFactory) {
     let err = bus.publish(&p, &topic("three"), json(4)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::RateLimited);
     assert_eq!(bus.topics(&p).await.unwrap().len(), 2, "nothing changed");
+}
+
+async fn subscriptions_per_project_are_bounded(f: &dyn BusFactory) {
+    let bus = f
+        .make(BusConfig {
+            hub: HubConfig {
+                max_subscribers_per_project: 2,
+                ..HubConfig::default()
+            },
+            ..BusConfig::default()
+        })
+        .await;
+    let (p, other) = (project(), project());
+    let first = bus.subscribe(&p, &filter("a"), None).await.unwrap();
+    let mut second = bus.subscribe(&p, &filter("b.*"), None).await.unwrap();
+    let err = bus.subscribe(&p, &filter("c"), None).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RateLimited);
+    assert!(err.to_string().contains("open subscriptions"), "{err}");
+    // Another project is not affected, and the refused one left no slot.
+    let _theirs = bus.subscribe(&other, &filter("a"), None).await.unwrap();
+    let _theirs_too = bus.subscribe(&other, &filter("a"), None).await.unwrap();
+    let s = publish(&*bus, &p, "b.x", 1).await;
+    assert_eq!(next_event(&mut second).await.0, s);
+    // Ending one frees its slot.
+    drop(first);
+    let _third = bus.subscribe(&p, &filter("c"), None).await.unwrap();
 }
 
 async fn shutdown_closes_subscribers(f: &dyn BusFactory) {

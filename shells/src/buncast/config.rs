@@ -52,6 +52,14 @@ pub struct EventsArgs {
     /// Open subscriptions this server accepts.
     #[arg(long, env = "BUNCAST_MAX_SUBSCRIBERS", default_value_t = 100_000)]
     pub events_max_subscribers: usize,
+    /// Open subscriptions one project may hold on this server (event and KV
+    /// change streams, Bundoc realtime queries together).
+    #[arg(
+        long,
+        env = "BUNCAST_MAX_SUBSCRIBERS_PER_PROJECT",
+        default_value_t = 1000
+    )]
+    pub events_max_subscribers_per_project: usize,
     /// Seconds between keep-alive comments on idle SSE streams.
     #[arg(long, env = "BUNCAST_KEEPALIVE_SECS", default_value_t = 15)]
     pub events_keepalive_secs: u64,
@@ -92,6 +100,7 @@ impl EventsArgs {
                 hub: HubConfig {
                     queue_capacity: self.events_queue,
                     max_subscribers: self.events_max_subscribers,
+                    max_subscribers_per_project: self.events_max_subscribers_per_project,
                 },
             },
             limits: EventLimits {

@@ -429,6 +429,7 @@ fn main() -> anyhow::Result<()> {
             hub: HubConfig {
                 queue_capacity: 4096,
                 max_subscribers: 100_000,
+                max_subscribers_per_project: 100_000,
             },
             ..BusConfig::default()
         },
