@@ -165,6 +165,7 @@ impl Host {
             service,
             verifier: self.verifier()?,
             keepalive: self.events_settings.keepalive,
+            recheck: self.events_settings.recheck,
             shutdown: self.shutdown.clone(),
         })
     }

@@ -656,3 +656,138 @@ async fn sign_in_is_rate_limited_with_retry_after() {
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
     assert!(retry_after.is_some_and(|v| v.parse::<u64>().unwrap() >= 1));
 }
+
+/// An open stream ends (its last frame says `revoked`) soon after its
+/// credential stops holding: a revoked key, a deleted project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_streams_end_when_their_credential_is_revoked() {
+    use crate::support::http;
+    use futures_util::StreamExt;
+    let server = harness::start_platform(OPEN).await;
+    let base = server.url.clone();
+    let client = http();
+    let post = |path: String, token: Option<String>, body: Value| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let mut request = client.post(format!("{base}{path}")).json(&body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let answer = request.send().await.unwrap();
+            let status = answer.status().as_u16();
+            let body: Value = answer.json().await.unwrap_or(Value::Null);
+            assert!(status < 300, "POST {path}: {status} {body}");
+            body
+        }
+    };
+    let owner = post(
+        "/api/v1/auth/signup".into(),
+        None,
+        json!({ "email": email(), "password": PW }),
+    )
+    .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let project = |name: &'static str| {
+        let post = &post;
+        let owner = owner.clone();
+        async move {
+            let p = post(
+                "/api/v1/projects".into(),
+                Some(owner.clone()),
+                json!({ "name": name }),
+            )
+            .await["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let key = post(
+                format!("/api/v1/projects/{p}/keys"),
+                Some(owner),
+                json!({ "name": "server", "kind": "secret" }),
+            )
+            .await;
+            (
+                p,
+                key["id"].as_str().unwrap().to_string(),
+                key["key"].as_str().unwrap().to_string(),
+            )
+        }
+    };
+    let (revoked_project, key_id, key) = project("Revoked").await;
+    let (deleted_project, _, deleted_key) = project("Deleted").await;
+    let (kept_project, _, kept_key) = project("Kept").await;
+    let open = |p: String, key: String| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let answer = client
+                .get(format!("{base}/events/v1/projects/{p}/topics/t/subscribe"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status().as_u16(), 200);
+            answer.bytes_stream()
+        }
+    };
+    let mut revoked_stream = open(revoked_project.clone(), key.clone()).await;
+    let mut deleted_stream = open(deleted_project.clone(), deleted_key).await;
+    let mut kept_stream = open(kept_project, kept_key).await;
+    // Reads until the stream ends; returns everything it sent.
+    async fn until_end(
+        stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    ) -> String {
+        let mut text = String::new();
+        let deadline = std::time::Duration::from_secs(15);
+        let read = async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        };
+        tokio::time::timeout(deadline, read)
+            .await
+            .expect("the stream ended in time");
+        text
+    }
+    let answer = client
+        .delete(format!(
+            "{base}/api/v1/projects/{revoked_project}/keys/{key_id}"
+        ))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    let text = until_end(&mut revoked_stream).await;
+    assert!(
+        text.contains("event: closed") && text.contains("\"revoked\""),
+        "{text}"
+    );
+
+    let answer = client
+        .delete(format!("{base}/api/v1/projects/{deleted_project}"))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    let text = until_end(&mut deleted_stream).await;
+    assert!(text.contains("\"revoked\""), "{text}");
+
+    // A stream whose credential still holds stays open.
+    let still_open = tokio::time::timeout(std::time::Duration::from_millis(2500), async {
+        loop {
+            match kept_stream.next().await {
+                Some(Ok(chunk)) if String::from_utf8_lossy(&chunk).contains("closed") => break,
+                Some(Ok(_)) => continue,
+                _ => break,
+            }
+        }
+    })
+    .await;
+    assert!(still_open.is_err(), "the valid stream was ended");
+    server.shutdown.trigger();
+}

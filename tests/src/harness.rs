@@ -86,6 +86,8 @@ pub struct Options {
     pub limits: EventLimits,
     pub server: ServerConfig,
     pub keepalive: Duration,
+    /// Between checks of an open stream's credential.
+    pub recheck: Duration,
     /// Where to listen; a free port when `None`.
     pub listen: Option<SocketAddr>,
     /// Also serve Bunder Manager (`/kv`) on this store, publishing through
@@ -109,6 +111,7 @@ impl Default for Options {
                 ..ServerConfig::default()
             },
             keepalive: Duration::from_secs(15),
+            recheck: Duration::from_secs(10),
             listen: None,
             kv: None,
             kms: None,
@@ -134,6 +137,7 @@ pub async fn assemble(options: &Options) -> (Host, Assembly) {
         config: options.bus_config,
         limits: options.limits,
         keepalive: options.keepalive,
+        recheck: options.recheck,
     });
     let mut modules: Vec<Box<dyn ServiceModule>> = Vec::new();
     if let Some(kms) = &options.kms {
@@ -361,6 +365,12 @@ pub async fn assemble_platform(
     };
     let mut host = Host::new(std::env::temp_dir());
     host.accept(Arc::new(tokens()));
+    // Streams check their credential every second (10 s in production),
+    // so tests of revocation finish quickly.
+    host.set_events(EventsSettings {
+        recheck: Duration::from_secs(1),
+        ..EventsSettings::default()
+    });
     let modules: [&dyn ServiceModule; 2] = [&PlatformModule(identity), &BuncastModule];
     let assembly = assembly::assemble(&mut host, &modules, &|_| true)
         .await

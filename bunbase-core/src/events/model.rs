@@ -325,6 +325,10 @@ pub enum CloseReason {
     Shutdown,
     /// The bus lost its connection to the shared server; resume to catch up.
     Resync,
+    /// The stream's credential no longer holds: the key was revoked, the
+    /// token expired or its session ended, or the project was deleted.
+    /// Resuming needs a valid credential.
+    Revoked,
 }
 
 impl CloseReason {
@@ -333,6 +337,7 @@ impl CloseReason {
             CloseReason::Lagged => "lagged",
             CloseReason::Shutdown => "shutdown",
             CloseReason::Resync => "resync",
+            CloseReason::Revoked => "revoked",
         }
     }
 
@@ -343,6 +348,9 @@ impl CloseReason {
             }
             CloseReason::Shutdown => "server is shutting down; reconnect to resume",
             CloseReason::Resync => "event bus reconnected to its server; resume to catch up",
+            CloseReason::Revoked => {
+                "the credential no longer holds (revoked, expired, signed out, or the project was deleted); resume with a valid one"
+            }
         }
     }
 }

@@ -63,6 +63,10 @@ pub struct EventsArgs {
     /// Seconds between keep-alive comments on idle SSE streams.
     #[arg(long, env = "BUNCAST_KEEPALIVE_SECS", default_value_t = 15)]
     pub events_keepalive_secs: u64,
+    /// Seconds between checks of an open stream's credential (1–30): a
+    /// revoked key, ended session or deleted project ends its streams.
+    #[arg(long, env = "BUNCAST_RECHECK_SECS", default_value_t = 10)]
+    pub events_recheck_secs: u64,
 }
 
 impl EventsArgs {
@@ -107,6 +111,7 @@ impl EventsArgs {
                 max_payload_bytes: self.events_max_payload,
             },
             keepalive: Duration::from_secs(self.events_keepalive_secs.max(1)),
+            recheck: Duration::from_secs(self.events_recheck_secs.clamp(1, 30)),
         })
     }
 }
@@ -129,6 +134,9 @@ pub struct EventsSettings {
     pub limits: EventLimits,
     /// Between keep-alive comments and pings on idle streams.
     pub keepalive: Duration,
+    /// How often an open stream's credential is checked again; a stream
+    /// whose credential no longer holds ends with `revoked`.
+    pub recheck: Duration,
 }
 
 impl Default for EventsSettings {
@@ -138,9 +146,14 @@ impl Default for EventsSettings {
             config: BusConfig::default(),
             limits: EventLimits::default(),
             keepalive: Duration::from_secs(15),
+            recheck: DEFAULT_RECHECK,
         }
     }
 }
+
+/// With the credential cache's 10 s, a revoked credential's streams end
+/// within about 20 s.
+pub const DEFAULT_RECHECK: Duration = Duration::from_secs(10);
 
 impl EventsSettings {
     pub fn describe(&self) -> &'static str {

@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use super::BuncastState;
 use super::ws;
 use crate::kit::sse::{resume_point, sse_response};
-use crate::kit::{ApiJson, ApiQuery, ApiResult, Caller};
+use crate::kit::{ApiJson, ApiQuery, ApiResult, Bearer, Caller};
 
 #[derive(Deserialize)]
 pub struct TopicPath {
@@ -54,6 +54,7 @@ pub struct SubscribeQuery {
 pub async fn subscribe(
     State(state): State<BuncastState>,
     Caller { who, project }: Caller,
+    credential: Bearer,
     Path(TopicPath { topic }): Path<TopicPath>,
     ApiQuery(query): ApiQuery<SubscribeQuery>,
     headers: HeaderMap,
@@ -61,13 +62,15 @@ pub async fn subscribe(
     let after = resume_point(headers.get("last-event-id"), query.after.as_deref())?;
     let subscription = state.subscribe(&who, &project, &topic, after).await?;
     let position = subscription.position();
-    Ok(sse_response(subscription, Some(position), state.keepalive))
+    let frames = state.guard(subscription, credential, &project);
+    Ok(sse_response(frames, Some(position), state.keepalive))
 }
 
 /// WebSocket: the same events, and publishing on the same socket.
 pub async fn websocket(
     State(state): State<BuncastState>,
     Caller { who, project }: Caller,
+    credential: Bearer,
     Path(TopicPath { topic }): Path<TopicPath>,
     ApiQuery(query): ApiQuery<SubscribeQuery>,
     upgrade: WebSocketUpgrade,
@@ -75,5 +78,12 @@ pub async fn websocket(
     let after = resume_point(None, query.after.as_deref())?;
     // Subscribe before upgrading, so errors are plain HTTP errors.
     let subscription = state.subscribe(&who, &project, &topic, after).await?;
-    Ok(ws::upgrade(upgrade, subscription, state, who, project))
+    Ok(ws::upgrade(
+        upgrade,
+        subscription,
+        credential,
+        state,
+        who,
+        project,
+    ))
 }

@@ -16,6 +16,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::BuncastState;
+use crate::kit::Bearer;
 use crate::kit::sse::closed_json;
 use crate::kit::ws::{WsFrame, pump};
 
@@ -43,6 +44,7 @@ impl WsFrame for Delivery {
 pub fn upgrade(
     upgrade: WebSocketUpgrade,
     subscription: Subscription,
+    credential: Bearer,
     state: BuncastState,
     who: Principal,
     project: ProjectId,
@@ -54,6 +56,7 @@ pub fn upgrade(
         r#"{{"type":"subscribed","position":{}}}"#,
         subscription.position()
     );
+    let frames = state.guard(subscription, credential, &project);
     let caller = Arc::new((state, who, project));
     upgrade
         .max_message_size(max)
@@ -62,7 +65,7 @@ pub fn upgrade(
             tasks.track_future(pump(
                 socket,
                 Some(opening),
-                subscription,
+                frames,
                 keepalive,
                 move |message| {
                     let caller = caller.clone();

@@ -19,7 +19,7 @@ use super::DocsState;
 use super::routes::{CollectionPath, QueryString};
 use crate::kit::sse::{SseFrame, resume_point, sse_response, write_frame};
 use crate::kit::ws::{WsFrame, pump};
-use crate::kit::{ApiQuery, ApiResult, Caller};
+use crate::kit::{ApiQuery, ApiResult, Bearer, Caller};
 
 /// Client messages on the socket are ignored; this bounds what one may cost.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
@@ -91,18 +91,21 @@ async fn start(
 pub async fn subscribe(
     State(state): State<DocsState>,
     Caller { who, project }: Caller,
+    credential: Bearer,
     Path(CollectionPath { collection }): Path<CollectionPath>,
     ApiQuery(params): ApiQuery<WatchParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let after = resume_point(headers.get("last-event-id"), params.after.as_deref())?;
     let watch = start(&state, &who, &project, &collection, &params, after).await?;
-    Ok(sse_response(watch, None, state.keepalive))
+    let frames = state.guard(watch, credential, &project);
+    Ok(sse_response(frames, None, state.keepalive))
 }
 
 pub async fn websocket(
     State(state): State<DocsState>,
     Caller { who, project }: Caller,
+    credential: Bearer,
     Path(CollectionPath { collection }): Path<CollectionPath>,
     ApiQuery(params): ApiQuery<WatchParams>,
     upgrade: WebSocketUpgrade,
@@ -110,6 +113,7 @@ pub async fn websocket(
     let after = resume_point(None, params.after.as_deref())?;
     // Subscribe before upgrading, so errors are plain HTTP errors.
     let watch = start(&state, &who, &project, &collection, &params, after).await?;
+    let watch = state.guard(watch, credential, &project);
     let tasks = state.shutdown.tasks.clone();
     let keepalive = state.keepalive;
     Ok(upgrade

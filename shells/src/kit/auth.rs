@@ -36,6 +36,19 @@ impl<S: AuthState> FromRequestParts<S> for Caller {
     }
 }
 
+/// The caller's credential as sent, for work that outlives the request
+/// (a stream checks it again while it is open).
+#[derive(Clone)]
+pub struct Bearer(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(Bearer(require_bearer(parts)?))
+    }
+}
+
 /// The bearer credential of a request, required.
 pub fn require_bearer(parts: &Parts) -> Result<String, Error> {
     bearer_token(parts)?.ok_or_else(|| {

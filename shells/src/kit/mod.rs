@@ -16,13 +16,14 @@ mod http_metrics;
 mod json;
 mod json_errors;
 mod query;
+pub mod revocation;
 mod server;
 mod shutdown;
 pub mod sse;
 mod state;
 pub mod ws;
 
-pub use auth::{AuthState, Caller, bearer_token, path_project, require_bearer};
+pub use auth::{AuthState, Bearer, Caller, bearer_token, path_project, require_bearer};
 pub use client_ip::ClientIp;
 pub use error::{ApiError, error_body, error_response};
 pub use health::{HealthCheck, health_check_fn};

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use bunbase_core::auth::TokenVerifier;
 
-use super::{AuthState, Shutdown};
+use bunbase_core::ProjectId;
+
+use super::revocation::Guarded;
+use super::{AuthState, Bearer, Shutdown};
 
 /// What every handler of a service gets: the service itself (handlers
 /// call it through `Deref`), the credentials it accepts, and what its
@@ -16,6 +19,8 @@ pub struct ShellState<S> {
     /// Between keep-alive comments and pings on idle streams, so proxies
     /// keep them open.
     pub keepalive: Duration,
+    /// Between checks of an open stream's credential ([`super::revocation`]).
+    pub recheck: Duration,
     /// Tracks upgraded WebSockets so shutdown waits for them.
     pub shutdown: Shutdown,
 }
@@ -26,8 +31,24 @@ impl<S> ShellState<S> {
             service,
             verifier,
             keepalive: Duration::from_secs(15),
+            recheck: Duration::from_secs(10),
             shutdown: Shutdown::new(),
         }
+    }
+}
+
+impl<S> ShellState<S> {
+    /// `frames`, ended with a `revoked` frame once the caller's
+    /// `credential` no longer holds for `project` (checked every
+    /// [`ShellState::recheck`]).
+    pub fn guard<T>(&self, frames: T, credential: Bearer, project: &ProjectId) -> Guarded<T> {
+        Guarded::new(
+            frames,
+            self.verifier.clone(),
+            credential,
+            project.clone(),
+            self.recheck,
+        )
     }
 }
 

@@ -17,7 +17,7 @@ const BATCH: usize = 64;
 pub trait WsFrame {
     fn message(&self) -> Message;
     /// For the stream's last frame: why it ends (`shutdown`, `lagged`,
-    /// `resync`, `error`), sent as the close frame's reason.
+    /// `resync`, `revoked`, `error`), sent as the close frame's reason.
     fn closing(&self) -> Option<&str>;
 }
 
@@ -27,6 +27,7 @@ pub fn close_code(reason: &str) -> u16 {
         "shutdown" => 1001, // going away
         "lagged" => 4001,
         "resync" => 4002,
+        "revoked" => 4003,
         _ => 1011, // the server hit an error
     }
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::KvState;
 use crate::kit::sse::{resume_point, sse_response};
-use crate::kit::{ApiQuery, ApiResult, Caller, body_error, error_response};
+use crate::kit::{ApiQuery, ApiResult, Bearer, Caller, body_error, error_response};
 
 #[derive(Deserialize)]
 pub struct KeyPath {
@@ -204,11 +204,13 @@ pub struct ChangesQuery {
 pub async fn changes(
     State(state): State<KvState>,
     Caller { who, project }: Caller,
+    credential: Bearer,
     ApiQuery(query): ApiQuery<ChangesQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let after = resume_point(headers.get("last-event-id"), query.after.as_deref())?;
     let subscription = state.changes(&who, &project, after).await?;
     let position = subscription.position();
-    Ok(sse_response(subscription, Some(position), state.keepalive))
+    let frames = state.guard(subscription, credential, &project);
+    Ok(sse_response(frames, Some(position), state.keepalive))
 }
