@@ -24,6 +24,7 @@ use bunbase_core::auth::{Identity, TokenVerifier, Verifiers};
 use bunbase_core::events::Events;
 use bunbase_core::kms::Kms;
 use bunbase_core::metrics::Registry;
+use bunbase_core::platform::ProjectData;
 use tokio::net::TcpListener;
 
 use crate::buncast::EventsSettings;
@@ -195,7 +196,16 @@ impl Host {
         }
         let events = self.events_settings.build(&self.registry).await?;
         self.events = Some(events.clone());
+        self.purge_on_project_deletion(Arc::new(events.clone()));
         Ok(events)
+    }
+
+    /// When identity runs in this process, deleting a project removes
+    /// `data` of it. (Separate processes: see docs/identity.md.)
+    pub fn purge_on_project_deletion(&self, data: Arc<dyn ProjectData>) {
+        if let Some(identity) = &self.identity {
+            identity.on_project_deleted(data);
+        }
     }
 
     pub fn provide_kms(&mut self, kms: Kms) {

@@ -3,6 +3,7 @@
 mod bunauth_grpc;
 mod buncast_http;
 mod buncast_ws;
+mod cascade;
 mod bunder_server;
 mod cache;
 mod client;

@@ -19,7 +19,7 @@ use crate::ErrorCode;
 use crate::cache::Cache;
 use crate::error::Error;
 use crate::id::{ProjectId, now_millis, random_hex};
-use crate::platform::{Member, Project, ProjectStore, Role};
+use crate::platform::{Member, Project, ProjectData, ProjectStore, Role};
 
 #[derive(Debug, Clone)]
 pub struct IdentityConfig {
@@ -158,6 +158,23 @@ pub struct Identity {
     rotation: tokio::sync::Mutex<u64>,
     /// Serializes project creation (for the per-account limit).
     project_creation: tokio::sync::Mutex<()>,
+    /// The services' data of each project, removed when one is deleted.
+    cascade: std::sync::RwLock<Vec<Arc<dyn ProjectData>>>,
+}
+
+/// Removes `project`'s data in every service; a service that fails is
+/// logged (the project is already gone; the next pass tries again).
+async fn purge_everywhere(cascade: &[Arc<dyn ProjectData>], project: &ProjectId) {
+    for data in cascade {
+        match data.purge_project(project).await {
+            Ok(removed) => {
+                tracing::info!(%project, service = data.service(), removed, "deleted project's data removed")
+            }
+            Err(e) => {
+                tracing::warn!(%project, service = data.service(), error = %e, "could not remove a deleted project's data")
+            }
+        }
+    }
 }
 
 const KEY_TOUCH_EVERY_MS: u64 = 60_000;
@@ -194,6 +211,7 @@ impl Identity {
             cache: None,
             rotation: tokio::sync::Mutex::new(0),
             project_creation: tokio::sync::Mutex::new(()),
+            cascade: std::sync::RwLock::new(Vec::new()),
         })
     }
 
@@ -898,7 +916,32 @@ impl Identity {
         for key in keys {
             self.forget_key(&key.hash).await;
         }
+        let cascade = self.cascade();
+        purge_everywhere(&cascade, project).await;
+        // A write under a credential resolved (and cached) before the
+        // deletion may still land; a second pass once every cached
+        // resolution has expired removes it.
+        let project = project.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(PRINCIPAL_CACHE_TTL + Duration::from_secs(5)).await;
+            purge_everywhere(&cascade, &project).await;
+        });
         Ok(())
+    }
+
+    /// `data` is removed for each project deleted from now on.
+    pub fn on_project_deleted(&self, data: Arc<dyn ProjectData>) {
+        self.cascade
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(data);
+    }
+
+    fn cascade(&self) -> Vec<Arc<dyn ProjectData>> {
+        self.cascade
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub async fn members(

@@ -35,6 +35,11 @@ pub trait EventBus: Send + Sync + 'static {
     /// Topics that have events or subscribers, sorted by name.
     async fn topics(&self, project: &ProjectId) -> Result<Vec<TopicInfo>, Error>;
 
+    /// Forgets the project (its deletion): its retained events, topics and
+    /// sequence, and ends its subscriptions here with `revoked`. Answers
+    /// the number of events removed.
+    async fn delete_project(&self, project: &ProjectId) -> Result<u64, Error>;
+
     /// Health: `Err(unavailable)` naming what does not answer.
     async fn check(&self) -> Result<(), Error>;
 

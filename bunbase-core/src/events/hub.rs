@@ -280,6 +280,23 @@ impl Hub {
         self.changed.notify_one();
     }
 
+    /// Ends `project`'s subscriptions with `reason`.
+    pub fn close_project(&self, project: &ProjectId, reason: CloseReason) {
+        let mut projects = self.write();
+        let Some(slots) = projects.remove(project) else {
+            return;
+        };
+        for slot in slots.exact.into_values().flatten().chain(slots.patterns) {
+            slot.state.close(reason);
+            self.metrics.subscribers.dec();
+            self.metrics
+                .dropped
+                .with_label_values(&[reason.as_str()])
+                .inc();
+        }
+        self.changed.notify_one();
+    }
+
     /// Refuses new subscriptions and ends the current ones with `shutdown`.
     pub fn shut_down(&self) {
         self.shut_down.store(true, Ordering::Release);

@@ -130,7 +130,23 @@ impl Events {
         self.bus.check().await
     }
 
+    /// A deleted project's retained events and topics; its streams end.
+    pub async fn forget_project(&self, project: &ProjectId) -> Result<u64, Error> {
+        self.bus.delete_project(project).await
+    }
+
     pub fn shut_down(&self) {
         self.bus.shut_down();
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::platform::ProjectData for Events {
+    fn service(&self) -> &'static str {
+        "events"
+    }
+
+    async fn purge_project(&self, project: &ProjectId) -> Result<u64, Error> {
+        self.forget_project(project).await
     }
 }

@@ -57,6 +57,7 @@ pub async fn run(factory: &dyn BusFactory) {
     check!(topics_list_counts_subscribers);
     check!(topic_limit_is_enforced);
     check!(subscriptions_per_project_are_bounded);
+    check!(deleting_a_project_forgets_its_events);
     check!(shutdown_closes_subscribers);
 }
 
@@ -427,6 +428,36 @@ async fn subscriptions_per_project_are_bounded(f: &dyn BusFactory) {
     // Ending one frees its slot.
     drop(first);
     let _third = bus.subscribe(&p, &filter("c"), None).await.unwrap();
+}
+
+async fn deleting_a_project_forgets_its_events(f: &dyn BusFactory) {
+    let bus = f.make(BusConfig::default()).await;
+    let (p, other) = (project(), project());
+    let mut sub = bus.subscribe(&p, &filter(">"), None).await.unwrap();
+    publish(&*bus, &p, "a", 1).await;
+    publish(&*bus, &p, "b", 2).await;
+    publish(&*bus, &p, "b", 3).await;
+    let kept = publish(&*bus, &other, "a", 4).await;
+    assert_eq!(bus.delete_project(&p).await.unwrap(), 3);
+    let last = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut last = None;
+        while let Some(delivery) = sub.next().await {
+            last = Some(delivery);
+        }
+        last
+    })
+    .await
+    .expect("the subscription ends");
+    assert!(
+        matches!(last, Some(Delivery::Closed(CloseReason::Revoked))),
+        "{last:?}"
+    );
+    assert!(bus.topics(&p).await.unwrap().is_empty());
+    let theirs = bus.topics(&other).await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].last_seq, kept);
+    // Again: nothing left to remove.
+    assert_eq!(bus.delete_project(&p).await.unwrap(), 0);
 }
 
 async fn shutdown_closes_subscribers(f: &dyn BusFactory) {

@@ -908,3 +908,37 @@ impl Kms {
         }
     }
 }
+
+#[async_trait::async_trait]
+impl crate::platform::ProjectData for Kms {
+    fn service(&self) -> &'static str {
+        "kms"
+    }
+
+    /// A deleted project's keys enter their scheduled deletion (the
+    /// shortest waiting period; the scheduler deletes them when it ends)
+    /// and its secrets are deleted, each in the audit log as the
+    /// scheduler's.
+    async fn purge_project(&self, project: &ProjectId) -> Result<u64, Error> {
+        let system = scheduler(project);
+        let mut removed = 0;
+        for key in self.store.keys(project).await? {
+            if key.state != KeyState::PendingDeletion {
+                self.schedule_deletion(
+                    &system,
+                    project,
+                    &key.name,
+                    Some(self.limits.min_deletion_days),
+                )
+                .await?;
+                removed += 1;
+            }
+        }
+        for secret in self.store.secrets(project).await? {
+            if self.delete_secret(&system, project, &secret.name).await? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}

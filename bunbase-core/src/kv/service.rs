@@ -382,3 +382,33 @@ impl Kv {
         }
     }
 }
+
+/// Keys deleted per scan page when a project is deleted.
+const PURGE_PAGE: usize = 500;
+
+#[async_trait::async_trait]
+impl crate::platform::ProjectData for Kv {
+    fn service(&self) -> &'static str {
+        "kv"
+    }
+
+    /// Deletes every key of the project, a scan page at a time (each
+    /// delete keeps the usage right; no change events: nobody is left to
+    /// receive them).
+    async fn purge_project(&self, project: &ProjectId) -> Result<u64, Error> {
+        let mut removed = 0;
+        let mut cursor = 0;
+        loop {
+            let page = self.store.scan(project, b"", cursor, PURGE_PAGE).await?;
+            for key in &page.keys {
+                if self.store.delete(project, key).await?.is_some() {
+                    removed += 1;
+                }
+            }
+            if page.cursor == 0 {
+                return Ok(removed);
+            }
+            cursor = page.cursor;
+        }
+    }
+}

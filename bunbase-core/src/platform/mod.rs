@@ -4,8 +4,10 @@
 //! module holds the model and the [`ProjectStore`] trait its adapters
 //! implement (the auth adapters implement it too: one database).
 
+mod cascade;
 mod model;
 mod store;
 
+pub use cascade::ProjectData;
 pub use model::{Member, Project, ProjectView, Role};
 pub use store::ProjectStore;

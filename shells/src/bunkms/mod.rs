@@ -94,6 +94,7 @@ impl ServiceModule for KmsModule {
             let _ = scheduler.await;
         });
         host.provide_kms(kms.clone());
+        host.purge_on_project_deletion(std::sync::Arc::new(kms.clone()));
         let service = kit::Service::new("bun-kms", router(host.shell(kms.clone())?)).check(
             "kms-store",
             kms,

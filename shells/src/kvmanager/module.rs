@@ -72,6 +72,7 @@ impl ServiceModule for KvModule {
             self.limits,
             Arc::new(KvMetrics::new(&host.registry)?),
         );
+        host.purge_on_project_deletion(Arc::new(kv.clone()));
         let service = kit::Service::new("bunder-manager", router(host.shell(kv.clone())?)).check(
             "kv-store",
             kv,

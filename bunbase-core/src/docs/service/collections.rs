@@ -185,3 +185,28 @@ impl Bundoc {
         .await
     }
 }
+
+#[async_trait::async_trait]
+impl crate::platform::ProjectData for Bundoc {
+    fn service(&self) -> &'static str {
+        "bundoc"
+    }
+
+    /// Deletes every collection of the project with its documents and
+    /// indexes.
+    async fn purge_project(&self, project: &ProjectId) -> Result<u64, Error> {
+        let mut removed = 0;
+        for collection in self.inner.store.collections(project).await? {
+            if self
+                .inner
+                .store
+                .delete_collection(project, &collection.name)
+                .await?
+            {
+                removed += 1;
+            }
+            self.forget_definition(project, &collection.name);
+        }
+        Ok(removed)
+    }
+}

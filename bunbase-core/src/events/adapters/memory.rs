@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::events::bus::EventBus;
 use crate::events::hub::{Hub, Subscription};
 use crate::events::metrics::EventMetrics;
-use crate::events::model::{Event, Payload, Topic, TopicFilter, TopicInfo};
+use crate::events::model::{CloseReason, Event, Payload, Topic, TopicFilter, TopicInfo};
 use crate::events::replay::{self, Span};
 use crate::id::{ProjectId, now_micros, now_millis};
 
@@ -145,6 +145,14 @@ impl EventBus for MemoryBus {
                 .collect(),
         };
         Ok(topic_infos(known, &self.hub.filters(project)))
+    }
+
+    async fn delete_project(&self, project: &ProjectId) -> Result<u64, Error> {
+        let removed = self.logs().remove(project);
+        self.hub.close_project(project, CloseReason::Revoked);
+        Ok(removed.map_or(0, |log| {
+            log.topics.values().map(|t| t.events.len() as u64).sum()
+        }))
     }
 
     async fn check(&self) -> Result<(), Error> {

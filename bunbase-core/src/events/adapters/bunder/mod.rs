@@ -321,6 +321,40 @@ impl EventBus for BunderBus {
         Ok(topic_infos(known, &filters))
     }
 
+    async fn delete_project(&self, project: &ProjectId) -> Result<u64, Error> {
+        let mut conn = self.conn().await?;
+        let topics: Vec<String> = conn
+            .hkeys(self.key(project, "topics"))
+            .await
+            .map_err(unavailable)?;
+        let logs: Vec<String> = topics
+            .iter()
+            .filter_map(|name| Topic::new(name).ok())
+            .map(|topic| self.log_key(project, &topic))
+            .collect();
+        let mut lengths: Vec<u64> = Vec::new();
+        if !logs.is_empty() {
+            let mut count = redis::pipe();
+            for log in &logs {
+                count.llen(log);
+            }
+            lengths = count.query_async(&mut conn).await.map_err(unavailable)?;
+        }
+        let mut delete = redis::pipe();
+        delete.atomic();
+        delete
+            .del(self.key(project, "seq"))
+            .ignore()
+            .del(self.key(project, "topics"))
+            .ignore();
+        for log in &logs {
+            delete.del(log).ignore();
+        }
+        let () = delete.query_async(&mut conn).await.map_err(unavailable)?;
+        self.hub.close_project(project, CloseReason::Revoked);
+        Ok(lengths.iter().sum())
+    }
+
     async fn check(&self) -> Result<(), Error> {
         let mut conn = self.conn().await?;
         let _: String = redis::cmd("PING")

@@ -1,0 +1,243 @@
+//! Deleting a project removes its data in every service of the process:
+//! KV keys, retained events, collections and documents, secrets; its KMS
+//! keys enter their scheduled deletion. Another project keeps everything.
+
+use std::sync::Arc;
+
+use bunbase_core::ProjectId;
+use bunbase_core::auth::adapters::memory::MemoryStore;
+use bunbase_core::auth::password::Passwords;
+use bunbase_core::auth::ratelimit::Rate;
+use bunbase_core::auth::{IdentityConfig, Principal};
+use bunbase_core::docs::adapters::MemoryDocStore;
+use bunbase_core::docs::{DocStore, DocsLimits};
+use bunbase_core::events::Events;
+use bunbase_core::kms::adapters::memory::MemoryKms;
+use bunbase_core::kms::master::MasterKey;
+use bunbase_core::kms::{Kms, KmsLimits, KmsMetrics, KmsStore};
+use bunbase_core::kv::adapters::memory::MemoryKv;
+use bunbase_core::kv::{Engine, EngineConfig, KvLimits, KvStore};
+use bunbase_shells::assembly::{self, Host, ServiceModule};
+use bunbase_shells::buncast::BuncastModule;
+use bunbase_shells::bundoc::DocsModule;
+use bunbase_shells::bunkms::KmsModule;
+use bunbase_shells::identity::{IdentityModule, IdentitySource, PlatformModule};
+use bunbase_shells::kit::ServerConfig;
+use bunbase_shells::kvmanager::KvModule;
+use bunbase_tests::scenario::InProcess;
+use serde_json::{Value, json};
+
+use crate::support::unique;
+
+struct Platform {
+    app: InProcess,
+    kv: Arc<dyn KvStore>,
+    docs: Arc<dyn DocStore>,
+    kms: Arc<dyn KmsStore>,
+    events: Events,
+}
+
+async fn platform() -> Platform {
+    let kv: Arc<dyn KvStore> = Arc::new(MemoryKv::new(Arc::new(Engine::new(
+        EngineConfig::default(),
+    ))));
+    let docs: Arc<dyn DocStore> = Arc::new(MemoryDocStore::new());
+    let kms_store: Arc<dyn KmsStore> = Arc::new(MemoryKms::new());
+    let kms = Kms::new(
+        kms_store.clone(),
+        Arc::new(MasterKey::parse(&"42".repeat(32)).unwrap()),
+        KmsLimits::default(),
+        Arc::new(KmsMetrics::unregistered()),
+    );
+    let identity = PlatformModule(IdentityModule {
+        store: IdentitySource::Given(Arc::new(MemoryStore::new())),
+        passwords: Passwords::with_params(256, 1, 1).unwrap(),
+        config: IdentityConfig {
+            issuer: "http://cascade.test/api".into(),
+            rate: Rate {
+                burst: 1000,
+                per_minute: 100_000,
+            },
+            ..IdentityConfig::default()
+        },
+        cache_url: None,
+    });
+    let kms = KmsModule::Given(kms);
+    let kv_module = KvModule::on(kv.clone(), KvLimits::default());
+    let docs_module = DocsModule::on(docs.clone(), DocsLimits::default());
+    let mut host = Host::new(std::env::temp_dir());
+    let modules: [&dyn ServiceModule; 5] =
+        [&identity, &kms, &BuncastModule, &kv_module, &docs_module];
+    let assembly = assembly::assemble(&mut host, &modules, &|_| true)
+        .await
+        .unwrap();
+    let events = host.events().await.unwrap();
+    let router = assembly.app(&host, &ServerConfig::default()).unwrap();
+    Platform {
+        app: InProcess::new(router),
+        kv,
+        docs,
+        kms: kms_store,
+        events,
+    }
+}
+
+impl Platform {
+    async fn call(&self, method: &str, path: &str, token: &str, body: Value) -> Value {
+        let body = (!body.is_null()).then(|| body.to_string().into_bytes());
+        let headers = [("content-type".to_string(), "application/json".to_string())];
+        let answer = self
+            .app
+            .send(method, path, Some(token), &headers, body)
+            .await;
+        assert!(
+            answer.status < 300,
+            "{method} {path}: {} {}",
+            answer.status,
+            answer.text()
+        );
+        answer.json()
+    }
+
+    /// A project with a secret key, and something in every service.
+    async fn filled_project(&self, owner: &str, name: &str) -> (ProjectId, String) {
+        let id = self
+            .call("POST", "/api/v1/projects", owner, json!({ "name": name }))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let key = self
+            .call(
+                "POST",
+                &format!("/api/v1/projects/{id}/keys"),
+                owner,
+                json!({"name": "server", "kind": "secret"}),
+            )
+            .await["key"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let p = |path: &str| format!("/{}", path.replace("{p}", &id));
+        self.call("PUT", &p("kv/v1/projects/{p}/keys/a"), &key, json!("x"))
+            .await;
+        self.call(
+            "POST",
+            &p("events/v1/projects/{p}/topics/t"),
+            &key,
+            json!({"data": {"n": 1}}),
+        )
+        .await;
+        self.call(
+            "POST",
+            &p("bundoc/v1/projects/{p}/collections"),
+            &key,
+            json!({"name": "notes"}),
+        )
+        .await;
+        self.call(
+            "POST",
+            &p("bundoc/v1/projects/{p}/collections/notes/documents"),
+            &key,
+            json!({"_id": "d1", "text": "hello"}),
+        )
+        .await;
+        self.call(
+            "POST",
+            &p("kms/v1/projects/{p}/keys"),
+            &key,
+            json!({"name": "k", "purpose": "encrypt"}),
+        )
+        .await;
+        self.call(
+            "PUT",
+            &p("kms/v1/projects/{p}/secrets/db"),
+            &key,
+            json!({"value": "s3cr3t"}),
+        )
+        .await;
+        (ProjectId::new(id).unwrap(), key)
+    }
+
+    /// What each service holds for `project`: (kv keys, retained events —
+    /// the published one and the KV and Bundoc change events —,
+    /// collections, live KMS keys, secrets).
+    async fn holdings(&self, project: &ProjectId) -> (usize, u64, usize, usize, usize) {
+        let kv = self
+            .kv
+            .scan(project, b"", 0, 1000)
+            .await
+            .unwrap()
+            .keys
+            .len();
+        let admin = Principal {
+            subject: "test".into(),
+            kind: bunbase_core::auth::PrincipalKind::Service,
+            project: project.clone(),
+            rights: bunbase_core::auth::Rights::ALL,
+        };
+        let events = self
+            .events
+            .topics(&admin, project)
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| t.retained)
+            .sum();
+        let collections = self.docs.collections(project).await.unwrap().len();
+        let keys = self
+            .kms
+            .keys(project)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|k| k.state != bunbase_core::kms::KeyState::PendingDeletion)
+            .count();
+        let secrets = self.kms.secrets(project).await.unwrap().len();
+        (kv, events, collections, keys, secrets)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_project_removes_its_data_in_every_service() {
+    let platform = platform().await;
+    let owner = platform
+        .call(
+            "POST",
+            "/api/v1/auth/signup",
+            "",
+            json!({"email": format!("{}@example.com", unique("owner")), "password": "correct horse battery"}),
+        )
+        .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (doomed, doomed_key) = platform.filled_project(&owner, "Doomed").await;
+    let (kept, _) = platform.filled_project(&owner, "Kept").await;
+    assert_eq!(platform.holdings(&doomed).await, (1, 3, 1, 1, 1));
+    platform
+        .call(
+            "DELETE",
+            &format!("/api/v1/projects/{doomed}"),
+            &owner,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(platform.holdings(&doomed).await, (0, 0, 0, 0, 0));
+    let scheduled = platform.kms.keys(&doomed).await.unwrap();
+    assert_eq!(scheduled.len(), 1, "the key waits for its deletion date");
+    assert!(scheduled[0].deletion_at.is_some());
+    assert_eq!(platform.holdings(&kept).await, (1, 3, 1, 1, 1));
+    // The deleted project's key no longer opens anything.
+    let answer = platform
+        .app
+        .send(
+            "GET",
+            &format!("/kv/v1/projects/{doomed}/keys/a"),
+            Some(&doomed_key),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, 401, "{}", answer.text());
+}
