@@ -1,4 +1,4 @@
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec};
 
 use crate::error::Error;
 use crate::metrics::{self, Registry};
@@ -9,6 +9,9 @@ pub struct KmsMetrics {
     pub operations: IntCounterVec,
     /// Time spent in each operation (store and crypto included).
     pub duration: HistogramVec,
+    /// Refused calls not written to the audit log (a credential over its
+    /// budget of refusals; see `kms::refusals`).
+    pub audit_suppressed: IntCounter,
 }
 
 impl KmsMetrics {
@@ -33,6 +36,11 @@ impl KmsMetrics {
                 &["op", "result"],
             )?,
             duration: metrics::register(registry, duration)?,
+            audit_suppressed: metrics::counter(
+                registry,
+                "bunkms_audit_suppressed_total",
+                "Refused calls not written to the audit log: a credential over its budget of refusals.",
+            )?,
         })
     }
 

@@ -23,6 +23,7 @@ pub mod keys;
 pub mod master;
 mod metrics;
 pub mod model;
+mod refusals;
 pub mod rewrap;
 mod service;
 pub mod store;

@@ -12,7 +12,9 @@ use super::crypto::{self, Algorithm, Material, Purpose};
 use super::master::MasterKey;
 use super::metrics::KmsMetrics;
 use super::model::{AuditQuery, Key, KeyInfo, KeyState, KeyVersion, SecretInfo, check_name};
+use super::refusals::{Record, RefusalBudget};
 use super::store::KmsStore;
+use crate::auth::ratelimit::Rate;
 use crate::auth::{Access, Principal, PrincipalKind, Rights};
 use crate::error::Error;
 use crate::id::{ProjectId, now_millis};
@@ -30,6 +32,9 @@ pub struct KmsLimits {
     pub min_rotation_secs: u64,
     /// Largest data key, in bytes.
     pub max_data_key: usize,
+    /// Refused calls one credential may record in its project's audit log
+    /// (see [`super::refusals`]).
+    pub refused_audit: Rate,
 }
 
 impl Default for KmsLimits {
@@ -41,6 +46,10 @@ impl Default for KmsLimits {
             max_deletion_days: 30,
             min_rotation_secs: 24 * 3600,
             max_data_key: 64,
+            refused_audit: Rate {
+                burst: 100,
+                per_minute: 60,
+            },
         }
     }
 }
@@ -66,6 +75,7 @@ pub struct Kms {
     master: Arc<MasterKey>,
     limits: KmsLimits,
     metrics: Arc<KmsMetrics>,
+    refusals: Arc<RefusalBudget>,
 }
 
 /// Who the audit names for scheduled rotations and deletions.
@@ -98,6 +108,7 @@ impl Kms {
         Kms {
             store,
             master,
+            refusals: Arc::new(RefusalBudget::new(limits.refused_audit)),
             limits,
             metrics,
         }
@@ -145,6 +156,33 @@ impl Kms {
         // anyone could grow any project's log).
         if &who.project != project {
             return result;
+        }
+        if result.is_err() {
+            // A name that is not a name is not worth a record (and would
+            // let a caller write what it likes into the log).
+            if key.is_some_and(|name| check_name("key", name).is_err()) {
+                return result;
+            }
+            let credential = format!("{project}/{}", who.subject);
+            match self.refusals.record(&credential) {
+                Record::Suppress => {
+                    self.metrics.audit_suppressed.inc();
+                    return result;
+                }
+                Record::Write { suppressed_before } if suppressed_before > 0 => {
+                    self.store
+                        .append_audit(AuditEntry {
+                            at: now_millis(),
+                            project: project.to_string(),
+                            caller: who.subject.clone(),
+                            key: None,
+                            operation: "suppressed".into(),
+                            result: format!("{suppressed_before} refused calls not recorded"),
+                        })
+                        .await?;
+                }
+                Record::Write { .. } => {}
+            }
         }
         let entry = AuditEntry {
             at: now_millis(),

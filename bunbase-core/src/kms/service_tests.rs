@@ -653,3 +653,73 @@ async fn end_users_use_only_keys_that_allow_them() {
         .unwrap();
     assert!(kms.encrypt(&user, &alpha, "k", b"x", b"").await.is_err());
 }
+
+#[tokio::test]
+async fn refused_calls_cannot_grow_the_audit_log_without_bound() {
+    let store = Arc::new(MemoryKms::new());
+    let kms = Kms::new(
+        store,
+        Arc::new(MasterKey::parse(&"ab".repeat(32)).unwrap()),
+        KmsLimits {
+            refused_audit: crate::auth::ratelimit::Rate {
+                burst: 5,
+                per_minute: 60,
+            },
+            ..KmsLimits::default()
+        },
+        Arc::new(super::KmsMetrics::unregistered()),
+    );
+    let (a, alpha) = (admin("alpha"), project("alpha"));
+    let reader = who("alpha", PrincipalKind::Account, Rights::READ);
+    let all = |kms: Kms| async move {
+        let page = kms
+            .audit(
+                &admin("alpha"),
+                &project("alpha"),
+                &AuditQuery {
+                    limit: 1000,
+                    ..AuditQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        page.records
+            .iter()
+            .map(|r| (r.entry.operation.clone(), r.entry.result.clone()))
+            .collect::<Vec<_>>()
+    };
+    // A name that is no key name: refused, and nothing recorded.
+    for bad in ["../x", "a b", &"n".repeat(200)] {
+        let err = kms.encrypt(&a, &alpha, bad, b"x", b"").await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidInput);
+    }
+    assert!(all(kms.clone()).await.is_empty());
+    // 50 refusals from one credential: 5 recorded, the rest counted.
+    for _ in 0..50 {
+        let _ = kms.encrypt(&reader, &alpha, "k", b"x", b"").await;
+    }
+    let records = all(kms.clone()).await;
+    assert_eq!(records.len(), 5, "{records:?}");
+    // Another credential of the project still records its own, and
+    // successful calls are always recorded.
+    let _ = kms.encrypt(&a, &alpha, "missing", b"x", b"").await;
+    kms.create_key(&a, &alpha, "k", Algorithm::Aes256Gcm, None)
+        .await
+        .unwrap();
+    assert_eq!(all(kms.clone()).await.len(), 7);
+    // Once the budget refills, one entry says how many went unrecorded.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let _ = kms.encrypt(&reader, &alpha, "k", b"x", b"").await;
+    let records = all(kms.clone()).await;
+    assert_eq!(
+        records[records.len() - 2..],
+        [
+            (
+                "suppressed".to_string(),
+                "45 refused calls not recorded".to_string()
+            ),
+            ("encrypt".to_string(), "permission_denied".to_string()),
+        ]
+    );
+    assert!(kms.verify_audit(&a, &alpha).await.unwrap().is_ok());
+}
