@@ -58,6 +58,7 @@ pub async fn run(factory: &dyn BusFactory) {
     check!(topic_limit_is_enforced);
     check!(subscriptions_per_project_are_bounded);
     check!(deleting_a_project_forgets_its_events);
+    check!(retained_bytes_are_bounded_per_project);
     check!(shutdown_closes_subscribers);
 }
 
@@ -458,6 +459,56 @@ async fn deleting_a_project_forgets_its_events(f: &dyn BusFactory) {
     assert_eq!(theirs[0].last_seq, kept);
     // Again: nothing left to remove.
     assert_eq!(bus.delete_project(&p).await.unwrap(), 0);
+}
+
+async fn retained_bytes_are_bounded_per_project(f: &dyn BusFactory) {
+    const CAP: usize = 5000;
+    let bus = f
+        .make(BusConfig {
+            max_retained_bytes_per_project: CAP,
+            ..BusConfig::default()
+        })
+        .await;
+    let (p, other) = (project(), project());
+    let pad = "x".repeat(1000);
+    let big = |n: u64| Payload::from_value(&serde_json::json!({ "n": n, "pad": pad }));
+    let retained = |infos: Vec<crate::events::TopicInfo>, name: &str| {
+        infos
+            .iter()
+            .find(|t| t.topic.as_str() == name)
+            .map_or(0, |t| t.retained)
+    };
+    let mut last_a = 0;
+    for n in 0..10 {
+        last_a = bus.publish(&p, &topic("a"), big(n)).await.unwrap();
+    }
+    // About 1.1 KB each: four fit under 5000 bytes.
+    let infos = bus.topics(&p).await.unwrap();
+    assert_eq!(retained(infos.clone(), "a"), 4, "{infos:?}");
+    publish(&*bus, &other, "a", 1).await;
+    publish(&*bus, &other, "a", 2).await;
+    // A new topic takes room from the largest one; the topic being
+    // published to then gives up its own oldest first.
+    let mut last_b = 0;
+    for n in 0..3 {
+        last_b = bus.publish(&p, &topic("b"), big(n)).await.unwrap();
+    }
+    let infos = bus.topics(&p).await.unwrap();
+    let (a, b) = (retained(infos.clone(), "a"), retained(infos.clone(), "b"));
+    assert!(a + b <= 4 && a >= 1 && b >= 1, "{infos:?}");
+    // The newest events are the ones kept.
+    let mut sub = bus
+        .subscribe(&p, &filter("a"), Some(last_a - 1))
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut sub).await.0, last_a);
+    let mut sub = bus
+        .subscribe(&p, &filter("b"), Some(last_b - 1))
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut sub).await.0, last_b);
+    // Other projects keep everything.
+    assert_eq!(retained(bus.topics(&other).await.unwrap(), "a"), 2);
 }
 
 async fn shutdown_closes_subscribers(f: &dyn BusFactory) {

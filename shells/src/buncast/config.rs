@@ -49,6 +49,10 @@ pub struct EventsArgs {
     /// Topics one project may have.
     #[arg(long, env = "BUNCAST_MAX_TOPICS", default_value_t = 10_000)]
     pub events_max_topics: usize,
+    /// Bytes of retained events one project may keep across its topics,
+    /// e.g. 32MiB (at least BUNCAST_MAX_PAYLOAD).
+    #[arg(long, env = "BUNCAST_MAX_RETAINED_BYTES", default_value = "32MiB", value_parser = parse_size_arg)]
+    pub events_max_retained_bytes: usize,
     /// Open subscriptions this server accepts.
     #[arg(long, env = "BUNCAST_MAX_SUBSCRIBERS", default_value_t = 100_000)]
     pub events_max_subscribers: usize,
@@ -72,6 +76,11 @@ pub struct EventsArgs {
 impl EventsArgs {
     /// The bus and limits these options describe (checked).
     pub fn settings(&self) -> Result<EventsSettings, Error> {
+        if self.events_max_retained_bytes < self.events_max_payload {
+            return Err(Error::invalid(
+                "--events-max-retained-bytes must be at least --events-max-payload",
+            ));
+        }
         if self.events_retain == 0 || self.events_queue == 0 {
             return Err(Error::invalid(
                 "--events-retain and --events-queue must be at least 1",
@@ -101,6 +110,7 @@ impl EventsArgs {
             config: BusConfig {
                 retain_per_topic: self.events_retain,
                 max_topics_per_project: self.events_max_topics,
+                max_retained_bytes_per_project: self.events_max_retained_bytes,
                 hub: HubConfig {
                     queue_capacity: self.events_queue,
                     max_subscribers: self.events_max_subscribers,

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{BusConfig, too_many_topics, topic_infos};
+use super::{BusConfig, retained_size, too_many_topics, topic_infos};
 use crate::error::Error;
 use crate::events::bus::EventBus;
 use crate::events::hub::{Hub, Subscription};
@@ -18,11 +18,48 @@ use crate::id::{ProjectId, now_micros, now_millis};
 struct TopicLog {
     last_seq: u64,
     events: VecDeque<Arc<Event>>,
+    /// Retained size of `events`.
+    bytes: usize,
+}
+
+impl TopicLog {
+    /// Drops the oldest event: its size.
+    fn drop_oldest(&mut self) -> usize {
+        let size = self.events.pop_front().map_or(0, |e| retained_size(&e));
+        self.bytes -= size;
+        size
+    }
 }
 
 struct ProjectLog {
     head_seq: u64,
     topics: HashMap<Topic, TopicLog>,
+    /// Retained size of every topic's events.
+    bytes: usize,
+}
+
+impl ProjectLog {
+    /// Over `max` bytes, drops `topic`'s oldest events (keeping its
+    /// newest), then the largest other topic's, until under it.
+    fn enforce_bytes(&mut self, topic: &Topic, max: usize) {
+        while self.bytes > max {
+            let publishing = self.topics.get_mut(topic).filter(|t| t.events.len() > 1);
+            let victim = match publishing {
+                Some(log) => log,
+                None => match self
+                    .topics
+                    .iter_mut()
+                    .filter(|(name, log)| *name != topic && !log.events.is_empty())
+                    .max_by_key(|(_, log)| log.bytes)
+                {
+                    Some((_, log)) => log,
+                    None => return,
+                },
+            };
+            let freed = victim.drop_oldest();
+            self.bytes -= freed;
+        }
+    }
 }
 
 /// Everything lives in this process and is gone when it exits.
@@ -69,6 +106,7 @@ impl EventBus for MemoryBus {
         let log = logs.entry(project.clone()).or_insert_with(|| ProjectLog {
             head_seq: self.base_seq,
             topics: HashMap::new(),
+            bytes: 0,
         });
         if !log.topics.contains_key(topic) && log.topics.len() >= self.config.max_topics_per_project
         {
@@ -85,10 +123,15 @@ impl EventBus for MemoryBus {
             now_millis(),
         ));
         topic_log.last_seq = seq;
+        let size = retained_size(&event);
         topic_log.events.push_back(event.clone());
+        topic_log.bytes += size;
+        let mut freed = 0;
         while topic_log.events.len() > self.config.retain_per_topic.max(1) {
-            topic_log.events.pop_front();
+            freed += topic_log.drop_oldest();
         }
+        log.bytes = log.bytes + size - freed;
+        log.enforce_bytes(topic, self.config.max_retained_bytes_per_project);
         self.hub.dispatch(project, &event);
         Ok(seq)
     }

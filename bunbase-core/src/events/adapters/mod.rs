@@ -12,6 +12,10 @@ pub struct BusConfig {
     pub retain_per_topic: usize,
     /// Topics one project may have.
     pub max_topics_per_project: usize,
+    /// Bytes of retained events (their wire JSON) one project may keep
+    /// across its topics. Over it, the topic being published to gives up
+    /// its oldest events first, then the project's largest topic.
+    pub max_retained_bytes_per_project: usize,
     pub hub: super::hub::HubConfig,
 }
 
@@ -20,9 +24,15 @@ impl Default for BusConfig {
         BusConfig {
             retain_per_topic: 1000,
             max_topics_per_project: 10_000,
+            max_retained_bytes_per_project: 32 * 1024 * 1024,
             hub: super::hub::HubConfig::default(),
         }
     }
+}
+
+/// What a retained event counts against its project's retained bytes.
+pub(crate) fn retained_size(event: &super::Event) -> usize {
+    event.wire_json().len()
 }
 
 pub(crate) fn too_many_topics(limit: usize) -> crate::Error {

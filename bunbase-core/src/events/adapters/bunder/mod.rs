@@ -5,6 +5,8 @@
 //! - `buncast:P:seq`          — the project's last sequence number;
 //! - `buncast:P:topics`       — hash topic → last seq on that topic;
 //! - `buncast:P:log:<topic>`  — list of the topic's retained events (wire JSON);
+//! - `buncast:P:bytes`        — the project's retained bytes (all its logs);
+//! - `buncast:P:topic_bytes`  — hash topic → retained bytes of its log;
 //! - channel `buncast:ev:P`   — every event, as published.
 //!
 //! Publish is one optimistic transaction (WATCH seq, MULTI … PUBLISH, EXEC),
@@ -134,13 +136,27 @@ impl BunderBus {
     ) -> Result<Option<u64>, Error> {
         let seq_key = self.key(project, "seq");
         let topics_key = self.key(project, "topics");
-        let (head, prev, topic_count): (Option<u64>, Option<u64>, u64) = redis::pipe()
+        let bytes_key = self.key(project, "bytes");
+        let sizes_key = self.key(project, "topic_bytes");
+        let log_key = self.log_key(project, topic);
+        #[allow(clippy::type_complexity)]
+        let (head, prev, topic_count, bytes, topic_bytes, length): (
+            Option<u64>,
+            Option<u64>,
+            u64,
+            Option<i64>,
+            Option<i64>,
+            u64,
+        ) = redis::pipe()
             .cmd("WATCH")
             .arg(&seq_key)
             .ignore()
             .get(&seq_key)
             .hget(&topics_key, topic.as_str())
             .hlen(&topics_key)
+            .get(&bytes_key)
+            .hget(&sizes_key, topic.as_str())
+            .llen(&log_key)
             .query_async(conn)
             .await
             .map_err(unavailable)?;
@@ -157,24 +173,159 @@ impl BunderBus {
             now_millis(),
         );
         let wire = event.wire_json().as_ref();
-        let log_key = self.log_key(project, topic);
-        let retain = self.config.retain_per_topic.max(1) as isize;
-        let committed: Option<()> = redis::pipe()
-            .atomic()
+        // What stays retained: this topic's count limit, then the
+        // project's bytes (this topic's oldest first, then the largest
+        // other topic's).
+        let mut plan = Retention {
+            bytes: bytes.unwrap_or(0).max(0) as u64 + wire.len() as u64,
+            topics: HashMap::new(),
+        };
+        plan.topics.insert(
+            topic.as_str().to_string(),
+            TopicPlan {
+                events: length + 1,
+                bytes: topic_bytes.unwrap_or(0).max(0) as u64 + wire.len() as u64,
+                dropped: 0,
+            },
+        );
+        let retain = self.config.retain_per_topic.max(1) as u64;
+        let max = self.config.max_retained_bytes_per_project as u64;
+        while plan.events(topic.as_str()) > retain
+            || (plan.bytes > max && plan.events(topic.as_str()) > 1)
+        {
+            if !self
+                .drop_oldest(conn, project, &mut plan, topic.as_str())
+                .await?
+            {
+                break;
+            }
+        }
+        if plan.bytes > max {
+            self.take_from_largest(conn, project, &mut plan, topic.as_str(), max)
+                .await?;
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .set(&seq_key, seq)
             .ignore()
             .hset(&topics_key, topic.as_str(), seq)
             .ignore()
             .rpush(&log_key, wire)
             .ignore()
-            .ltrim(&log_key, -retain, -1)
-            .ignore()
+            .set(&bytes_key, plan.bytes)
+            .ignore();
+        for (name, t) in &plan.topics {
+            let log = format!("{}:{project}:log:{name}", self.prefix);
+            if t.dropped > 0 {
+                pipe.ltrim(&log, t.dropped as isize, -1).ignore();
+            }
+            pipe.hset(&sizes_key, name.as_str(), t.bytes).ignore();
+        }
+        let committed: Option<()> = pipe
             .publish(format!("{}:ev:{project}", self.prefix), wire)
             .ignore()
             .query_async(conn)
             .await
             .map_err(unavailable)?;
         Ok(committed.map(|_| seq))
+    }
+}
+
+/// A publish's retention, worked out while the project's seq is watched:
+/// what each touched topic and the project keep after it.
+struct Retention {
+    /// The project's retained bytes.
+    bytes: u64,
+    topics: HashMap<String, TopicPlan>,
+}
+
+struct TopicPlan {
+    /// Retained events and their bytes.
+    events: u64,
+    bytes: u64,
+    /// Oldest events to drop (trimmed from the front of the log).
+    dropped: u64,
+}
+
+impl Retention {
+    fn events(&self, topic: &str) -> u64 {
+        self.topics.get(topic).map_or(0, |t| t.events)
+    }
+}
+
+impl BunderBus {
+    /// Plans dropping `topic`'s oldest retained event not yet dropped;
+    /// `false` when it has none.
+    async fn drop_oldest(
+        &self,
+        conn: &mut deadpool_redis::Connection,
+        project: &ProjectId,
+        plan: &mut Retention,
+        topic: &str,
+    ) -> Result<bool, Error> {
+        let Some(t) = plan.topics.get_mut(topic) else {
+            return Ok(false);
+        };
+        let log = format!("{}:{project}:log:{topic}", self.prefix);
+        let oldest: Option<Vec<u8>> = conn
+            .lindex(&log, t.dropped as isize)
+            .await
+            .map_err(unavailable)?;
+        let Some(oldest) = oldest else {
+            t.events = 0;
+            return Ok(false);
+        };
+        let size = oldest.len() as u64;
+        t.dropped += 1;
+        t.events = t.events.saturating_sub(1);
+        t.bytes = t.bytes.saturating_sub(size);
+        plan.bytes = plan.bytes.saturating_sub(size);
+        Ok(true)
+    }
+
+    /// Drops the oldest events of the project's largest other topics until
+    /// it is under `max` (the rare case: the publishing topic holds only
+    /// the new event).
+    async fn take_from_largest(
+        &self,
+        conn: &mut deadpool_redis::Connection,
+        project: &ProjectId,
+        plan: &mut Retention,
+        publishing: &str,
+        max: u64,
+    ) -> Result<(), Error> {
+        let sizes: HashMap<String, i64> = conn
+            .hgetall(self.key(project, "topic_bytes"))
+            .await
+            .map_err(unavailable)?;
+        let mut largest: Vec<(String, i64)> = sizes
+            .into_iter()
+            .filter(|(name, bytes)| name != publishing && *bytes > 0)
+            .collect();
+        largest.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
+        for (name, bytes) in largest {
+            if plan.bytes <= max {
+                break;
+            }
+            let events: u64 = conn
+                .llen(format!("{}:{project}:log:{name}", self.prefix))
+                .await
+                .map_err(unavailable)?;
+            plan.topics.insert(
+                name.clone(),
+                TopicPlan {
+                    events,
+                    bytes: bytes as u64,
+                    dropped: 0,
+                },
+            );
+            while plan.bytes > max && plan.events(&name) > 0 {
+                if !self.drop_oldest(conn, project, plan, &name).await? {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -346,6 +497,10 @@ impl EventBus for BunderBus {
             .del(self.key(project, "seq"))
             .ignore()
             .del(self.key(project, "topics"))
+            .ignore()
+            .del(self.key(project, "bytes"))
+            .ignore()
+            .del(self.key(project, "topic_bytes"))
             .ignore();
         for log in &logs {
             delete.del(log).ignore();
