@@ -207,7 +207,9 @@ impl Kms {
             .ok_or_else(|| Error::not_found(format!("key {name}")))
     }
 
-    /// A key that may be used now, for `purpose`.
+    /// A key that may be used now, for `purpose`. A caller without the
+    /// `w` right (an end user) learns nothing of a key not open to end
+    /// users — not whether it exists, not its state.
     async fn usable(
         &self,
         who: &Principal,
@@ -215,7 +217,19 @@ impl Kms {
         name: &str,
         purpose: Purpose,
     ) -> Result<Key, Error> {
-        let key = self.load(project, name).await?;
+        let closed = || {
+            Error::PermissionDenied(format!(
+                "key {name} is not open to end users (an admin can allow them)"
+            ))
+        };
+        let privileged = who.authorize(project, Access::Write).is_ok();
+        let key = match self.load(project, name).await {
+            Err(e) if !privileged && e.code() == crate::ErrorCode::NotFound => return Err(closed()),
+            loaded => loaded?,
+        };
+        if !privileged && !key.end_users {
+            return Err(closed());
+        }
         match key.state {
             KeyState::Enabled => {}
             KeyState::Disabled => {
@@ -226,11 +240,6 @@ impl Kms {
                     "key {name} is scheduled for deletion; cancel the deletion to use it"
                 )));
             }
-        }
-        if who.authorize(project, Access::Write).is_err() && !key.end_users {
-            return Err(Error::PermissionDenied(format!(
-                "key {name} is not open to end users (an admin can allow them)"
-            )));
         }
         if key.purpose() != purpose {
             return Err(Error::invalid(format!(

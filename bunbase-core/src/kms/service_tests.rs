@@ -655,6 +655,45 @@ async fn end_users_use_only_keys_that_allow_them() {
 }
 
 #[tokio::test]
+async fn keys_closed_to_end_users_reveal_nothing_to_them() {
+    let (kms, _) = kms();
+    let (a, alpha) = (admin("alpha"), project("alpha"));
+    kms.create_key(&a, &alpha, "retired", Algorithm::Aes256Gcm, None)
+        .await
+        .unwrap();
+    kms.set_enabled(&a, &alpha, "retired", false).await.unwrap();
+    let user = who("alpha", PrincipalKind::EndUser, Rights::NONE);
+    // A missing key and a disabled one answer as a closed one does.
+    for name in ["missing", "retired"] {
+        let err = kms
+            .encrypt(&user, &alpha, name, b"x", b"")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PermissionDenied, "{name}: {err}");
+    }
+    // The project's own callers still get the plain answers.
+    let err = kms
+        .encrypt(&a, &alpha, "missing", b"x", b"")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound, "{err}");
+    let err = kms
+        .encrypt(&a, &alpha, "retired", b"x", b"")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Conflict, "{err}");
+    // Once open to end users, a disabled key says so.
+    kms.set_end_user_access(&a, &alpha, "retired", true)
+        .await
+        .unwrap();
+    let err = kms
+        .encrypt(&user, &alpha, "retired", b"x", b"")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Conflict, "{err}");
+}
+
+#[tokio::test]
 async fn refused_calls_cannot_grow_the_audit_log_without_bound() {
     let store = Arc::new(MemoryKms::new());
     let kms = Kms::new(
