@@ -24,7 +24,7 @@ use bunbase_core::auth::{Identity, TokenVerifier, Verifiers};
 use bunbase_core::events::Events;
 use bunbase_core::kms::Kms;
 use bunbase_core::metrics::Registry;
-use bunbase_core::platform::ProjectData;
+use bunbase_core::platform::{DeletionFeed, ProjectData};
 use tokio::net::TcpListener;
 
 use crate::buncast::EventsSettings;
@@ -109,6 +109,13 @@ pub struct Host {
     events: Option<Events>,
     kms: Option<Kms>,
     finishing: Vec<Finishing>,
+    /// Without identity in this process: the services' data of each
+    /// project, removed as BunAuth reports deletions.
+    cascade: Vec<Arc<dyn ProjectData>>,
+    /// BunAuth, when the credentials are resolved there.
+    deletions: Option<Arc<dyn DeletionFeed>>,
+    /// How often BunAuth is asked for deleted projects.
+    pub deletion_poll: std::time::Duration,
 }
 
 impl Host {
@@ -124,6 +131,9 @@ impl Host {
             events: None,
             kms: None,
             finishing: Vec::new(),
+            cascade: Vec::new(),
+            deletions: None,
+            deletion_poll: std::time::Duration::from_secs(10),
         }
     }
 
@@ -141,7 +151,14 @@ impl Host {
         credentials: &crate::cli::CredentialArgs,
     ) -> Result<(), Error> {
         self.credentials.extend(credentials.verifiers(env)?);
+        self.deletions = credentials.deletion_feed()?;
         Ok(())
+    }
+
+    /// Where this process learns of deleted projects when identity runs
+    /// elsewhere (BunAuth).
+    pub fn follow_deletions_from(&mut self, feed: Arc<dyn DeletionFeed>) {
+        self.deletions = Some(feed);
     }
 
     /// The credentials data services accept: the configured ones, then the
@@ -200,11 +217,12 @@ impl Host {
         Ok(events)
     }
 
-    /// When identity runs in this process, deleting a project removes
-    /// `data` of it. (Separate processes: see docs/identity.md.)
-    pub fn purge_on_project_deletion(&self, data: Arc<dyn ProjectData>) {
-        if let Some(identity) = &self.identity {
-            identity.on_project_deleted(data);
+    /// Deleting a project removes `data` of it: at once when identity runs
+    /// in this process, else when BunAuth reports the deletion.
+    pub fn purge_on_project_deletion(&mut self, data: Arc<dyn ProjectData>) {
+        match &self.identity {
+            Some(identity) => identity.on_project_deleted(data),
+            None => self.cascade.push(data),
         }
     }
 
@@ -277,6 +295,19 @@ pub async fn assemble(
     }
     if !assembly.disabled.is_empty() {
         assembly.services.push(disabled_service(&assembly.disabled));
+    }
+    if let Some(feed) = host.deletions.clone()
+        && !host.cascade.is_empty()
+    {
+        let follower = tokio::spawn(bunbase_core::platform::follow_deletions(
+            feed,
+            host.cascade.clone(),
+            host.deletion_poll,
+            host.shutdown.token.clone(),
+        ));
+        host.finish_with(async move {
+            let _ = follower.await;
+        });
     }
     Ok(assembly)
 }

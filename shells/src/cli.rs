@@ -175,6 +175,19 @@ impl CredentialArgs {
             .transpose()
     }
 
+    /// BunAuth as the source of deleted projects, when configured.
+    pub fn deletion_feed(
+        &self,
+    ) -> Result<Option<Arc<dyn bunbase_core::platform::DeletionFeed>>, bunbase_core::Error> {
+        self.auth_url
+            .as_deref()
+            .map(|url| {
+                RemoteVerifier::new(url, RemoteVerifierConfig::default())
+                    .map(|v| Arc::new(v) as Arc<dyn bunbase_core::platform::DeletionFeed>)
+            })
+            .transpose()
+    }
+
     /// What a standalone service accepts: its service tokens, then BunAuth.
     /// At least one of the two must be configured.
     pub fn verifiers(&self, env: &str) -> Result<Vec<Arc<dyn TokenVerifier>>, bunbase_core::Error> {

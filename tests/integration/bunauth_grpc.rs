@@ -152,3 +152,122 @@ async fn remote_verifier_reports_an_unreachable_bunauth() {
     assert_eq!(err.code(), ErrorCode::Unavailable, "{err}");
     assert!(RemoteVerifier::new("not a url", RemoteVerifierConfig::default()).is_err());
 }
+
+/// A data service in its own process (as in compose) learns of a deleted
+/// project from BunAuth and removes its data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_elsewhere_removes_a_deleted_projects_data() {
+    use bunbase_core::kv::adapters::memory::MemoryKv;
+    use bunbase_core::kv::{Engine, EngineConfig, KvLimits, KvStore};
+    use bunbase_shells::assembly::{self, Host, ServiceModule};
+    use bunbase_shells::kit::ServerConfig;
+    use bunbase_shells::kvmanager::KvModule;
+    use bunbase_tests::scenario::InProcess;
+
+    let platform = harness::start_platform(Rate {
+        burst: 1000,
+        per_minute: 100_000,
+    })
+    .await;
+    let (url, _grpc) = start_grpc(platform.identity.clone()).await;
+    let mut client = BunAuthClient::connect(url.clone()).await.unwrap();
+    let tokens = client
+        .sign_up(Credentials {
+            email: "elsewhere@example.com".into(),
+            password: "correct horse battery".into(),
+            project: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    fn as_account<T>(token: &str, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    }
+    let mut project_ids = Vec::new();
+    let mut secrets = Vec::new();
+    for name in ["Doomed", "Kept"] {
+        let project = client
+            .create_project(as_account(
+                &tokens.access_token,
+                bunbase_client::grpc::bunauth::CreateProjectRequest { name: name.into() },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let key = client
+            .create_key(as_account(
+                &tokens.access_token,
+                bunbase_client::grpc::bunauth::CreateKeyRequest {
+                    project: project.id.clone(),
+                    name: "server".into(),
+                    kind: "secret".into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        project_ids.push(ProjectId::new(project.id).unwrap());
+        secrets.push(key.secret);
+    }
+
+    // Bunder Manager alone, resolving credentials at BunAuth.
+    let store: Arc<dyn KvStore> = Arc::new(MemoryKv::new(Arc::new(Engine::new(
+        EngineConfig::default(),
+    ))));
+    let mut host = Host::new(std::env::temp_dir());
+    let remote = Arc::new(RemoteVerifier::new(&url, RemoteVerifierConfig::default()).unwrap());
+    host.accept(remote.clone());
+    host.follow_deletions_from(remote);
+    host.deletion_poll = Duration::from_millis(100);
+    let kv = KvModule::on(store.clone(), KvLimits::default());
+    let modules: [&dyn ServiceModule; 1] = [&kv];
+    let assembly = assembly::assemble(&mut host, &modules, &|_| true)
+        .await
+        .unwrap();
+    let app = InProcess::new(assembly.app(&host, &ServerConfig::default()).unwrap());
+    for (project, secret) in project_ids.iter().zip(&secrets) {
+        let answer = app
+            .send(
+                "PUT",
+                &format!("/kv/v1/projects/{project}/keys/k"),
+                Some(secret),
+                &[],
+                Some(b"v".to_vec()),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+    client
+        .delete_project(as_account(
+            &tokens.access_token,
+            ProjectRef {
+                project: project_ids[0].to_string(),
+            },
+        ))
+        .await
+        .unwrap();
+    let keys = |project: ProjectId| {
+        let store = store.clone();
+        async move { store.scan(&project, b"", 0, 100).await.unwrap().keys.len() }
+    };
+    let mut removed = false;
+    for _ in 0..50 {
+        if keys(project_ids[0].clone()).await == 0 {
+            removed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(removed, "the deleted project's keys were never removed");
+    assert_eq!(
+        keys(project_ids[1].clone()).await,
+        1,
+        "the other project keeps its keys"
+    );
+    host.shutdown.trigger();
+    platform.shutdown.trigger();
+}

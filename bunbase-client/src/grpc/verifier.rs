@@ -15,8 +15,8 @@ use tokio::sync::OnceCell;
 use tonic::transport::{Channel, Endpoint};
 
 use super::convert::{error_from_status, principal_from_proto};
-use super::proto::bunauth::ResolveRequest;
 use super::proto::bunauth::bun_auth_client::BunAuthClient;
+use super::proto::bunauth::{DeletedProjectsRequest, ResolveRequest};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RemoteVerifierConfig {
@@ -159,5 +159,30 @@ impl TokenVerifier for RemoteVerifier {
             }
         }
         rebuild(outcome)
+    }
+}
+
+#[async_trait]
+impl bunbase_core::platform::DeletionFeed for RemoteVerifier {
+    async fn deleted_projects(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<(ProjectId, u64)>, Error> {
+        let request = DeletedProjectsRequest {
+            since,
+            limit: limit.clamp(1, 1000) as u32,
+        };
+        let list = self
+            .client
+            .clone()
+            .deleted_projects(request)
+            .await
+            .map_err(|status| error_from_status(&status))?
+            .into_inner();
+        list.projects
+            .into_iter()
+            .map(|p| Ok((ProjectId::new(p.project)?, p.deleted_at)))
+            .collect()
     }
 }

@@ -912,7 +912,7 @@ impl Identity {
             ));
         }
         let keys = self.auth.keys(project).await?;
-        self.projects.delete_project(project).await?;
+        self.projects.delete_project(project, now_millis()).await?;
         for key in keys {
             self.forget_key(&key.hash).await;
         }
@@ -927,6 +927,18 @@ impl Identity {
             purge_everywhere(&cascade, &project).await;
         });
         Ok(())
+    }
+
+    /// Projects deleted at or after `since` (ms), oldest first, at most
+    /// `limit` (services in other processes remove their data with this).
+    pub async fn deleted_projects(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<(ProjectId, u64)>, Error> {
+        self.projects
+            .deleted_projects(since, limit.clamp(1, 1000))
+            .await
     }
 
     /// `data` is removed for each project deleted from now on.
@@ -1206,5 +1218,16 @@ fn taken(e: Error) -> Error {
     match e {
         Error::AlreadyExists(_) => Error::AlreadyExists("this email is already registered".into()),
         other => other,
+    }
+}
+
+#[async_trait]
+impl crate::platform::DeletionFeed for Identity {
+    async fn deleted_projects(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<(ProjectId, u64)>, Error> {
+        Identity::deleted_projects(self, since, limit).await
     }
 }

@@ -556,8 +556,21 @@ async fn deleting_a_project_removes_its_data(store: Arc<dyn IdentityStore>) {
     let s = session(SubjectKind::EndUser, &u.id, Some(&doomed.id), FAR);
     let t = random_hex(16);
     store.create_session(&s, &t).await.unwrap();
-    assert!(store.delete_project(&doomed.id).await.unwrap());
-    assert!(!store.delete_project(&doomed.id).await.unwrap());
+    // Far in the future, so other checks' deletions (sharing the store)
+    // come before it.
+    let at = u64::MAX / 4;
+    assert!(store.delete_project(&doomed.id, at).await.unwrap());
+    assert!(!store.delete_project(&doomed.id, at + 5).await.unwrap());
+    assert_eq!(
+        store.deleted_projects(at, 10).await.unwrap(),
+        vec![(doomed.id.clone(), at)],
+        "the deletion is recorded once"
+    );
+    assert!(store.deleted_projects(at + 1, 10).await.unwrap().is_empty());
+    let earlier = store.deleted_projects(0, 10_000).await.unwrap();
+    assert!(earlier.windows(2).all(|w| w[0].1 <= w[1].1), "oldest first");
+    assert!(earlier.iter().any(|(id, _)| id == &doomed.id));
+    assert!(!earlier.iter().any(|(id, _)| id == &kept.id));
     assert!(store.project(&doomed.id).await.unwrap().is_none());
     assert!(store.members(&doomed.id).await.unwrap().is_empty());
     assert!(store.key_by_hash(&k.hash).await.unwrap().is_none());

@@ -17,3 +17,145 @@ pub trait ProjectData: Send + Sync + 'static {
     /// answers how many items (keys, events, collections…) it removed.
     async fn purge_project(&self, project: &ProjectId) -> Result<u64, Error>;
 }
+
+/// Where a service in another process learns which projects were deleted
+/// (BunAuth over gRPC; the identity service itself in tests).
+#[async_trait]
+pub trait DeletionFeed: Send + Sync + 'static {
+    /// Projects deleted at or after `since` (ms), oldest first, at most
+    /// `limit`: `(id, deleted_at)`.
+    async fn deleted_projects(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<(ProjectId, u64)>, Error>;
+}
+
+/// Deletions are read again this far back, for deletions recorded by a
+/// platform instance whose clock runs behind (purges are idempotent).
+const CLOCK_MARGIN_MS: u64 = 60_000;
+const PAGE: usize = 500;
+
+/// Follows `feed` every `every` until `stop`, removing each deleted
+/// project's data in `cascade`. Starts from the beginning (a restarted
+/// service purges what it may have missed while down; purging a project
+/// with no data left costs one lookup per service).
+pub async fn follow_deletions(
+    feed: std::sync::Arc<dyn DeletionFeed>,
+    cascade: Vec<std::sync::Arc<dyn ProjectData>>,
+    every: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut since = 0;
+    // Purged deletions at or after `since`, so a re-read skips them.
+    let mut done: std::collections::HashMap<ProjectId, u64> = std::collections::HashMap::new();
+    loop {
+        loop {
+            let page = match feed.deleted_projects(since, PAGE).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read deleted projects; trying again later");
+                    break;
+                }
+            };
+            let full = page.len() == PAGE;
+            let mut newest = since;
+            for (project, deleted_at) in page {
+                newest = newest.max(deleted_at);
+                if done.contains_key(&project) {
+                    continue;
+                }
+                let mut complete = true;
+                for data in &cascade {
+                    match data.purge_project(&project).await {
+                        Ok(removed) => {
+                            tracing::info!(%project, service = data.service(), removed, "deleted project's data removed")
+                        }
+                        Err(e) => {
+                            complete = false;
+                            tracing::warn!(%project, service = data.service(), error = %e, "could not remove a deleted project's data; trying again later");
+                        }
+                    }
+                }
+                if complete {
+                    done.insert(project, deleted_at);
+                }
+            }
+            // Keep what may be read again; forget older deletions.
+            let next = newest.saturating_sub(CLOCK_MARGIN_MS).max(since);
+            done.retain(|_, at| *at >= next);
+            let moved = next > since;
+            since = next;
+            if !full || !moved {
+                break;
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    struct Feed(Mutex<Vec<(ProjectId, u64)>>);
+
+    #[async_trait]
+    impl DeletionFeed for Feed {
+        async fn deleted_projects(
+            &self,
+            since: u64,
+            limit: usize,
+        ) -> Result<Vec<(ProjectId, u64)>, Error> {
+            let all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(all
+                .iter()
+                .filter(|(_, at)| *at >= since)
+                .take(limit)
+                .cloned()
+                .collect())
+        }
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<ProjectId>>);
+
+    #[async_trait]
+    impl ProjectData for Recorder {
+        fn service(&self) -> &'static str {
+            "recorder"
+        }
+        async fn purge_project(&self, project: &ProjectId) -> Result<u64, Error> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(project.clone());
+            Ok(1)
+        }
+    }
+
+    #[tokio::test]
+    async fn every_deleted_project_is_purged_once() {
+        let p = |s: &str| ProjectId::new(s).unwrap();
+        let feed = Arc::new(Feed(Mutex::new(vec![(p("a"), 1_000), (p("b"), 1_000)])));
+        let recorder = Arc::new(Recorder::default());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(follow_deletions(
+            feed.clone(),
+            vec![recorder.clone()],
+            std::time::Duration::from_millis(10),
+            stop.clone(),
+        ));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        feed.0.lock().unwrap().push((p("c"), 500_000)); // later
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        stop.cancel();
+        task.await.unwrap();
+        let purged = recorder.0.lock().unwrap().clone();
+        assert_eq!(purged, vec![p("a"), p("b"), p("c")]);
+    }
+}

@@ -8,6 +8,6 @@ mod cascade;
 mod model;
 mod store;
 
-pub use cascade::ProjectData;
+pub use cascade::{DeletionFeed, ProjectData, follow_deletions};
 pub use model::{Member, Project, ProjectView, Role};
 pub use store::ProjectStore;

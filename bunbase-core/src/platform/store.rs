@@ -15,8 +15,16 @@ pub trait ProjectStore: Send + Sync + 'static {
     async fn projects_of(&self, account_id: &str) -> Result<Vec<(Project, Role)>, Error>;
     async fn rename_project(&self, id: &ProjectId, name: &str) -> Result<bool, Error>;
     /// Deletes the project and everything of it in this store: members,
-    /// API keys, end users and their sessions.
-    async fn delete_project(&self, id: &ProjectId) -> Result<bool, Error>;
+    /// API keys, end users and their sessions; and records that it was
+    /// deleted (at `deleted_at`, ms), for services in other processes.
+    async fn delete_project(&self, id: &ProjectId, deleted_at: u64) -> Result<bool, Error>;
+    /// Projects deleted at or after `since` (ms), oldest first, at most
+    /// `limit`: `(id, deleted_at)`.
+    async fn deleted_projects(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<(ProjectId, u64)>, Error>;
 
     /// Adds or changes a membership.
     async fn put_member(&self, member: &Member) -> Result<(), Error>;

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use bunbase_client::grpc::bunauth::bun_auth_server::BunAuth;
 use bunbase_client::grpc::bunauth::{
-    CreateKeyRequest, CreateProjectRequest, CreatedKey, Credentials, Empty, JwksResponse, Key,
-    KeyList, Principal, Project, ProjectList, ProjectRef, RefreshRequest, ResolveRequest,
-    RevokeKeyRequest, SignOutRequest, SignOutResponse, Tokens,
+    CreateKeyRequest, CreateProjectRequest, CreatedKey, Credentials, DeletedProject,
+    DeletedProjectList, DeletedProjectsRequest, Empty, JwksResponse, Key, KeyList, Principal,
+    Project, ProjectList, ProjectRef, RefreshRequest, ResolveRequest, RevokeKeyRequest,
+    SignOutRequest, SignOutResponse, Tokens,
 };
 use bunbase_client::grpc::{principal_to_proto, status_from_error};
 use bunbase_core::auth::model::{ApiKey, KeyKind};
@@ -253,6 +254,29 @@ impl BunAuth for BunAuthService {
         }
         .await;
         self.finish("DeleteProject", result)
+    }
+
+    async fn deleted_projects(
+        &self,
+        request: Request<DeletedProjectsRequest>,
+    ) -> Result<Response<DeletedProjectList>, Status> {
+        let result = async {
+            let r = request.get_ref();
+            let limit = if r.limit == 0 { 1000 } else { r.limit as usize };
+            let projects = self
+                .identity
+                .deleted_projects(r.since, limit)
+                .await?
+                .into_iter()
+                .map(|(project, deleted_at)| DeletedProject {
+                    project: project.to_string(),
+                    deleted_at,
+                })
+                .collect();
+            Ok(DeletedProjectList { projects })
+        }
+        .await;
+        self.finish("DeletedProjects", result)
     }
 
     async fn create_key(

@@ -30,6 +30,7 @@ struct State {
     signing: Vec<SigningKey>,
     projects: HashMap<ProjectId, Project>,
     members: HashMap<(ProjectId, String), Member>,
+    deleted: Vec<(ProjectId, u64)>,
 }
 
 #[derive(Default)]
@@ -366,16 +367,34 @@ impl ProjectStore for MemoryStore {
         })
     }
 
-    async fn delete_project(&self, id: &ProjectId) -> Result<bool, Error> {
+    async fn delete_project(&self, id: &ProjectId, deleted_at: u64) -> Result<bool, Error> {
         let mut s = self.state();
         if s.projects.remove(id).is_none() {
             return Ok(false);
         }
+        s.deleted.push((id.clone(), deleted_at));
         s.members.retain(|(p, _), _| p != id);
         s.keys.retain(|_, k| &k.project != id);
         s.users.retain(|(p, _), _| p != id);
         s.sessions.retain(|_, ses| ses.project.as_ref() != Some(id));
         Ok(true)
+    }
+
+    async fn deleted_projects(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<(ProjectId, u64)>, Error> {
+        let mut found: Vec<(ProjectId, u64)> = self
+            .state()
+            .deleted
+            .iter()
+            .filter(|(_, at)| *at >= since)
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        found.truncate(limit);
+        Ok(found)
     }
 
     async fn put_member(&self, member: &Member) -> Result<(), Error> {

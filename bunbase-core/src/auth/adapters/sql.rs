@@ -16,9 +16,10 @@ use crate::id::ProjectId;
 use crate::platform::{Member, Project, ProjectStore, Role};
 use crate::sql::{Migration, db, from_db, to_db};
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "
 CREATE TABLE accounts (
     id TEXT PRIMARY KEY,
     email TEXT NOT NULL UNIQUE,
@@ -84,7 +85,18 @@ CREATE TABLE signing_keys (
     created_at BIGINT NOT NULL
 );
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        sql: "
+CREATE TABLE deleted_projects (
+    id TEXT PRIMARY KEY,
+    deleted_at BIGINT NOT NULL
+);
+CREATE INDEX deleted_projects_by_time ON deleted_projects (deleted_at, id);
+",
+    },
+];
 
 /// The migration domain name in `bunbase_migrations`.
 pub const DOMAIN: &str = "identity";
@@ -622,16 +634,50 @@ macro_rules! identity_store {
                 Ok(n > 0)
             }
 
-            async fn delete_project(&self, id: &ProjectId) -> Result<bool, Error> {
+            async fn delete_project(&self, id: &ProjectId, deleted_at: u64) -> Result<bool, Error> {
+                let mut tx = self.writer().begin().await.map_err(db)?;
                 // Foreign keys cascade to members, keys, end users, sessions
                 // (and their refresh tokens).
                 let n = sqlx::query("DELETE FROM projects WHERE id = $1")
                     .bind(id.as_str())
-                    .execute(self.writer())
+                    .execute(&mut *tx)
                     .await
                     .map_err(db)?
                     .rows_affected();
+                if n > 0 {
+                    sqlx::query("INSERT INTO deleted_projects (id, deleted_at) VALUES ($1, $2)")
+                        .bind(id.as_str())
+                        .bind(to_db(deleted_at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                }
+                tx.commit().await.map_err(db)?;
                 Ok(n > 0)
+            }
+
+            async fn deleted_projects(
+                &self,
+                since: u64,
+                limit: usize,
+            ) -> Result<Vec<(ProjectId, u64)>, Error> {
+                let rows = sqlx::query(
+                    "SELECT id, deleted_at FROM deleted_projects WHERE deleted_at >= $1
+                     ORDER BY deleted_at, id LIMIT $2",
+                )
+                .bind(to_db(since))
+                .bind(limit.min(10_000) as i64)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok((
+                            project_id(r.try_get("id").map_err(db)?)?,
+                            from_db(r.try_get("deleted_at").map_err(db)?),
+                        ))
+                    })
+                    .collect()
             }
 
             async fn put_member(&self, m: &Member) -> Result<(), Error> {
