@@ -1704,3 +1704,50 @@ async fn missing_and_forbidden_documents_answer_alike() {
     )
     .await;
 }
+
+/// Realtime queries count against the project's open subscriptions
+/// (`max_subscribers_per_project`, with its event and KV change streams):
+/// the next answers 429; another project is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realtime_subscriptions_are_bounded_per_project() {
+    let server = harness::start(Options {
+        docs: Some((Arc::new(MemoryDocStore::new()), DocsLimits::default())),
+        kms: Some(kms()),
+        bus_config: bunbase_core::events::adapters::BusConfig {
+            hub: bunbase_core::events::hub::HubConfig {
+                max_subscribers_per_project: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let url = server.url();
+    let base = &server.app();
+    for (token, project) in [(ALPHA, "alpha"), (BETA, "beta")] {
+        expect(
+            base,
+            token,
+            "POST",
+            &format!("{project}/collections"),
+            Some(json!({"name": "live"})),
+            201,
+        )
+        .await;
+    }
+    let _open = Frames::open(&url, "alpha/collections/live/subscribe", None).await;
+    let refused = http()
+        .get(format!(
+            "{url}/bundoc/v1/projects/alpha/collections/live/subscribe"
+        ))
+        .bearer_auth(ALPHA)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    let _theirs = Frames::open_as(BETA, &url, "beta/collections/live/subscribe", None).await;
+    server.shutdown.trigger();
+}
