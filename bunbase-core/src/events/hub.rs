@@ -265,27 +265,23 @@ impl Hub {
     /// Ends every subscription with `reason` (each still receives what is
     /// queued, then the reason).
     pub fn close_all(&self, reason: CloseReason) {
-        let mut projects = self.write();
-        for (_, slots) in projects.drain() {
-            let all = slots.exact.into_values().flatten().chain(slots.patterns);
-            for slot in all {
-                slot.state.close(reason);
-                self.metrics.subscribers.dec();
-                self.metrics
-                    .dropped
-                    .with_label_values(&[reason.as_str()])
-                    .inc();
-            }
+        let drained: Vec<ProjectSlots> = self.write().drain().map(|(_, slots)| slots).collect();
+        for slots in drained {
+            self.close_slots(slots, reason);
         }
         self.changed.notify_one();
     }
 
     /// Ends `project`'s subscriptions with `reason`.
     pub fn close_project(&self, project: &ProjectId, reason: CloseReason) {
-        let mut projects = self.write();
-        let Some(slots) = projects.remove(project) else {
-            return;
-        };
+        let removed = self.write().remove(project);
+        if let Some(slots) = removed {
+            self.close_slots(slots, reason);
+            self.changed.notify_one();
+        }
+    }
+
+    fn close_slots(&self, slots: ProjectSlots, reason: CloseReason) {
         for slot in slots.exact.into_values().flatten().chain(slots.patterns) {
             slot.state.close(reason);
             self.metrics.subscribers.dec();
@@ -294,7 +290,6 @@ impl Hub {
                 .with_label_values(&[reason.as_str()])
                 .inc();
         }
-        self.changed.notify_one();
     }
 
     /// Refuses new subscriptions and ends the current ones with `shutdown`.
