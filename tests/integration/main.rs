@@ -12,6 +12,7 @@ mod docs_conformance;
 mod docs_http;
 mod events_conformance;
 mod identity_conformance;
+mod isolation;
 mod kms_conformance;
 mod kms_http;
 mod kv_conformance;

@@ -377,3 +377,87 @@ pub async fn assemble_platform(
         .unwrap_or_else(|e| panic!("assembling the platform: {e}"));
     (host, assembly)
 }
+
+/// The whole platform in process, assembled as the all-in-one assembles
+/// it: identity (on an in-memory store with cheap password hashing,
+/// issuing tokens as `url`/api) first, then BunKMS, Buncast, Bunder
+/// Manager and Bundoc, every data service accepting identity's credentials
+/// and nothing else (no service tokens).
+pub struct WholePlatform {
+    /// The public URL tokens name as their issuer.
+    pub url: String,
+    pub app: InProcess,
+    /// The same router, to serve on a socket (WebSocket upgrades).
+    pub router: axum::Router,
+    pub identity: Arc<bunbase_core::auth::Identity>,
+    /// Identity's store (its signing keys sign tokens a test forges).
+    pub identity_store: Arc<MemoryStore>,
+    pub events: Events,
+    pub shutdown: Shutdown,
+    /// The names of the services assembled, in start order.
+    pub services: Vec<String>,
+}
+
+pub async fn whole_platform_in_process(rate: bunbase_core::auth::ratelimit::Rate) -> WholePlatform {
+    use bunbase_core::kms::adapters::memory::MemoryKms;
+    use bunbase_core::kms::master::MasterKey;
+    use bunbase_core::kms::{Kms, KmsLimits, KmsMetrics};
+    use bunbase_core::kv::adapters::memory::MemoryKv;
+    use bunbase_core::kv::{Engine, EngineConfig};
+
+    let url = "http://platform.test".to_string();
+    let identity_store = Arc::new(MemoryStore::new());
+    let identity = IdentityModule {
+        store: IdentitySource::Given(identity_store.clone()),
+        passwords: Passwords::with_params(256, 1, 1).unwrap_or_else(|e| panic!("{e}")),
+        config: IdentityConfig {
+            issuer: format!("{url}/api"),
+            rate,
+            ..IdentityConfig::default()
+        },
+        cache_url: None,
+    };
+    let kms = Kms::new(
+        Arc::new(MemoryKms::new()),
+        Arc::new(MasterKey::parse(&"42".repeat(32)).unwrap_or_else(|e| panic!("{e}"))),
+        KmsLimits::default(),
+        Arc::new(KmsMetrics::unregistered()),
+    );
+    let kv = KvModule::on(
+        Arc::new(MemoryKv::new(Arc::new(
+            Engine::new(EngineConfig::default()),
+        ))),
+        KvLimits::default(),
+    );
+    let docs = DocsModule::on(
+        Arc::new(bunbase_core::docs::adapters::MemoryDocStore::new()),
+        DocsLimits::default(),
+    );
+    let mut host = Host::new(std::env::temp_dir());
+    let platform = PlatformModule(identity);
+    let kms = KmsModule::Given(kms);
+    let modules: [&dyn ServiceModule; 5] = [&platform, &kms, &BuncastModule, &kv, &docs];
+    let assembly = assembly::assemble(&mut host, &modules, &|_| true)
+        .await
+        .unwrap_or_else(|e| panic!("assembling the platform: {e}"));
+    let events = host
+        .events()
+        .await
+        .unwrap_or_else(|e| panic!("events: {e}"));
+    let router = assembly
+        .app(&host, &ServerConfig::default())
+        .unwrap_or_else(|e| panic!("router: {e}"));
+    WholePlatform {
+        url,
+        app: InProcess::new(router.clone()),
+        router,
+        identity: host
+            .identity()
+            .cloned()
+            .unwrap_or_else(|| panic!("the platform runs identity")),
+        identity_store,
+        events,
+        shutdown: host.shutdown.clone(),
+        services: assembly.services.iter().map(|s| s.name.clone()).collect(),
+    }
+}

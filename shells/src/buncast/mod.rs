@@ -14,7 +14,6 @@ mod ws;
 
 use async_trait::async_trait;
 use axum::Router;
-use axum::routing::{get, post};
 use bunbase_core::Error;
 use bunbase_core::events::Events;
 
@@ -22,26 +21,27 @@ pub use binary::BuncastArgs;
 pub use config::{BusChoice, EventsArgs, EventsSettings};
 
 use crate::assembly::{About, Host, ServiceModule, Started};
-use crate::kit::{self, ShellState};
+use crate::kit::{self, Routes, ShellState};
 
 /// What a Buncast handler has: the events service.
 pub type BuncastState = ShellState<Events>;
 
 pub const PREFIX: &str = "/events/v1/projects/{project}";
 
-pub fn router(state: BuncastState) -> Router {
-    Router::new()
-        .route(&format!("{PREFIX}/topics"), get(routes::list_topics))
-        .route(&format!("{PREFIX}/topics/{{topic}}"), post(routes::publish))
-        .route(
+/// Buncast's routes, listed (the isolation matrix reads them) and handled.
+pub fn api() -> Routes<BuncastState> {
+    Routes::new()
+        .get(&format!("{PREFIX}/topics"), routes::list_topics)
+        .post(&format!("{PREFIX}/topics/{{topic}}"), routes::publish)
+        .get(
             &format!("{PREFIX}/topics/{{topic}}/subscribe"),
-            get(routes::subscribe),
+            routes::subscribe,
         )
-        .route(
-            &format!("{PREFIX}/topics/{{topic}}/ws"),
-            get(routes::websocket),
-        )
-        .with_state(state)
+        .get(&format!("{PREFIX}/topics/{{topic}}/ws"), routes::websocket)
+}
+
+pub fn router(state: BuncastState) -> Router {
+    api().with_state(state)
 }
 
 static ABOUT: About = About::new("events", &["buncast"], "/events");

@@ -45,56 +45,51 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use bunbase_core::Error;
 use bunbase_core::config::StoreUrl;
 use bunbase_core::docs::{Bundoc, DocStore, DocsLimits, DocsMetrics};
 use bunbase_core::kms::{Keys, LocalKeys};
 
 use crate::assembly::{About, Host, ServiceModule, Started};
-use crate::kit::{self, ShellState};
+use crate::kit::{self, Routes, ShellState};
 
 /// What a Bundoc handler has: the document service.
 pub type DocsState = ShellState<Bundoc>;
 
 pub const PREFIX: &str = "/bundoc/v1/projects/{project}";
 
-/// Bundoc's routes; `body_limit` bounds their request bodies (batches carry
+/// Bundoc's routes, listed (the isolation matrix reads them) and handled.
+pub fn api() -> Routes<DocsState> {
+    let collection = format!("{PREFIX}/collections/{{collection}}");
+    let document = format!("{collection}/documents/{{id}}");
+    Routes::new()
+        .get(&format!("{PREFIX}/collections"), routes::list_collections)
+        .post(&format!("{PREFIX}/collections"), routes::create_collection)
+        .get(&collection, routes::get_collection)
+        .put(&collection, routes::update_collection)
+        .delete(&collection, routes::delete_collection)
+        .get(&format!("{collection}/documents"), routes::list)
+        .post(&format!("{collection}/documents"), routes::create)
+        .get(&document, routes::get)
+        .put(&document, routes::replace)
+        .patch(&document, routes::patch)
+        .delete(&document, routes::delete)
+        .post(&format!("{collection}/batch"), routes::batch)
+        .post(&format!("{collection}/query"), routes::query)
+        .post(&format!("{collection}/explain"), routes::explain)
+        .post(&format!("{collection}/count"), routes::count)
+        .get(&format!("{collection}/subscribe"), realtime::subscribe)
+        .get(&format!("{collection}/ws"), realtime::websocket)
+        .get(&format!("{PREFIX}/usage"), routes::usage)
+}
+
+/// Bundoc's router; `body_limit` bounds its request bodies (batches carry
 /// several documents of up to 1 MiB).
 pub fn router(state: DocsState, body_limit: usize) -> Router {
-    let collection = format!("{PREFIX}/collections/{{collection}}");
-    Router::new()
-        .route(
-            &format!("{PREFIX}/collections"),
-            get(routes::list_collections).post(routes::create_collection),
-        )
-        .route(
-            &collection,
-            get(routes::get_collection)
-                .put(routes::update_collection)
-                .delete(routes::delete_collection),
-        )
-        .route(
-            &format!("{collection}/documents"),
-            get(routes::list).post(routes::create),
-        )
-        .route(
-            &format!("{collection}/documents/{{id}}"),
-            get(routes::get)
-                .put(routes::replace)
-                .patch(routes::patch)
-                .delete(routes::delete),
-        )
-        .route(&format!("{collection}/batch"), post(routes::batch))
-        .route(&format!("{collection}/query"), post(routes::query))
-        .route(&format!("{collection}/explain"), post(routes::explain))
-        .route(&format!("{collection}/count"), post(routes::count))
-        .route(&format!("{collection}/subscribe"), get(realtime::subscribe))
-        .route(&format!("{collection}/ws"), get(realtime::websocket))
-        .route(&format!("{PREFIX}/usage"), get(routes::usage))
+    api()
+        .with_state(state)
         // Inside the kit's limit, so this one wins for Bundoc's routes.
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
 }
 
 /// Where Bundoc keeps documents.

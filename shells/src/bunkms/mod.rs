@@ -19,43 +19,38 @@ pub use config::{Built, KmsArgs, spawn_scheduler};
 
 use async_trait::async_trait;
 use axum::Router;
-use axum::routing::{get, post, put};
 use bunbase_core::Error;
 use bunbase_core::kms::Kms;
 use bunbase_core::kms::master::{DEV_FILE, Origin};
 
 use crate::assembly::{About, Host, ServiceModule, Started};
-use crate::kit::{self, ShellState};
+use crate::kit::{self, Routes, ShellState};
 
 /// What a BunKMS handler has: the KMS.
 pub type KmsState = ShellState<Kms>;
 
 pub const PREFIX: &str = "/kms/v1/projects/{project}";
 
-pub fn router(state: KmsState) -> Router {
-    Router::new()
-        .route(
-            &format!("{PREFIX}/keys"),
-            get(routes::list_keys).post(routes::create_key),
-        )
-        .route(
-            &format!("{PREFIX}/keys/{{name}}"),
-            get(routes::describe_key),
-        )
-        .route(
+/// BunKMS's routes, listed (the isolation matrix reads them) and handled.
+pub fn api() -> Routes<KmsState> {
+    Routes::new()
+        .get(&format!("{PREFIX}/keys"), routes::list_keys)
+        .post(&format!("{PREFIX}/keys"), routes::create_key)
+        .get(&format!("{PREFIX}/keys/{{name}}"), routes::describe_key)
+        .post(
             &format!("{PREFIX}/keys/{{name}}/{{action}}"),
-            post(routes::key_action),
+            routes::key_action,
         )
-        .route(&format!("{PREFIX}/secrets"), get(routes::list_secrets))
-        .route(
-            &format!("{PREFIX}/secrets/{{name}}"),
-            put(routes::put_secret)
-                .get(routes::get_secret)
-                .delete(routes::delete_secret),
-        )
-        .route(&format!("{PREFIX}/audit"), get(routes::audit))
-        .route(&format!("{PREFIX}/audit/verify"), get(routes::verify_audit))
-        .with_state(state)
+        .get(&format!("{PREFIX}/secrets"), routes::list_secrets)
+        .put(&format!("{PREFIX}/secrets/{{name}}"), routes::put_secret)
+        .get(&format!("{PREFIX}/secrets/{{name}}"), routes::get_secret)
+        .delete(&format!("{PREFIX}/secrets/{{name}}"), routes::delete_secret)
+        .get(&format!("{PREFIX}/audit"), routes::audit)
+        .get(&format!("{PREFIX}/audit/verify"), routes::verify_audit)
+}
+
+pub fn router(state: KmsState) -> Router {
+    api().with_state(state)
 }
 
 /// BunKMS in an assembly: its store and master key (or a KMS given by a

@@ -17,6 +17,7 @@ mod json;
 mod json_errors;
 mod query;
 pub mod revocation;
+mod routes;
 mod server;
 mod shutdown;
 pub mod sse;
@@ -29,7 +30,10 @@ pub use error::{ApiError, error_body, error_response};
 pub use health::{HealthCheck, health_check_fn};
 pub use json::{ApiJson, body_error};
 pub use query::ApiQuery;
-pub use server::{ServerConfig, Service, ShutdownHook, app, serve, serve_app, shutdown_hooks};
+pub use routes::{Route, Routes};
+pub use server::{
+    ServerConfig, Service, ShutdownHook, app, serve, serve_app, server_routes, shutdown_hooks,
+};
 pub use shutdown::{Shutdown, shutdown_on_signals};
 pub use state::ShellState;
 

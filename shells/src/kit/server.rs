@@ -8,7 +8,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use axum::serve::ListenerExt;
 use prometheus::Registry;
 use tokio::net::TcpListener;
@@ -20,6 +19,7 @@ use super::client_ip;
 use super::health::{self, HealthCheck};
 use super::http_metrics::{self, HttpMetrics};
 use super::json_errors::json_errors;
+use super::routes::{Route, Routes};
 use super::shutdown::Shutdown;
 use bunbase_core::Error;
 
@@ -95,22 +95,7 @@ pub fn app(
             .flat_map(|s| s.health.iter().cloned())
             .collect(),
     );
-    let metrics_registry = registry.clone();
-    let mut router = Router::new()
-        .route(
-            "/health",
-            get(move || {
-                let checks = checks.clone();
-                async move { health::report(&checks).await }
-            }),
-        )
-        .route(
-            "/metrics",
-            get(move || {
-                let text = bunbase_core::metrics::render(&metrics_registry);
-                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text) }
-            }),
-        );
+    let mut router = root(checks, registry.clone()).into_router();
     for service in services {
         router = router.merge(service.router.clone());
     }
@@ -128,6 +113,26 @@ pub fn app(
         }))
         .layer(middleware::from_fn_with_state(metrics, http_metrics::track))
         .layer(TraceLayer::new_for_http().make_span_with(request_span)))
+}
+
+/// The routes every server serves besides its services': `/health` and
+/// `/metrics`.
+fn root(checks: Arc<Vec<Arc<dyn HealthCheck>>>, registry: Registry) -> Routes {
+    Routes::new()
+        .get("/health", move || {
+            let checks = checks.clone();
+            async move { health::report(&checks).await }
+        })
+        .get("/metrics", move || {
+            let text = bunbase_core::metrics::render(&registry);
+            async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text) }
+        })
+}
+
+/// What [`app`] serves besides the services' routes (the isolation matrix
+/// reads them).
+pub fn server_routes() -> Vec<Route> {
+    root(Arc::new(Vec::new()), Registry::new()).list().to_vec()
 }
 
 /// The request's log span: method and path only. Never the query string,

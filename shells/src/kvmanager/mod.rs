@@ -25,26 +25,29 @@ pub use config::{EmbeddedKvArgs, KvArgs};
 pub use module::{EmbeddedKv, KvBackend, KvModule};
 
 use axum::Router;
-use axum::routing::{get, post};
 use bunbase_core::kv::Kv;
 
-use crate::kit::ShellState;
+use crate::kit::{Routes, ShellState};
 
 /// What a Bunder Manager handler has: the KV service.
 pub type KvState = ShellState<Kv>;
 
 pub const PREFIX: &str = "/kv/v1/projects/{project}";
 
+/// Bunder Manager's routes, listed (the isolation matrix reads them) and
+/// handled.
+pub fn api() -> Routes<KvState> {
+    Routes::new()
+        .get(&format!("{PREFIX}/keys"), routes::list)
+        .get(&format!("{PREFIX}/keys/{{key}}"), routes::get)
+        .put(&format!("{PREFIX}/keys/{{key}}"), routes::put)
+        .delete(&format!("{PREFIX}/keys/{{key}}"), routes::delete)
+        .post(&format!("{PREFIX}/keys/{{key}}/incr"), routes::incr)
+        .get(&format!("{PREFIX}/keys/{{key}}/ttl"), routes::ttl)
+        .get(&format!("{PREFIX}/usage"), routes::usage)
+        .get(&format!("{PREFIX}/changes"), routes::changes)
+}
+
 pub fn router(state: KvState) -> Router {
-    Router::new()
-        .route(&format!("{PREFIX}/keys"), get(routes::list))
-        .route(
-            &format!("{PREFIX}/keys/{{key}}"),
-            get(routes::get).put(routes::put).delete(routes::delete),
-        )
-        .route(&format!("{PREFIX}/keys/{{key}}/incr"), post(routes::incr))
-        .route(&format!("{PREFIX}/keys/{{key}}/ttl"), get(routes::ttl))
-        .route(&format!("{PREFIX}/usage"), get(routes::usage))
-        .route(&format!("{PREFIX}/changes"), get(routes::changes))
-        .with_state(state)
+    api().with_state(state)
 }

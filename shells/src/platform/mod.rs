@@ -16,10 +16,9 @@ mod users;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{delete, get, post};
 use bunbase_core::auth::Identity;
 
-use crate::kit::ShellState;
+use crate::kit::{Routes, ShellState};
 
 /// What a Platform API handler has: the identity service, which also
 /// resolves the credentials of project-scoped routes.
@@ -29,44 +28,37 @@ pub fn state(identity: Arc<Identity>) -> PlatformState {
     ShellState::new(identity.clone(), identity)
 }
 
-pub fn router(state: PlatformState) -> Router {
+/// The Platform API's routes, listed (the isolation matrix reads them) and
+/// handled.
+pub fn api() -> Routes<PlatformState> {
     let p = "/api/v1/projects/{project}";
-    Router::new()
-        .route("/api/.well-known/jwks.json", get(auth::jwks))
-        .route("/api/v1/auth/signup", post(auth::sign_up))
-        .route("/api/v1/auth/signin", post(auth::sign_in))
-        .route("/api/v1/auth/refresh", post(auth::refresh))
-        .route("/api/v1/auth/signout", post(auth::sign_out))
-        .route("/api/v1/auth/me", get(auth::me))
-        .route(
-            "/api/v1/projects",
-            get(projects::list).post(projects::create),
-        )
-        .route(
-            p,
-            get(projects::get)
-                .patch(projects::rename)
-                .delete(projects::delete),
-        )
-        .route(
-            &format!("{p}/members"),
-            get(projects::members).put(projects::put_member),
-        )
-        .route(
-            &format!("{p}/members/{{account}}"),
-            delete(projects::remove_member),
-        )
-        .route(
-            &format!("{p}/keys"),
-            get(projects::keys).post(projects::create_key),
-        )
-        .route(&format!("{p}/keys/{{key}}"), delete(projects::revoke_key))
-        .route(&format!("{p}/auth/signup"), post(auth::sign_up))
-        .route(&format!("{p}/auth/signin"), post(auth::sign_in))
-        .route(&format!("{p}/auth/refresh"), post(auth::refresh))
-        .route(&format!("{p}/auth/signout"), post(auth::sign_out))
-        .route(&format!("{p}/auth/me"), get(auth::me))
-        .route(&format!("{p}/users"), get(users::list))
-        .route(&format!("{p}/users/{{user}}"), delete(users::delete))
-        .with_state(state)
+    Routes::new()
+        .get("/api/.well-known/jwks.json", auth::jwks)
+        .post("/api/v1/auth/signup", auth::sign_up)
+        .post("/api/v1/auth/signin", auth::sign_in)
+        .post("/api/v1/auth/refresh", auth::refresh)
+        .post("/api/v1/auth/signout", auth::sign_out)
+        .get("/api/v1/auth/me", auth::me)
+        .get("/api/v1/projects", projects::list)
+        .post("/api/v1/projects", projects::create)
+        .get(p, projects::get)
+        .patch(p, projects::rename)
+        .delete(p, projects::delete)
+        .get(&format!("{p}/members"), projects::members)
+        .put(&format!("{p}/members"), projects::put_member)
+        .delete(&format!("{p}/members/{{account}}"), projects::remove_member)
+        .get(&format!("{p}/keys"), projects::keys)
+        .post(&format!("{p}/keys"), projects::create_key)
+        .delete(&format!("{p}/keys/{{key}}"), projects::revoke_key)
+        .post(&format!("{p}/auth/signup"), auth::sign_up)
+        .post(&format!("{p}/auth/signin"), auth::sign_in)
+        .post(&format!("{p}/auth/refresh"), auth::refresh)
+        .post(&format!("{p}/auth/signout"), auth::sign_out)
+        .get(&format!("{p}/auth/me"), auth::me)
+        .get(&format!("{p}/users"), users::list)
+        .delete(&format!("{p}/users/{{user}}"), users::delete)
+}
+
+pub fn router(state: PlatformState) -> Router {
+    api().with_state(state)
 }
