@@ -56,8 +56,19 @@ use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tower::ServiceExt;
 
-/// A stream that sends nothing for this long has sent its first frames.
+/// A stream that sends nothing for this long has sent its first frames…
 const IDLE: Duration = Duration::from_millis(100);
+/// …unless a fragment it must send is still missing: then this long.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+/// How long to wait for a stream's next frame.
+fn patience(text: &str, awaited: &[&str]) -> Duration {
+    if awaited.iter().all(|fragment| text.contains(fragment)) {
+        IDLE
+    } else {
+        PATIENCE
+    }
+}
 const PW: &str = "correct horse battery staple";
 const OPEN: Rate = Rate {
     burst: 1_000_000,
@@ -346,13 +357,26 @@ impl Answer {
     }
 }
 
-/// Calls the router in process; a 2xx event stream is not read.
+/// Calls the router in process.
 async fn send(
     app: &axum::Router,
     method: &str,
     path: &str,
     headers: &[(String, String)],
     body: Option<String>,
+) -> Answer {
+    request(app, method, path, headers, body, &[]).await
+}
+
+/// Calls the router in process; of an accepted event stream, the first
+/// frames (until it is idle with every `awaited` fragment sent).
+async fn request(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: Option<String>,
+    awaited: &[&str],
 ) -> Answer {
     let mut request = Request::builder().method(method).uri(path);
     for (name, value) in headers {
@@ -383,7 +407,9 @@ async fn send(
         // dropped.
         let mut frames = response.into_body().into_data_stream();
         let mut text = String::new();
-        while let Ok(Some(Ok(chunk))) = tokio::time::timeout(IDLE, frames.next()).await {
+        while let Ok(Some(Ok(chunk))) =
+            tokio::time::timeout(patience(&text, awaited), frames.next()).await
+        {
             text.push_str(&String::from_utf8_lossy(&chunk));
         }
         return Answer { status, text };
@@ -399,7 +425,13 @@ async fn send(
 
 /// Opens a WebSocket on the served router: the upgrade's status and, for a
 /// refusal, its body.
-async fn upgrade(base: &str, path: &str, token: Option<&str>, send: Option<&str>) -> Answer {
+async fn upgrade(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    send: Option<&str>,
+    awaited: &[&str],
+) -> Answer {
     let mut request = format!("{base}{path}")
         .into_client_request()
         .unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -420,7 +452,9 @@ async fn upgrade(base: &str, path: &str, token: Option<&str>, send: Option<&str>
                     .unwrap_or_else(|e| panic!("WebSocket {path}: {e}"));
             }
             let mut text = String::new();
-            while let Ok(Some(Ok(message))) = tokio::time::timeout(IDLE, socket.next()).await {
+            while let Ok(Some(Ok(message))) =
+                tokio::time::timeout(patience(&text, awaited), socket.next()).await
+            {
                 if let tungstenite::Message::Text(frame) = message {
                     text.push_str(&frame);
                     text.push('\n');
@@ -1000,11 +1034,17 @@ impl World {
             .body
             .as_ref()
             .map(|b| b.replace("{unique}", &random_hex(6)));
+        let awaited: Vec<&str> = row
+            .says
+            .iter()
+            .filter(|(c, _)| *c == cred)
+            .map(|(_, fragment)| fragment.as_str())
+            .collect();
         let mut headers = Vec::new();
         match (row.via, &token) {
             (Via::WebSocket, _) => {
                 let frame = row.ws_send.as_deref();
-                return upgrade(&self.ws, &path, token.as_deref(), frame).await;
+                return upgrade(&self.ws, &path, token.as_deref(), frame, &awaited).await;
             }
             (Via::ApiKey, Some(token)) => headers.extend(apikey(token)),
             (Via::UserOfProject, token) => {
@@ -1022,7 +1062,8 @@ impl World {
             (Via::Bearer, Some(token)) => headers.extend(bearer(token)),
             (_, Option::None) => {}
         }
-        send(&self.app, &row.route.method, &path, &headers, body).await
+        let method = &row.route.method;
+        request(&self.app, method, &path, &headers, body, &awaited).await
     }
 }
 
@@ -1203,7 +1244,8 @@ fn rows(w: &World) -> Vec<Row> {
             format!("{events}/topics/news/subscribe?after=0"),
         )
         .via(Via::Sse)
-        .read(),
+        .read()
+        .says(&[Viewer], OWN_PRIVATE),
     );
     rows.push(
         data(
