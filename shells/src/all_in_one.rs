@@ -76,6 +76,17 @@ fn catalogue(args: &AllInOneArgs, issuer: String) -> anyhow::Result<Vec<Box<dyn 
     ])
 }
 
+/// The gateway prefixes of every service the all-in-one can run (its
+/// catalogue on default options), so that tests can check they cover them.
+pub fn catalogue_prefixes() -> anyhow::Result<Vec<&'static str>> {
+    use clap::Parser;
+    let args = AllInOneArgs::try_parse_from(["bunbase", "--listen", "127.0.0.1:8080"])?;
+    Ok(catalogue(&args, issuer("http://127.0.0.1:8080"))?
+        .iter()
+        .map(|module| module.about().prefix)
+        .collect())
+}
+
 /// Which services run: `all`, or names (and aliases) separated by commas.
 pub fn selection(
     spec: &str,

@@ -1682,6 +1682,16 @@ async fn every_route_refuses_every_credential_it_must() {
         ]),
         "a service without rows in the isolation matrix"
     );
+    // And they are every service the all-in-one runs.
+    let catalogue: BTreeSet<&str> = bunbase_shells::all_in_one::catalogue_prefixes()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .collect();
+    let assembled: BTreeSet<&str> = platform.prefixes.iter().copied().collect();
+    assert_eq!(
+        assembled, catalogue,
+        "the all-in-one runs a service the isolation matrix does not assemble"
+    );
     // WebSocket upgrades need a socket: the same router, served.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -396,6 +396,8 @@ pub struct WholePlatform {
     pub shutdown: Shutdown,
     /// The names of the services assembled, in start order.
     pub services: Vec<String>,
+    /// The gateway prefixes of the modules assembled (`/kv`…).
+    pub prefixes: Vec<&'static str>,
 }
 
 pub async fn whole_platform_in_process(rate: bunbase_core::auth::ratelimit::Rate) -> WholePlatform {
@@ -459,5 +461,10 @@ pub async fn whole_platform_in_process(rate: bunbase_core::auth::ratelimit::Rate
         events,
         shutdown: host.shutdown.clone(),
         services: assembly.services.iter().map(|s| s.name.clone()).collect(),
+        prefixes: assembly
+            .summaries
+            .iter()
+            .map(|(prefix, _)| *prefix)
+            .collect(),
     }
 }
