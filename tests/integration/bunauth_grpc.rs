@@ -25,6 +25,63 @@ async fn start_grpc(identity: Arc<bunbase_core::auth::Identity>) -> (String, Shu
     (url, shutdown)
 }
 
+/// A request carrying an account's access token.
+fn as_account<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// An account signed up over gRPC.
+async fn sign_up(
+    client: &mut BunAuthClient<tonic::transport::Channel>,
+    email: &str,
+) -> bunbase_client::grpc::bunauth::Tokens {
+    client
+        .sign_up(Credentials {
+            email: email.into(),
+            password: "correct horse battery".into(),
+            project: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// A project of the account and a secret key of it, made over gRPC.
+async fn project_with_key(
+    client: &mut BunAuthClient<tonic::transport::Channel>,
+    token: &str,
+    name: &str,
+) -> (
+    bunbase_client::grpc::bunauth::Project,
+    bunbase_client::grpc::bunauth::CreatedKey,
+) {
+    let project = client
+        .create_project(as_account(
+            token,
+            bunbase_client::grpc::bunauth::CreateProjectRequest { name: name.into() },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let key = client
+        .create_key(as_account(
+            token,
+            bunbase_client::grpc::bunauth::CreateKeyRequest {
+                project: project.id.clone(),
+                name: "server".into(),
+                kind: "secret".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    (project, key)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_verifier_resolves_caches_and_shares_calls() {
     let platform = harness::start_platform(Rate {
@@ -36,33 +93,8 @@ async fn remote_verifier_resolves_caches_and_shares_calls() {
 
     // An account, a project and a secret key, made over gRPC.
     let mut client = BunAuthClient::connect(url.clone()).await.unwrap();
-    let tokens = client
-        .sign_up(Credentials {
-            email: "grpc@example.com".into(),
-            password: "correct horse battery".into(),
-            project: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut request = tonic::Request::new(bunbase_client::grpc::bunauth::CreateProjectRequest {
-        name: "Grpc".into(),
-    });
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", tokens.access_token).parse().unwrap(),
-    );
-    let project = client.create_project(request).await.unwrap().into_inner();
-    let mut request = tonic::Request::new(bunbase_client::grpc::bunauth::CreateKeyRequest {
-        project: project.id.clone(),
-        name: "server".into(),
-        kind: "secret".into(),
-    });
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", tokens.access_token).parse().unwrap(),
-    );
-    let key = client.create_key(request).await.unwrap().into_inner();
+    let tokens = sign_up(&mut client, "grpc@example.com").await;
+    let (project, key) = project_with_key(&mut client, &tokens.access_token, "Grpc").await;
     let project_id = ProjectId::new(project.id.clone()).unwrap();
 
     let verifier = Arc::new(RemoteVerifier::new(&url, RemoteVerifierConfig::default()).unwrap());
@@ -171,45 +203,11 @@ async fn a_service_elsewhere_removes_a_deleted_projects_data() {
     .await;
     let (url, _grpc) = start_grpc(platform.identity.clone()).await;
     let mut client = BunAuthClient::connect(url.clone()).await.unwrap();
-    let tokens = client
-        .sign_up(Credentials {
-            email: "elsewhere@example.com".into(),
-            password: "correct horse battery".into(),
-            project: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    fn as_account<T>(token: &str, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        request
-    }
+    let tokens = sign_up(&mut client, "elsewhere@example.com").await;
     let mut project_ids = Vec::new();
     let mut secrets = Vec::new();
     for name in ["Doomed", "Kept"] {
-        let project = client
-            .create_project(as_account(
-                &tokens.access_token,
-                bunbase_client::grpc::bunauth::CreateProjectRequest { name: name.into() },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        let key = client
-            .create_key(as_account(
-                &tokens.access_token,
-                bunbase_client::grpc::bunauth::CreateKeyRequest {
-                    project: project.id.clone(),
-                    name: "server".into(),
-                    kind: "secret".into(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
+        let (project, key) = project_with_key(&mut client, &tokens.access_token, name).await;
         project_ids.push(ProjectId::new(project.id).unwrap());
         secrets.push(key.secret);
     }
