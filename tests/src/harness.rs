@@ -347,14 +347,15 @@ pub async fn platform_in_process(rate: bunbase_core::auth::ratelimit::Rate) -> (
     (url, InProcess::new(router))
 }
 
-/// Identity (issuing tokens as `url`/api) and Buncast on one host, as the
-/// all-in-one assembles them.
-pub async fn assemble_platform(
+/// Identity on `store`, issuing tokens as `url`/api, with cheap password
+/// hashing.
+fn test_identity(
     url: &str,
     rate: bunbase_core::auth::ratelimit::Rate,
-) -> (Host, Assembly) {
-    let identity = IdentityModule {
-        store: IdentitySource::Given(Arc::new(MemoryStore::new())),
+    store: Arc<MemoryStore>,
+) -> IdentityModule {
+    IdentityModule {
+        store: IdentitySource::Given(store),
         passwords: Passwords::with_params(256, 1, 1).unwrap_or_else(|e| panic!("{e}")),
         config: IdentityConfig {
             issuer: format!("{url}/api"),
@@ -362,7 +363,16 @@ pub async fn assemble_platform(
             ..IdentityConfig::default()
         },
         cache_url: None,
-    };
+    }
+}
+
+/// Identity (issuing tokens as `url`/api) and Buncast on one host, as the
+/// all-in-one assembles them.
+pub async fn assemble_platform(
+    url: &str,
+    rate: bunbase_core::auth::ratelimit::Rate,
+) -> (Host, Assembly) {
+    let identity = test_identity(url, rate, Arc::new(MemoryStore::new()));
     let mut host = Host::new(std::env::temp_dir());
     host.accept(Arc::new(tokens()));
     // Streams check their credential every second (10 s in production),
@@ -409,16 +419,7 @@ pub async fn whole_platform_in_process(rate: bunbase_core::auth::ratelimit::Rate
 
     let url = "http://platform.test".to_string();
     let identity_store = Arc::new(MemoryStore::new());
-    let identity = IdentityModule {
-        store: IdentitySource::Given(identity_store.clone()),
-        passwords: Passwords::with_params(256, 1, 1).unwrap_or_else(|e| panic!("{e}")),
-        config: IdentityConfig {
-            issuer: format!("{url}/api"),
-            rate,
-            ..IdentityConfig::default()
-        },
-        cache_url: None,
-    };
+    let identity = test_identity(&url, rate, identity_store.clone());
     let kms = Kms::new(
         Arc::new(MemoryKms::new()),
         Arc::new(MasterKey::parse(&"42".repeat(32)).unwrap_or_else(|e| panic!("{e}"))),
