@@ -1110,6 +1110,11 @@ fn rows(w: &World) -> Vec<Row> {
         account("GET", "/api/v1/projects", "/api/v1/projects").expect(&[Viewer, Stranger], OK),
     );
     rows.push(
+        account("POST", "/api/v1/accounts", "/api/v1/accounts")
+            .json(json!({ "email": "made@example.com", "password": "correct horse battery" }))
+            .expect(&[Viewer, Stranger], DENIED),
+    );
+    rows.push(
         account("POST", "/api/v1/projects", "/api/v1/projects")
             .json(json!({ "name": "Mine too" }))
             .expect(&[Viewer, Stranger], CREATED),

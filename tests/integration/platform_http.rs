@@ -791,3 +791,53 @@ async fn open_streams_end_when_their_credential_is_revoked() {
     assert!(still_open.is_err(), "the valid stream was ended");
     server.shutdown.trigger();
 }
+
+/// The instance's administrator (the first account) makes accounts; others
+/// cannot, and bad input makes nothing.
+#[tokio::test]
+async fn the_administrator_makes_accounts() {
+    let api = Api::start(OPEN).await;
+    let admin = api.signup(&email()).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = api.signup(&email()).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let made = email();
+    let body = json!({ "email": made, "password": PW }).to_string();
+    let (status, refused) = api
+        .call("POST", "/api/v1/accounts", Some(&other), None, Some(&body))
+        .await;
+    assert_eq!((status, code(&refused)), (403, "permission_denied"));
+    for bad in [
+        json!({ "email": "not an email", "password": PW }),
+        json!({ "email": made, "password": "short" }),
+        json!({ "email": made, "password": PW, "role": "admin" }),
+    ] {
+        let (status, _) = api
+            .call(
+                "POST",
+                "/api/v1/accounts",
+                Some(&admin),
+                None,
+                Some(&bad.to_string()),
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}");
+    }
+    let (status, created) = api
+        .call("POST", "/api/v1/accounts", Some(&admin), None, Some(&body))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert!(created["id"].as_str().unwrap().starts_with("acc_"));
+    let (status, _) = api
+        .call("POST", "/api/v1/auth/signin", None, None, Some(&body))
+        .await;
+    assert_eq!(status, 200, "the new account signs in");
+    let (status, taken) = api
+        .call("POST", "/api/v1/accounts", Some(&admin), None, Some(&body))
+        .await;
+    assert_eq!((status, code(&taken)), (409, "already_exists"));
+}

@@ -359,6 +359,31 @@ impl Identity {
         Ok(())
     }
 
+    /// The instance's administrator makes an account for someone (how
+    /// people get one when sign-up is closed): the new account's id.
+    pub async fn create_account(
+        &self,
+        who: &AccountSession,
+        email: &str,
+        password: &str,
+    ) -> Result<String, Error> {
+        if !self.is_instance_admin(&who.account_id).await? {
+            return Err(Error::PermissionDenied(
+                "only the instance's administrator (its first account) makes accounts".into(),
+            ));
+        }
+        let email = Email::parse(email)?;
+        Passwords::check_policy(password)?;
+        let account = Account {
+            id: format!("acc_{}", random_hex(12)),
+            email,
+            password_hash: self.hash_password(password).await?,
+            created_at: now_millis(),
+        };
+        self.auth.create_account(&account).await.map_err(taken)?;
+        Ok(account.id)
+    }
+
     /// Whether the account is the instance's administrator (the first one).
     pub async fn is_instance_admin(&self, account_id: &str) -> Result<bool, Error> {
         Ok(self.auth.first_account().await?.as_deref() == Some(account_id))

@@ -484,6 +484,38 @@ async fn closed_sign_up_admits_only_the_first_account() {
             .await
             .is_err()
     );
+    // The administrator makes accounts; nobody else does.
+    let id_of_bob = id
+        .create_account(&admin, "bob@example.com", PW)
+        .await
+        .unwrap();
+    let bob = id
+        .sign_in(Audience::Accounts, "bob@example.com", PW, NOBODY)
+        .await
+        .unwrap();
+    let bob = id.account(&bob.access_token).await.unwrap();
+    assert_eq!(bob.account_id, id_of_bob);
+    assert_eq!(
+        id.create_account(&bob, "eve@example.com", PW)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::PermissionDenied
+    );
+    assert_eq!(
+        id.create_account(&admin, "bob@example.com", PW)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::AlreadyExists
+    );
+    assert_eq!(
+        id.create_account(&admin, "carol@example.com", "short")
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidInput
+    );
     // End users of a project still sign up: that is the app's business.
     let project = id.create_project(&admin, "App").await.unwrap().id;
     assert!(

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::PlatformState;
-use super::extract::{Bearer, Realm, client};
+use super::extract::{Account, Bearer, Realm, client};
 use crate::kit::{ApiJson, ApiResult, ClientIp};
 
 #[derive(Deserialize)]
@@ -102,4 +102,19 @@ pub async fn me(
     Bearer(token): Bearer,
 ) -> ApiResult<ApiJson<Value>> {
     Ok(ApiJson(state.me(&token, realm.project()).await?))
+}
+
+/// The instance's administrator makes an account (sign-up closed or not).
+pub async fn create_account(
+    State(state): State<PlatformState>,
+    Account(who): Account,
+    ApiJson(body): ApiJson<Credentials>,
+) -> ApiResult<(StatusCode, ApiJson<Value>)> {
+    let id = state
+        .create_account(&who, &body.email, &body.password)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(json!({ "id": id, "email": body.email.trim().to_lowercase() })),
+    ))
 }

@@ -39,6 +39,7 @@ pub fn api() -> Routes<PlatformState> {
         .post("/api/v1/auth/refresh", auth::refresh)
         .post("/api/v1/auth/signout", auth::sign_out)
         .get("/api/v1/auth/me", auth::me)
+        .post("/api/v1/accounts", auth::create_account)
         .get("/api/v1/projects", projects::list)
         .post("/api/v1/projects", projects::create)
         .get(p, projects::get)
