@@ -3,9 +3,9 @@
 mod bunauth_grpc;
 mod buncast_http;
 mod buncast_ws;
-mod cascade;
 mod bunder_server;
 mod cache;
+mod cascade;
 mod client;
 mod docs_client;
 mod docs_conformance;
