@@ -231,7 +231,7 @@ fn fingerprint(filter: Option<&Value>, sort: &[Map<String, Value>]) -> String {
 /// The cursor: the query's fingerprint, then the position.
 fn encode_cursor(fingerprint: &str, position: &[Value]) -> String {
     let mut items = vec![json!(fingerprint)];
-    items.extend_from_slice(position);
+    items.extend(position.iter().map(exact));
     URL_SAFE_NO_PAD.encode(Value::Array(items).to_string())
 }
 
@@ -243,10 +243,45 @@ fn decode_cursor(cursor: &str, fingerprint: &str, sort_fields: usize) -> Result<
             if items.len() == sort_fields + 2 && items[0] == json!(fingerprint) =>
         {
             items.remove(0);
-            Ok(items)
+            items
+                .into_iter()
+                .map(|v| unexact(v).ok_or_else(bad))
+                .collect()
         }
         _ => Err(bad()),
     }
+}
+
+/// A cursor value with every float as its bits, `{"$f": bits}`: serde_json
+/// reads a float's decimal text back only to about the last bit, and a
+/// position one bit off would return a document again on every page (or
+/// skip one). Documents hold no `$` names, so the tag is unambiguous.
+fn exact(value: &Value) -> Value {
+    match value {
+        Value::Number(n) if n.is_f64() => json!({"$f": n.as_f64().map(f64::to_bits)}),
+        Value::Array(items) => Value::Array(items.iter().map(exact).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), exact(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// The value [`exact`] wrote; `None` for a tag that is not a float's bits.
+fn unexact(value: Value) -> Option<Value> {
+    Some(match value {
+        Value::Object(map) if map.contains_key("$f") => {
+            let bits = map.get("$f").filter(|_| map.len() == 1)?.as_u64()?;
+            Value::Number(serde_json::Number::from_f64(f64::from_bits(bits))?)
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(unexact).collect::<Option<_>>()?),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| Some((k, unexact(v)?)))
+                .collect::<Option<_>>()?,
+        ),
+        other => other,
+    })
 }
 
 #[cfg(test)]
@@ -321,6 +356,52 @@ mod tests {
             nested.project(&json!({"_id": "x", "a": {"b": 1, "c": 2}, "z": 3})),
             json!({"_id": "x", "a": {"b": 1}})
         );
+    }
+
+    /// serde_json reads `203685477580.3000000` and the shortest text of
+    /// what it read (`203685477580.30002`) one bit apart: a cursor holding
+    /// that text led back to the same document on every page (found by
+    /// fuzz/docs_query).
+    #[test]
+    fn cursors_resume_exactly_after_floats() {
+        let all: Vec<Value> = [
+            r#"{"_id": "a", "n": 203685477580.3000000}"#,
+            r#"{"_id": "b", "n": 203685477580.3000000}"#,
+            r#"{"_id": "c", "n": [0.30000000000000004, {"x": 1e300}]}"#,
+            r#"{"_id": "d", "n": [0.30000000000000004, {"x": 1e300}]}"#,
+        ]
+        .iter()
+        .map(|text| serde_json::from_str(text).unwrap())
+        .collect();
+        for direction in ["asc", "desc"] {
+            let mut body = json!({"sort": [{"n": direction}], "limit": 1});
+            let mut seen = Vec::new();
+            while seen.len() <= all.len() {
+                let page = Query::parse(&body).unwrap().run(&all);
+                seen.extend(page.documents.iter().map(|d| d["_id"].clone()));
+                match page.next_cursor {
+                    Some(cursor) => body["cursor"] = json!(cursor),
+                    None => break,
+                }
+            }
+            seen.sort_by(compare);
+            assert_eq!(seen, ["a", "b", "c", "d"], "{direction}");
+        }
+        // A tag that is not a float's bits is refused.
+        let query = Query::parse(&json!({"sort": [{"n": "asc"}]})).unwrap();
+        for forged in [
+            json!({"$f": "x"}),
+            json!({"$f": 1, "y": 2}),
+            json!({"$f": 0x7ff0_0000_0000_0000_u64}),
+        ] {
+            let cursor =
+                URL_SAFE_NO_PAD.encode(json!([query.fingerprint, forged, "a"]).to_string());
+            let err = Query::parse(&json!({"sort": [{"n": "asc"}], "cursor": cursor})).unwrap_err();
+            assert!(
+                err.to_string().contains("cursor must be one returned"),
+                "{forged}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -273,6 +273,11 @@ impl Parser {
                 Ok(inner)
             }
             Token::Sym("[") => {
+                if depth > MAX_DEPTH {
+                    return Err(Error::invalid(format!(
+                        "rule: nested deeper than {MAX_DEPTH}"
+                    )));
+                }
                 let mut items = Vec::new();
                 if !self.eat("]") {
                     loop {
@@ -578,5 +583,21 @@ mod tests {
         assert!(Expr::parse(&"(".repeat(40)).is_err());
         assert!(Expr::parse(&"!".repeat(40)).is_err());
         assert!(Expr::parse(&"x".repeat(MAX_LEN + 1)).is_err());
+    }
+
+    /// Lists nest like parentheses. `[[[…` the whole length of a rule used
+    /// to recurse once per bracket and overflow a 2 MiB stack in a debug
+    /// build (found writing fuzz/rules_expr's depth check).
+    #[test]
+    fn nested_lists_are_bounded() {
+        let nested = |n| format!("resource.a in {}1{}", "[".repeat(n), "]".repeat(n));
+        assert!(Expr::parse(&nested(MAX_DEPTH + 1)).is_ok());
+        let err = Expr::parse(&nested(MAX_DEPTH + 2)).unwrap_err();
+        assert!(err.to_string().contains("nested deeper"), "{err}");
+        let deep = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| Expr::parse(&"[".repeat(MAX_LEN)).is_err())
+            .unwrap();
+        assert!(deep.join().unwrap());
     }
 }

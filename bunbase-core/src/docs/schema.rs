@@ -45,8 +45,11 @@ use crate::error::Error;
 pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
 /// Deepest nesting of subschemas inside one another.
 pub const MAX_SCHEMA_DEPTH: usize = 64;
-/// Most subschema applications in one check (the document's size times
-/// the schema's fan-out bounds it; a pathological pair stops here).
+/// Most steps in one check: one per subschema application, plus the work
+/// that grows with a value — a step per key walked, per 64 bytes of a
+/// string measured, per value of an `enum` or `const` compared (the
+/// document's size times the schema's fan-out bounds it; a pathological
+/// pair stops here).
 pub const MAX_STEPS: usize = 1_000_000;
 /// Violations listed in one error.
 pub const MAX_REPORTED: usize = 5;
@@ -99,6 +102,9 @@ struct Node {
     one_of: Vec<usize>,
     not: Option<usize>,
     reference: Option<usize>,
+    /// Steps one application takes besides the application itself
+    /// (`required`, `enum`, `const`).
+    cost: usize,
 }
 
 /// A set of JSON Schema type names.
@@ -186,6 +192,7 @@ impl Schema {
             more: false,
             steps: 0,
             exhausted: false,
+            unique: HashMap::new(),
         };
         let ok = self.apply(0, doc, &mut String::new(), &mut sink, 0);
         if sink.exhausted {
@@ -220,16 +227,15 @@ impl Schema {
         sink: &mut Sink,
         depth: usize,
     ) -> bool {
-        sink.steps += 1;
-        if sink.steps > MAX_STEPS || depth > MAX_APPLY_DEPTH {
-            sink.exhausted = true;
-        }
-        if sink.exhausted {
-            return false;
-        }
         let Some(node) = self.nodes.get(id) else {
             return false;
         };
+        if depth > MAX_APPLY_DEPTH {
+            sink.exhausted = true;
+        }
+        if !sink.spend(1 + node.cost) {
+            return false;
+        }
         let mut ok = true;
         // Records a violation; outside reporting (inside `anyOf`, …) the
         // first one settles the answer.
@@ -261,7 +267,7 @@ impl Schema {
             fail!("{} is not {}", show(value), types.describe());
         }
         if let Some(values) = &node.enum_values
-            && !values.iter().any(|v| equal(v, value))
+            && !values.iter().any(|v| same(v, value))
         {
             fail!(
                 "{} is not one of {}",
@@ -270,7 +276,7 @@ impl Schema {
             );
         }
         if let Some(constant) = &node.constant
-            && !equal(constant, value)
+            && !same(constant, value)
         {
             fail!("{} is not {}", show(value), show(constant));
         }
@@ -292,7 +298,16 @@ impl Schema {
                         fail!("required property {name:?} is missing");
                     }
                 }
-                for (key, item) in map {
+                // A step per key, when there is something to look up.
+                let keys = if node.properties.is_empty() && node.additional.is_none() {
+                    0
+                } else {
+                    map.len()
+                };
+                if !sink.spend(keys) {
+                    return false;
+                }
+                for (key, item) in map.iter().take(keys) {
                     let child = match node.properties.get(key) {
                         Some(&child) => child,
                         None => match node.additional {
@@ -321,7 +336,13 @@ impl Schema {
                 {
                     fail!("{} has more than {} items", show(value), max);
                 }
-                if node.unique_items && !all_unique(items) {
+                // Sorted once per array, however many schemas ask.
+                if node.unique_items
+                    && !*sink
+                        .unique
+                        .entry(std::ptr::from_ref(value))
+                        .or_insert_with(|| all_unique(items))
+                {
                     fail!("{} has repeated items", show(value));
                 }
                 if let Some(child) = node.items {
@@ -332,7 +353,10 @@ impl Schema {
                     }
                 }
             }
-            Value::String(s) => {
+            Value::String(s) if node.min_length.is_some() || node.max_length.is_some() => {
+                if !sink.spend(s.len() / 64) {
+                    return false;
+                }
                 let n = s.chars().count() as u64;
                 if let Some(min) = node.min_length
                     && n < min
@@ -468,9 +492,20 @@ struct Sink {
     more: bool,
     steps: usize,
     exhausted: bool,
+    /// Whether each array checked for `uniqueItems` has unique items.
+    unique: HashMap<*const Value, bool>,
 }
 
 impl Sink {
+    /// Counts `work` more steps; false once they run out.
+    fn spend(&mut self, work: usize) -> bool {
+        self.steps = self.steps.saturating_add(work);
+        if self.steps > MAX_STEPS {
+            self.exhausted = true;
+        }
+        !self.exhausted
+    }
+
     fn report(&mut self, path: &str, message: String) {
         if self.errors.len() == MAX_REPORTED {
             self.more = true;
@@ -493,6 +528,37 @@ fn show(value: &Value) -> String {
         end -= 1;
     }
     format!("{}…", &text[..end])
+}
+
+/// [`equal`], in time bounded by the smaller value (objects and arrays of
+/// different sizes differ at once), so an `enum` or `const` costs what it
+/// holds, however large the document.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => equal(a, b),
+    }
+}
+
+/// The steps comparing with `value` may take: one per value, plus one per
+/// 64 bytes of strings and names.
+fn size(value: &Value) -> usize {
+    match value {
+        Value::String(s) => 1 + s.len() / 64,
+        Value::Array(items) => 1 + items.iter().map(size).sum::<usize>(),
+        Value::Object(map) => {
+            1 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() / 64 + size(v))
+                .sum::<usize>()
+        }
+        _ => 1,
+    }
 }
 
 fn all_unique(items: &[Value]) -> bool {
@@ -737,6 +803,14 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
+        node.cost = node.required.len()
+            + node
+                .enum_values
+                .iter()
+                .flatten()
+                .chain(&node.constant)
+                .map(size)
+                .sum::<usize>();
         self.set(index, node);
         Ok(())
     }
@@ -1261,6 +1335,60 @@ mod tests {
             deep = json!({"not": deep});
         }
         assert!(refused(deep).contains("nest deeper than"));
+    }
+
+    /// `d0` applies `d1` twice, and so on: `2^n` applications of `last`.
+    fn doubling(n: usize, last: Value) -> Schema {
+        let mut defs = serde_json::Map::new();
+        for i in 0..n {
+            let next = format!("#/$defs/d{}", i + 1);
+            defs.insert(
+                format!("d{i}"),
+                json!({"allOf": [{"$ref": next}, {"$ref": next}]}),
+            );
+        }
+        defs.insert(format!("d{n}"), last);
+        schema(json!({"$defs": defs, "$ref": "#/$defs/d0"}))
+    }
+
+    /// Steps count the work that grows with the value, not only the
+    /// applications: a 2 KB schema applying one subschema 2^20 times, each
+    /// walking a large value, took minutes (found by fuzz/schema_validate's
+    /// 10 s timeout, on an input written for it).
+    #[test]
+    fn steps_count_the_work_of_each_application() {
+        let wide: serde_json::Map<String, Value> =
+            (0..100).map(|i| (format!("k{i}"), json!(i))).collect();
+        let list: Vec<u32> = (0..100).collect();
+        for (last, doc) in [
+            (json!({"properties": {"a": true}}), Value::Object(wide)),
+            (json!({"maxLength": 20_000}), json!("x".repeat(10_000))),
+            (json!({"enum": [list]}), json!(list)),
+            (json!({"const": list}), json!(list)),
+        ] {
+            // Once is cheap; 2^14 times (about 65,000 applications with
+            // the `$ref`s, well under MAX_STEPS) is over a million steps.
+            assert!(schema(last.clone()).validate(&doc).is_ok(), "{last}");
+            let e = violations(&doubling(14, last.clone()), doc);
+            assert!(e.contains("could not be checked"), "{last}: {e}");
+        }
+        // uniqueItems sorts an array once, however many schemas ask.
+        let items: Vec<u32> = (0..1000).collect();
+        assert!(
+            doubling(17, json!({"uniqueItems": true}))
+                .validate(&json!(items))
+                .is_ok()
+        );
+        // A large document with a plain schema still fits.
+        let items: Vec<u32> = (0..100_000).collect();
+        let s = schema(json!({"items": {"type": "integer"}, "uniqueItems": true}));
+        assert!(s.validate(&json!(items)).is_ok());
+        // An object bigger than an enum's is told apart at once (sorting
+        // its keys for each comparison took seconds here).
+        let big: serde_json::Map<String, Value> =
+            (0..20_000).map(|i| (format!("k{i}"), json!(i))).collect();
+        let s = doubling(14, json!({"not": {"enum": [{"k1": 1}]}}));
+        assert!(s.validate(&Value::Object(big)).is_ok());
     }
 
     #[test]
