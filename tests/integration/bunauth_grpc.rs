@@ -25,6 +25,23 @@ async fn start_grpc(identity: Arc<bunbase_core::auth::Identity>) -> (String, Shu
     (url, shutdown)
 }
 
+/// The platform, its BunAuth gRPC server, and a client of it.
+async fn platform_over_grpc() -> (
+    harness::PlatformServer,
+    String,
+    Shutdown,
+    BunAuthClient<tonic::transport::Channel>,
+) {
+    let platform = harness::start_platform(Rate {
+        burst: 1000,
+        per_minute: 100_000,
+    })
+    .await;
+    let (url, grpc) = start_grpc(platform.identity.clone()).await;
+    let client = BunAuthClient::connect(url.clone()).await.unwrap();
+    (platform, url, grpc, client)
+}
+
 /// A request carrying an account's access token.
 fn as_account<T>(token: &str, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -84,15 +101,8 @@ async fn project_with_key(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_verifier_resolves_caches_and_shares_calls() {
-    let platform = harness::start_platform(Rate {
-        burst: 1000,
-        per_minute: 100_000,
-    })
-    .await;
-    let (url, _grpc) = start_grpc(platform.identity.clone()).await;
-
+    let (_platform, url, _grpc, mut client) = platform_over_grpc().await;
     // An account, a project and a secret key, made over gRPC.
-    let mut client = BunAuthClient::connect(url.clone()).await.unwrap();
     let tokens = sign_up(&mut client, "grpc@example.com").await;
     let (project, key) = project_with_key(&mut client, &tokens.access_token, "Grpc").await;
     let project_id = ProjectId::new(project.id.clone()).unwrap();
@@ -196,13 +206,7 @@ async fn a_service_elsewhere_removes_a_deleted_projects_data() {
     use bunbase_shells::kvmanager::KvModule;
     use bunbase_tests::scenario::InProcess;
 
-    let platform = harness::start_platform(Rate {
-        burst: 1000,
-        per_minute: 100_000,
-    })
-    .await;
-    let (url, _grpc) = start_grpc(platform.identity.clone()).await;
-    let mut client = BunAuthClient::connect(url.clone()).await.unwrap();
+    let (platform, url, _grpc, mut client) = platform_over_grpc().await;
     let tokens = sign_up(&mut client, "elsewhere@example.com").await;
     let mut project_ids = Vec::new();
     let mut secrets = Vec::new();
