@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::PlatformState;
-use super::extract::{Account, Bearer, Realm, client};
-use crate::kit::{ApiJson, ApiResult, ClientIp};
+use super::extract::{Account, Realm, client};
+use crate::kit::{ApiJson, ApiResult, Bearer, ClientIp};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -10,17 +10,6 @@ use bunbase_core::{Error, ProjectId};
 use super::PlatformState;
 use crate::kit::{ApiError, ClientIp, path_project, require_bearer};
 
-/// The bearer token, required.
-pub struct Bearer(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for Bearer {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(Bearer(require_bearer(parts)?))
-    }
-}
-
 /// A signed-in developer account.
 pub struct Account(pub AccountSession);
 
