@@ -19,7 +19,7 @@ use crate::ErrorCode;
 use crate::cache::Cache;
 use crate::error::Error;
 use crate::id::{ProjectId, now_millis, random_hex};
-use crate::platform::{Member, Project, ProjectData, ProjectStore, Role};
+use crate::platform::{Member, Project, ProjectData, ProjectStore, Role, purge_everywhere};
 
 #[derive(Debug, Clone)]
 pub struct IdentityConfig {
@@ -160,21 +160,6 @@ pub struct Identity {
     project_creation: tokio::sync::Mutex<()>,
     /// The services' data of each project, removed when one is deleted.
     cascade: std::sync::RwLock<Vec<Arc<dyn ProjectData>>>,
-}
-
-/// Removes `project`'s data in every service; a service that fails is
-/// logged (the project is already gone; the next pass tries again).
-async fn purge_everywhere(cascade: &[Arc<dyn ProjectData>], project: &ProjectId) {
-    for data in cascade {
-        match data.purge_project(project).await {
-            Ok(removed) => {
-                tracing::info!(%project, service = data.service(), removed, "deleted project's data removed")
-            }
-            Err(e) => {
-                tracing::warn!(%project, service = data.service(), error = %e, "could not remove a deleted project's data")
-            }
-        }
-    }
 }
 
 const KEY_TOUCH_EVERY_MS: u64 = 60_000;
@@ -942,28 +927,16 @@ impl Identity {
             self.forget_key(&key.hash).await;
         }
         let cascade = self.cascade();
-        purge_everywhere(&cascade, project).await;
+        let _ = purge_everywhere(&cascade, project).await;
         // A write under a credential resolved (and cached) before the
         // deletion may still land; a second pass once every cached
         // resolution has expired removes it.
         let project = project.clone();
         tokio::spawn(async move {
             tokio::time::sleep(PRINCIPAL_CACHE_TTL + Duration::from_secs(5)).await;
-            purge_everywhere(&cascade, &project).await;
+            let _ = purge_everywhere(&cascade, &project).await;
         });
         Ok(())
-    }
-
-    /// Projects deleted at or after `since` (ms), oldest first, at most
-    /// `limit` (services in other processes remove their data with this).
-    pub async fn deleted_projects(
-        &self,
-        since: u64,
-        limit: usize,
-    ) -> Result<Vec<(ProjectId, u64)>, Error> {
-        self.projects
-            .deleted_projects(since, limit.clamp(1, 1000))
-            .await
     }
 
     /// `data` is removed for each project deleted from now on.
@@ -1246,6 +1219,8 @@ fn taken(e: Error) -> Error {
     }
 }
 
+/// Projects deleted at or after `since`: services in other processes (or
+/// BunAuth's `DeletedProjects`) remove their data with this.
 #[async_trait]
 impl crate::platform::DeletionFeed for Identity {
     async fn deleted_projects(
@@ -1253,6 +1228,8 @@ impl crate::platform::DeletionFeed for Identity {
         since: u64,
         limit: usize,
     ) -> Result<Vec<(ProjectId, u64)>, Error> {
-        Identity::deleted_projects(self, since, limit).await
+        self.projects
+            .deleted_projects(since, limit.clamp(1, 1000))
+            .await
     }
 }

@@ -31,6 +31,28 @@ pub trait DeletionFeed: Send + Sync + 'static {
     ) -> Result<Vec<(ProjectId, u64)>, Error>;
 }
 
+/// Removes `project`'s data in every service of `cascade`; a service that
+/// fails is logged, and the answer is whether all succeeded (the project
+/// is already gone: the caller tries again later).
+pub async fn purge_everywhere(
+    cascade: &[std::sync::Arc<dyn ProjectData>],
+    project: &ProjectId,
+) -> bool {
+    let mut complete = true;
+    for data in cascade {
+        match data.purge_project(project).await {
+            Ok(removed) => {
+                tracing::info!(%project, service = data.service(), removed, "deleted project's data removed")
+            }
+            Err(e) => {
+                complete = false;
+                tracing::warn!(%project, service = data.service(), error = %e, "could not remove a deleted project's data; trying again later");
+            }
+        }
+    }
+    complete
+}
+
 /// Deletions are read again this far back, for deletions recorded by a
 /// platform instance whose clock runs behind (purges are idempotent).
 const CLOCK_MARGIN_MS: u64 = 60_000;
@@ -65,19 +87,7 @@ pub async fn follow_deletions(
                 if done.contains_key(&project) {
                     continue;
                 }
-                let mut complete = true;
-                for data in &cascade {
-                    match data.purge_project(&project).await {
-                        Ok(removed) => {
-                            tracing::info!(%project, service = data.service(), removed, "deleted project's data removed")
-                        }
-                        Err(e) => {
-                            complete = false;
-                            tracing::warn!(%project, service = data.service(), error = %e, "could not remove a deleted project's data; trying again later");
-                        }
-                    }
-                }
-                if complete {
+                if purge_everywhere(&cascade, &project).await {
                     done.insert(project, deleted_at);
                 }
             }

@@ -8,6 +8,6 @@ mod cascade;
 mod model;
 mod store;
 
-pub use cascade::{DeletionFeed, ProjectData, follow_deletions};
+pub use cascade::{DeletionFeed, ProjectData, follow_deletions, purge_everywhere};
 pub use model::{Member, Project, ProjectView, Role};
 pub use store::ProjectStore;

@@ -14,6 +14,7 @@ use bunbase_client::grpc::bunauth::{
 use bunbase_client::grpc::{principal_to_proto, status_from_error};
 use bunbase_core::auth::model::{ApiKey, KeyKind};
 use bunbase_core::auth::{AccountSession, Audience, ClientInfo, Identity, IssuedTokens};
+use bunbase_core::platform::DeletionFeed;
 use bunbase_core::{Error, ProjectId};
 use prometheus::IntCounterVec;
 use tonic::{Request, Response, Status};
