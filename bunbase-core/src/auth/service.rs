@@ -238,26 +238,15 @@ impl Identity {
             }
             Audience::Accounts => self.sign_up_allowed().await?,
         }
-        let hash = self.hash_password(password).await?;
-        let now = now_millis();
         let id = match audience {
-            Audience::Accounts => {
-                let account = Account {
-                    id: format!("acc_{}", random_hex(12)),
-                    email,
-                    password_hash: hash,
-                    created_at: now,
-                };
-                self.auth.create_account(&account).await.map_err(taken)?;
-                account.id
-            }
+            Audience::Accounts => self.insert_account(email, password).await?,
             Audience::Users(project) => {
                 let user = EndUser {
                     id: format!("usr_{}", random_hex(12)),
                     project: project.clone(),
                     email,
-                    password_hash: hash,
-                    created_at: now,
+                    password_hash: self.hash_password(password).await?,
+                    created_at: now_millis(),
                 };
                 self.auth.create_user(&user).await.map_err(taken)?;
                 user.id
@@ -359,6 +348,11 @@ impl Identity {
         }
         let email = Email::parse(email)?;
         Passwords::check_policy(password)?;
+        self.insert_account(email, password).await
+    }
+
+    /// Stores a new account (email and password already checked): its id.
+    async fn insert_account(&self, email: Email, password: &str) -> Result<String, Error> {
         let account = Account {
             id: format!("acc_{}", random_hex(12)),
             email,
