@@ -150,8 +150,10 @@ impl Host {
         env: &str,
         credentials: &crate::cli::CredentialArgs,
     ) -> Result<(), Error> {
-        self.credentials.extend(credentials.verifiers(env)?);
-        self.deletions = credentials.deletion_feed()?;
+        let remote = credentials.remote()?;
+        self.credentials
+            .extend(credentials.verifiers(env, remote.clone())?);
+        self.deletions = remote.map(|bunauth| bunauth as Arc<dyn DeletionFeed>);
         Ok(())
     }
 

@@ -164,38 +164,30 @@ impl CredentialArgs {
         )
     }
 
-    /// BunAuth at `auth_url`, when set.
-    pub fn remote(&self) -> Result<Option<Arc<dyn TokenVerifier>>, bunbase_core::Error> {
+    /// BunAuth at `auth_url`, when set: it resolves credentials and
+    /// reports deleted projects.
+    pub fn remote(&self) -> Result<Option<Arc<RemoteVerifier>>, bunbase_core::Error> {
         self.auth_url
             .as_deref()
-            .map(|url| {
-                RemoteVerifier::new(url, RemoteVerifierConfig::default())
-                    .map(|v| Arc::new(v) as Arc<dyn TokenVerifier>)
-            })
+            .map(|url| RemoteVerifier::new(url, RemoteVerifierConfig::default()).map(Arc::new))
             .transpose()
     }
 
-    /// BunAuth as the source of deleted projects, when configured.
-    pub fn deletion_feed(
+    /// What a standalone service accepts: its service tokens, then
+    /// `remote` (its [`CredentialArgs::remote`]). At least one of the two
+    /// must be configured.
+    pub fn verifiers(
         &self,
-    ) -> Result<Option<Arc<dyn bunbase_core::platform::DeletionFeed>>, bunbase_core::Error> {
-        self.auth_url
-            .as_deref()
-            .map(|url| {
-                RemoteVerifier::new(url, RemoteVerifierConfig::default())
-                    .map(|v| Arc::new(v) as Arc<dyn bunbase_core::platform::DeletionFeed>)
-            })
-            .transpose()
-    }
-
-    /// What a standalone service accepts: its service tokens, then BunAuth.
-    /// At least one of the two must be configured.
-    pub fn verifiers(&self, env: &str) -> Result<Vec<Arc<dyn TokenVerifier>>, bunbase_core::Error> {
+        env: &str,
+        remote: Option<Arc<RemoteVerifier>>,
+    ) -> Result<Vec<Arc<dyn TokenVerifier>>, bunbase_core::Error> {
         let mut verifiers: Vec<Arc<dyn TokenVerifier>> = Vec::new();
         if let Some(tokens) = self.tokens(env)? {
             verifiers.push(Arc::new(tokens));
         }
-        verifiers.extend(self.remote()?);
+        if let Some(remote) = remote {
+            verifiers.push(remote);
+        }
         if verifiers.is_empty() {
             return Err(bunbase_core::Error::invalid(format!(
                 "no credentials configured: set {env}_AUTH_URL (BunAuth) and/or {env}_TOKENS or {env}_TOKENS_FILE"
