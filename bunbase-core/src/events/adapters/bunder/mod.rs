@@ -109,7 +109,7 @@ impl BunderBus {
         format!("{}:{project}:{what}", self.prefix)
     }
 
-    fn log_key(&self, project: &ProjectId, topic: &Topic) -> String {
+    fn log_key(&self, project: &ProjectId, topic: &str) -> String {
         format!("{}:{project}:log:{topic}", self.prefix)
     }
 
@@ -138,7 +138,7 @@ impl BunderBus {
         let topics_key = self.key(project, "topics");
         let bytes_key = self.key(project, "bytes");
         let sizes_key = self.key(project, "topic_bytes");
-        let log_key = self.log_key(project, topic);
+        let log_key = self.log_key(project, topic.as_str());
         #[allow(clippy::type_complexity)]
         let (head, prev, topic_count, bytes, topic_bytes, length): (
             Option<u64>,
@@ -215,7 +215,7 @@ impl BunderBus {
             .set(&bytes_key, plan.bytes)
             .ignore();
         for (name, t) in &plan.topics {
-            let log = format!("{}:{project}:log:{name}", self.prefix);
+            let log = self.log_key(project, name);
             if t.dropped > 0 {
                 pipe.ltrim(&log, t.dropped as isize, -1).ignore();
             }
@@ -266,7 +266,7 @@ impl BunderBus {
         let Some(t) = plan.topics.get_mut(topic) else {
             return Ok(false);
         };
-        let log = format!("{}:{project}:log:{topic}", self.prefix);
+        let log = self.log_key(project, topic);
         let oldest: Option<Vec<u8>> = conn
             .lindex(&log, t.dropped as isize)
             .await
@@ -308,7 +308,7 @@ impl BunderBus {
                 break;
             }
             let events: u64 = conn
-                .llen(format!("{}:{project}:log:{name}", self.prefix))
+                .llen(self.log_key(project, &name))
                 .await
                 .map_err(unavailable)?;
             plan.topics.insert(
@@ -408,7 +408,7 @@ impl EventBus for BunderBus {
             .collect();
         let mut pipe = redis::pipe();
         for topic in &matching {
-            pipe.lrange(self.log_key(project, topic), 0, -1);
+            pipe.lrange(self.log_key(project, topic.as_str()), 0, -1);
         }
         let logs: Vec<Vec<String>> = if matching.is_empty() {
             Vec::new()
@@ -453,7 +453,7 @@ impl EventBus for BunderBus {
             .collect();
         let mut pipe = redis::pipe();
         for (topic, _) in &known {
-            pipe.llen(self.log_key(project, topic));
+            pipe.llen(self.log_key(project, topic.as_str()));
         }
         let lengths: Vec<u64> = if known.is_empty() {
             Vec::new()
@@ -481,7 +481,7 @@ impl EventBus for BunderBus {
         let logs: Vec<String> = topics
             .iter()
             .filter_map(|name| Topic::new(name).ok())
-            .map(|topic| self.log_key(project, &topic))
+            .map(|topic| self.log_key(project, topic.as_str()))
             .collect();
         let mut lengths: Vec<u64> = Vec::new();
         if !logs.is_empty() {
