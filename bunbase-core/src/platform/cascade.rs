@@ -72,8 +72,12 @@ pub async fn follow_deletions(
     // Purged deletions at or after `since`, so a re-read skips them.
     let mut done: std::collections::HashMap<ProjectId, u64> = std::collections::HashMap::new();
     loop {
+        // Pages from `since` onwards, each from the newest time seen (a
+        // full page is not read again; the clock margin applies between
+        // rounds, not between pages).
+        let mut from = since;
         loop {
-            let page = match feed.deleted_projects(since, PAGE).await {
+            let page = match feed.deleted_projects(from, PAGE).await {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read deleted projects; trying again later");
@@ -81,7 +85,7 @@ pub async fn follow_deletions(
                 }
             };
             let full = page.len() == PAGE;
-            let mut newest = since;
+            let mut newest = from;
             for (project, deleted_at) in page {
                 newest = newest.max(deleted_at);
                 if done.contains_key(&project) {
@@ -91,15 +95,15 @@ pub async fn follow_deletions(
                     done.insert(project, deleted_at);
                 }
             }
-            // Keep what may be read again; forget older deletions.
-            let next = newest.saturating_sub(CLOCK_MARGIN_MS).max(since);
-            done.retain(|_, at| *at >= next);
-            let moved = next > since;
-            since = next;
+            let moved = newest > from;
+            from = newest;
             if !full || !moved {
                 break;
             }
         }
+        // Keep what may be read again; forget older deletions.
+        since = from.saturating_sub(CLOCK_MARGIN_MS).max(since);
+        done.retain(|_, at| *at >= since);
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
@@ -167,5 +171,31 @@ mod tests {
         task.await.unwrap();
         let purged = recorder.0.lock().unwrap().clone();
         assert_eq!(purged, vec![p("a"), p("b"), p("c")]);
+    }
+
+    /// More deletions than a page within the clock margin: every one is
+    /// read (a full page moves the read on, whatever the margin).
+    #[tokio::test]
+    async fn more_deletions_than_a_page_are_all_purged() {
+        let deletions: Vec<(ProjectId, u64)> = (0..(2 * PAGE as u64 + 7))
+            .map(|n| (ProjectId::new(format!("p{n}")).unwrap(), 1_000 + n))
+            .collect();
+        let count = deletions.len();
+        let feed = Arc::new(Feed(Mutex::new(deletions)));
+        let recorder = Arc::new(Recorder::default());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(follow_deletions(
+            feed,
+            vec![recorder.clone()],
+            std::time::Duration::from_millis(10),
+            stop.clone(),
+        ));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        stop.cancel();
+        task.await.unwrap();
+        let mut purged = recorder.0.lock().unwrap().clone();
+        purged.sort();
+        purged.dedup();
+        assert_eq!(purged.len(), count);
     }
 }
