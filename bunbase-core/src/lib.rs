@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod platform;
 #[cfg(feature = "sql")]
 pub mod sql;
+pub mod storage;
 
 pub use error::{Error, ErrorCode, Result};
 pub use id::ProjectId;

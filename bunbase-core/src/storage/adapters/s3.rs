@@ -1,0 +1,1 @@
+//! Blobs in an S3 server.

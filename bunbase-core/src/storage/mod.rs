@@ -1,0 +1,24 @@
+//! Storage: per-project buckets of objects, with rules, quotas, signed URLs,
+//! multipart uploads and S3 credentials.
+//!
+//! An object is two things kept apart: its description (bucket, key, size,
+//! ETag, content type, metadata, owner) in a [`MetaStore`], and its bytes,
+//! under a fresh random id, in a [`BlobStore`]. A write stores the new blob
+//! first and then swaps the description in one transaction, so readers see
+//! the old object or the new one, never a partial one; a crash between the
+//! two leaves only an unreferenced blob.
+
+pub mod adapters;
+pub mod blob;
+pub mod meta;
+pub mod model;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use blob::{BlobStore, ByteRange, ByteStream};
+pub use meta::MetaStore;
+pub use model::{
+    Bucket, BucketRules, BucketSettings, ListPage, ListQuery, ObjectInfo, ObjectPath, Part,
+    PutCondition, Quota, S3Credential, Upload, Usage,
+};
