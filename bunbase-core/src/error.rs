@@ -19,13 +19,18 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// A project's stored data reached its quota (keys, bytes).
     QuotaExceeded,
+    /// A condition of the request (`If-None-Match: *`, `If-Match`) does not
+    /// hold: nothing was changed.
+    PreconditionFailed,
+    /// A byte range starts beyond the end of the object.
+    RangeNotSatisfiable,
     RateLimited,
     Unavailable,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::NotFound,
         ErrorCode::AlreadyExists,
         ErrorCode::InvalidInput,
@@ -34,6 +39,8 @@ impl ErrorCode {
         ErrorCode::Conflict,
         ErrorCode::PayloadTooLarge,
         ErrorCode::QuotaExceeded,
+        ErrorCode::PreconditionFailed,
+        ErrorCode::RangeNotSatisfiable,
         ErrorCode::RateLimited,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
@@ -49,6 +56,8 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::PreconditionFailed => "precondition_failed",
+            ErrorCode::RangeNotSatisfiable => "range_not_satisfiable",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -70,6 +79,8 @@ impl ErrorCode {
             ErrorCode::RateLimited => 8,      // RESOURCE_EXHAUSTED
             ErrorCode::PayloadTooLarge => 8,  // RESOURCE_EXHAUSTED
             ErrorCode::QuotaExceeded => 8,    // RESOURCE_EXHAUSTED
+            ErrorCode::PreconditionFailed => 9, // FAILED_PRECONDITION
+            ErrorCode::RangeNotSatisfiable => 11, // OUT_OF_RANGE
             ErrorCode::Conflict => 10,        // ABORTED
             ErrorCode::Internal => 13,        // INTERNAL
             ErrorCode::Unavailable => 14,     // UNAVAILABLE
@@ -99,6 +110,8 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             // 507: the request is fine, the project's storage is full.
             ErrorCode::QuotaExceeded => 507,
+            ErrorCode::PreconditionFailed => 412,
+            ErrorCode::RangeNotSatisfiable => 416,
             ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
@@ -113,7 +126,9 @@ impl ErrorCode {
             403 => ErrorCode::PermissionDenied,
             404 => ErrorCode::NotFound,
             409 => ErrorCode::Conflict,
+            412 => ErrorCode::PreconditionFailed,
             413 => ErrorCode::PayloadTooLarge,
+            416 => ErrorCode::RangeNotSatisfiable,
             429 => ErrorCode::RateLimited,
             507 => ErrorCode::QuotaExceeded,
             408 | 502..=504 => ErrorCode::Unavailable,
@@ -126,12 +141,14 @@ impl ErrorCode {
     /// itself travels in the status details when we sent it).
     pub fn from_grpc_code(code: i32) -> ErrorCode {
         match code {
-            3 | 11 => ErrorCode::InvalidInput,
+            3 => ErrorCode::InvalidInput,
+            11 => ErrorCode::RangeNotSatisfiable,
             5 => ErrorCode::NotFound,
             6 => ErrorCode::AlreadyExists,
             7 => ErrorCode::PermissionDenied,
             8 => ErrorCode::RateLimited,
-            9 | 10 => ErrorCode::Conflict,
+            9 => ErrorCode::PreconditionFailed,
+            10 => ErrorCode::Conflict,
             1 | 4 | 14 => ErrorCode::Unavailable, // cancelled, deadline, unavailable
             16 => ErrorCode::Unauthenticated,
             _ => ErrorCode::Internal,
@@ -166,6 +183,10 @@ pub enum Error {
     PayloadTooLarge(String),
     #[error("{0}")]
     QuotaExceeded(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
     #[error("{message}")]
     RateLimited {
         message: String,
@@ -190,6 +211,8 @@ impl Error {
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Error::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+            Error::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
+            Error::RangeNotSatisfiable(_) => ErrorCode::RangeNotSatisfiable,
             Error::RateLimited { .. } => ErrorCode::RateLimited,
             Error::Unavailable(_) => ErrorCode::Unavailable,
             Error::Internal(_) => ErrorCode::Internal,
@@ -216,6 +239,8 @@ impl Error {
             ErrorCode::Conflict => Error::Conflict(message),
             ErrorCode::PayloadTooLarge => Error::PayloadTooLarge(message),
             ErrorCode::QuotaExceeded => Error::QuotaExceeded(message),
+            ErrorCode::PreconditionFailed => Error::PreconditionFailed(message),
+            ErrorCode::RangeNotSatisfiable => Error::RangeNotSatisfiable(message),
             ErrorCode::RateLimited => Error::RateLimited {
                 message,
                 retry_after: None,

@@ -8,10 +8,19 @@
 //! the old object or the new one, never a partial one; a crash between the
 //! two leaves only an unreferenced blob.
 
+pub mod access;
 pub mod adapters;
 pub mod blob;
 pub mod meta;
+mod metrics;
 pub mod model;
+mod objects;
+pub mod range;
+mod secret;
+mod service;
+pub mod signed;
+mod tally;
+mod uploads;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -22,3 +31,14 @@ pub use model::{
     Bucket, BucketRules, BucketSettings, ListPage, ListQuery, ObjectInfo, ObjectPath, Part,
     PutCondition, Quota, S3Credential, Upload, Usage,
 };
+pub use access::Actor;
+pub use metrics::StorageMetrics;
+pub use objects::{Fetched, GetObject, PutObject};
+pub use range::RangeSpec;
+pub use secret::StorageSecret;
+pub use service::{
+    BucketPatch, NewS3Credential, S3CredentialInfo, SignRequest, SignedUrl, Storage,
+    StorageLimits, encode_key,
+};
+pub use signed::{SignedGrant, SignedMethod, SignedParams};
+pub use uploads::CompletedPart;
