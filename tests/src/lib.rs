@@ -4,4 +4,5 @@
 pub mod bench;
 pub mod harness;
 pub mod scenario;
+pub mod seaweed;
 pub mod servers;

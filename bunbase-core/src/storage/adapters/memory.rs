@@ -288,7 +288,10 @@ impl MetaStore for MemoryMeta {
     ) -> Result<Option<ObjectInfo>, Error> {
         self.with(project, |p| {
             if !p.buckets.contains_key(&object.bucket) {
-                return Err(Error::NotFound(format!("bucket {} not found", object.bucket)));
+                return Err(Error::NotFound(format!(
+                    "bucket {} not found",
+                    object.bucket
+                )));
             }
             let at = (object.bucket.clone(), object.key.clone());
             let old = p.objects.get(&at);
@@ -328,7 +331,13 @@ impl MetaStore for MemoryMeta {
         limit: usize,
     ) -> Result<Vec<ObjectInfo>, Error> {
         self.with(project, |p| {
-            let start = (bucket.to_string(), after.unwrap_or(prefix).to_string());
+            // From the later of the cursor and the prefix: a cursor before
+            // the prefix must not end the scan at the first other key.
+            let from = match after {
+                Some(after) if after > prefix => after,
+                _ => prefix,
+            };
+            let start = (bucket.to_string(), from.to_string());
             p.objects
                 .range(start..)
                 .filter(|((_, key), _)| Some(key.as_str()) != after)
@@ -451,7 +460,10 @@ impl MetaStore for MemoryMeta {
         access_key_id: &str,
     ) -> Result<bool, Error> {
         let mut all = self.credentials.lock().map_err(|_| poisoned())?;
-        if all.get(access_key_id).is_some_and(|c| &c.project == project) {
+        if all
+            .get(access_key_id)
+            .is_some_and(|c| &c.project == project)
+        {
             all.remove(access_key_id);
             return Ok(true);
         }

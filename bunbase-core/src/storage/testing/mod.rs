@@ -3,3 +3,4 @@
 
 pub mod blobs;
 pub mod meta;
+pub mod service;
