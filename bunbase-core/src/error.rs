@@ -72,19 +72,19 @@ impl ErrorCode {
     /// The one mapping both the gRPC servers and clients use.
     pub fn grpc_code(self) -> i32 {
         match self {
-            ErrorCode::InvalidInput => 3,     // INVALID_ARGUMENT
-            ErrorCode::NotFound => 5,         // NOT_FOUND
-            ErrorCode::AlreadyExists => 6,    // ALREADY_EXISTS
-            ErrorCode::PermissionDenied => 7, // PERMISSION_DENIED
-            ErrorCode::RateLimited => 8,      // RESOURCE_EXHAUSTED
-            ErrorCode::PayloadTooLarge => 8,  // RESOURCE_EXHAUSTED
-            ErrorCode::QuotaExceeded => 8,    // RESOURCE_EXHAUSTED
-            ErrorCode::PreconditionFailed => 9, // FAILED_PRECONDITION
+            ErrorCode::InvalidInput => 3,         // INVALID_ARGUMENT
+            ErrorCode::NotFound => 5,             // NOT_FOUND
+            ErrorCode::AlreadyExists => 6,        // ALREADY_EXISTS
+            ErrorCode::PermissionDenied => 7,     // PERMISSION_DENIED
+            ErrorCode::RateLimited => 8,          // RESOURCE_EXHAUSTED
+            ErrorCode::PayloadTooLarge => 8,      // RESOURCE_EXHAUSTED
+            ErrorCode::QuotaExceeded => 8,        // RESOURCE_EXHAUSTED
+            ErrorCode::PreconditionFailed => 9,   // FAILED_PRECONDITION
             ErrorCode::RangeNotSatisfiable => 11, // OUT_OF_RANGE
-            ErrorCode::Conflict => 10,        // ABORTED
-            ErrorCode::Internal => 13,        // INTERNAL
-            ErrorCode::Unavailable => 14,     // UNAVAILABLE
-            ErrorCode::Unauthenticated => 16, // UNAUTHENTICATED
+            ErrorCode::Conflict => 10,            // ABORTED
+            ErrorCode::Internal => 13,            // INTERNAL
+            ErrorCode::Unavailable => 14,         // UNAVAILABLE
+            ErrorCode::Unauthenticated => 16,     // UNAUTHENTICATED
         }
     }
 

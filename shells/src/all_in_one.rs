@@ -21,6 +21,7 @@ use crate::cli::{self, CommonArgs, CredentialArgs, DataDirArgs};
 use crate::identity::{AccountArgs, IdentityModule, IdentitySource, PlatformModule, issuer};
 use crate::kit;
 use crate::kvmanager::{EmbeddedKvArgs, KvArgs};
+use crate::storage::{StorageArgs, StorageModule};
 
 /// BunBase all-in-one: the whole platform in one process.
 #[derive(clap::Parser, Debug)]
@@ -37,8 +38,8 @@ pub struct AllInOneArgs {
     pub credentials: CredentialArgs,
     #[command(flatten)]
     pub accounts: AccountArgs,
-    /// The services to run, comma-separated: api, events, kv, kms, bundoc
-    /// (or `all`). The others' prefixes answer 404.
+    /// The services to run, comma-separated: api, events, kv, kms, bundoc,
+    /// storage (or `all`). The others' prefixes answer 404.
     #[arg(long, env = "BUNBASE_SERVICES", default_value = "all")]
     pub services: String,
     #[command(flatten)]
@@ -51,6 +52,8 @@ pub struct AllInOneArgs {
     pub kms: KmsArgs,
     #[command(flatten)]
     pub docs: DocsArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 /// Every service the all-in-one can run, in start order (identity first:
@@ -73,6 +76,7 @@ fn catalogue(args: &AllInOneArgs, issuer: String) -> anyhow::Result<Vec<Box<dyn 
         Box::new(BuncastModule),
         Box::new(args.kv.module(Some(&args.embedded_kv))?),
         Box::new(args.docs.module()?),
+        Box::new(StorageModule::Configured(args.storage.clone())),
     ])
 }
 

@@ -291,6 +291,7 @@ pub async fn assemble(
         assembly.services.push(kit::Service {
             name: "event-bus".into(),
             router: Router::new(),
+            untimed: None,
             health: Vec::new(),
             on_shutdown: Some(Arc::new(move || events.shut_down())),
         });
@@ -332,6 +333,7 @@ fn disabled_service(disabled: &[(&'static str, &'static str)]) -> kit::Service {
     kit::Service {
         name: "disabled".into(),
         router,
+        untimed: None,
         health: Vec::new(),
         on_shutdown: None,
     }

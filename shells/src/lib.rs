@@ -18,3 +18,4 @@ pub mod kit;
 pub mod kvmanager;
 pub mod platform;
 pub mod standalone;
+pub mod storage;

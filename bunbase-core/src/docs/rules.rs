@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Grammar (precedence low → high): `||`, `&&`, `!`, comparisons
-//! (`== != < <= > >= in`), values: literals (`null true false`, numbers,
+//! (`== != < <= > >= in startsWith`), values: literals (`null true false`, numbers,
 //! `"strings"`, `[lists]`), paths (`auth.uid`, `resource.items.0.sku`) and
 //! parentheses. Comparisons use the total order of [`super::order`]
 //! (ordering operators only between values of one type). A missing path
@@ -57,6 +57,8 @@ pub enum Op {
     Gt,
     Ge,
     In,
+    /// `a startsWith b`: both strings, `a` begins with `b`.
+    StartsWith,
 }
 
 /// What a rule can see.
@@ -245,6 +247,7 @@ impl Parser {
             Some(Token::Sym(">")) => Op::Gt,
             Some(Token::Sym(">=")) => Op::Ge,
             Some(Token::Ident(word)) if word == "in" => Op::In,
+            Some(Token::Ident(word)) if word == "startsWith" => Op::StartsWith,
             _ => return Ok(left),
         };
         self.at += 1;
@@ -427,6 +430,10 @@ impl Expr {
                         Value::Array(items) => items.iter().any(|i| equal(i, &x)),
                         _ => false,
                     },
+                    Op::StartsWith => match (&x, &y) {
+                        (Value::String(a), Value::String(b)) => a.starts_with(b.as_str()),
+                        _ => false,
+                    },
                 })
             }
         }
@@ -446,6 +453,43 @@ mod tests {
                 resource: &resource,
                 request: &request,
             })
+    }
+
+    #[test]
+    fn starts_with_compares_string_prefixes_only() {
+        let me = json!({"uid": "u1"});
+        let object = json!({"key": "users/u1/avatar.png", "path": ["users", "u1", "avatar.png"]});
+        assert!(allows(
+            "resource.key startsWith \"users/\"",
+            me.clone(),
+            object.clone(),
+            json!(null)
+        ));
+        assert!(!allows(
+            "resource.key startsWith \"public/\"",
+            me.clone(),
+            object.clone(),
+            json!(null)
+        ));
+        assert!(allows(
+            "resource.path.1 == auth.uid",
+            me.clone(),
+            object.clone(),
+            json!(null)
+        ));
+        assert!(!allows(
+            "resource.size startsWith \"1\"",
+            me.clone(),
+            json!({"size": 12}),
+            json!(null)
+        ));
+        assert!(!allows(
+            "resource.missing startsWith \"\"",
+            me.clone(),
+            object,
+            json!(null)
+        ));
+        assert!(Expr::parse("resource.key startsWith").is_err());
     }
 
     #[test]

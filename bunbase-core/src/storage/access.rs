@@ -98,9 +98,8 @@ pub(crate) fn gate(
                     owner,
                 });
             }
-            if op == RuleOp::Read && bucket.settings.public && &who.project != project {
-                return Ok(Gate::Public);
-            }
+            // Another project's credential is refused even for a public
+            // bucket: public reads are for requests without one.
             who.authorize(project, op.access())?;
             Ok(Gate::Trusted { owner })
         }
@@ -137,7 +136,11 @@ pub(crate) fn rule_object(bucket: &str, key: &str, info: Option<&ObjectInfo>) ->
 /// Parses a bucket's rules, so a broken one is refused when set.
 pub(crate) fn validate_rules(bucket: &Bucket) -> Result<(), Error> {
     let rules = &bucket.settings.rules;
-    for (op, source) in [("read", &rules.read), ("write", &rules.write), ("delete", &rules.delete)] {
+    for (op, source) in [
+        ("read", &rules.read),
+        ("write", &rules.write),
+        ("delete", &rules.delete),
+    ] {
         if let Some(source) = source {
             Expr::parse(source).map_err(|e| Error::invalid(format!("the {op} rule: {e}")))?;
         }
@@ -157,6 +160,8 @@ pub(crate) fn allowed(
     match gate {
         Gate::Trusted { .. } | Gate::Signed => true,
         Gate::Public => op == RuleOp::Read,
+        // A public bucket's objects are readable by anyone, rules or not.
+        Gate::Ruled { .. } if op == RuleOp::Read && bucket.settings.public => true,
         Gate::Ruled { auth, .. } => rule(bucket, op).is_some_and(|source| {
             Expr::parse(source).is_ok_and(|expr| {
                 expr.allows(&Context {

@@ -33,7 +33,11 @@ impl ByteRange {
 /// Blob ids are made by the service: 32 lowercase hex digits. Adapters
 /// may rely on that (file names, S3 keys).
 pub fn validate_blob_id(id: &str) -> Result<(), Error> {
-    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         Ok(())
     } else {
         Err(Error::internal(format!("{id:?} is not a blob id")))

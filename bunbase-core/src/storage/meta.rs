@@ -4,9 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::model::{
-    Bucket, ObjectInfo, Part, PutCondition, Quota, S3Credential, Upload, Usage,
-};
+use super::model::{Bucket, ObjectInfo, Part, PutCondition, Quota, S3Credential, Upload, Usage};
 use crate::error::Error;
 use crate::id::ProjectId;
 

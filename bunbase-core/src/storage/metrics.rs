@@ -19,7 +19,8 @@ pub struct StorageMetrics {
 impl StorageMetrics {
     pub fn new(registry: &Registry) -> Result<StorageMetrics, Error> {
         let gauge = |name: &str, help: &str| {
-            let g = IntGaugeVec::new(Opts::new(name, help), &["project"]).map_err(Error::internal)?;
+            let g =
+                IntGaugeVec::new(Opts::new(name, help), &["project"]).map_err(Error::internal)?;
             metrics::register(registry, g)
         };
         Ok(StorageMetrics {

@@ -25,20 +25,20 @@ mod uploads;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use access::Actor;
 pub use blob::{BlobStore, ByteRange, ByteStream};
 pub use meta::MetaStore;
+pub use metrics::StorageMetrics;
 pub use model::{
     Bucket, BucketRules, BucketSettings, ListPage, ListQuery, ObjectInfo, ObjectPath, Part,
     PutCondition, Quota, S3Credential, Upload, Usage,
 };
-pub use access::Actor;
-pub use metrics::StorageMetrics;
 pub use objects::{Fetched, GetObject, PutObject};
 pub use range::RangeSpec;
 pub use secret::StorageSecret;
 pub use service::{
-    BucketPatch, NewS3Credential, S3CredentialInfo, SignRequest, SignedUrl, Storage,
-    StorageLimits, encode_key,
+    BucketPatch, NewS3Credential, S3CredentialInfo, SignRequest, SignedUrl, Storage, StorageLimits,
+    encode_key,
 };
 pub use signed::{SignedGrant, SignedMethod, SignedParams};
-pub use uploads::CompletedPart;
+pub use uploads::{CompletedPart, PartIn};

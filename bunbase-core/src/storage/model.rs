@@ -220,7 +220,10 @@ pub fn validate_key(key: &str) -> Result<(), Error> {
             "object keys may not contain NUL or other control characters",
         ));
     }
-    if key.split('/').any(|segment| segment == ".." || segment == ".") {
+    if key
+        .split('/')
+        .any(|segment| segment == ".." || segment == ".")
+    {
         return Err(Error::invalid(
             "object keys may not contain '.' or '..' segments",
         ));
@@ -291,9 +294,7 @@ impl BucketSettings {
         self.allowed_content_types.iter().any(|allowed| {
             let allowed = allowed.to_ascii_lowercase();
             match allowed.strip_suffix("/*") {
-                Some(kind) => essence
-                    .split_once('/')
-                    .is_some_and(|(t, _)| t == kind),
+                Some(kind) => essence.split_once('/').is_some_and(|(t, _)| t == kind),
                 None => allowed == essence,
             }
         })
@@ -306,11 +307,27 @@ mod tests {
 
     #[test]
     fn keys_refuse_traversal_nul_and_length() {
-        for good in ["a", "users/u1/avatar.png", "a..b", "日本/ファイル.txt", "a//b", "/lead"] {
+        for good in [
+            "a",
+            "users/u1/avatar.png",
+            "a..b",
+            "日本/ファイル.txt",
+            "a//b",
+            "/lead",
+        ] {
             validate_key(good).unwrap();
         }
         let long = "x".repeat(MAX_KEY_BYTES + 1);
-        for bad in ["", "../etc/passwd", "a/../b", "a/..", "./a", "a\0b", "a\nb", long.as_str()] {
+        for bad in [
+            "",
+            "../etc/passwd",
+            "a/../b",
+            "a/..",
+            "./a",
+            "a\0b",
+            "a\nb",
+            long.as_str(),
+        ] {
             assert!(validate_key(bad).is_err(), "{bad:?}");
         }
     }

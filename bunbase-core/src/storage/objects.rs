@@ -71,8 +71,12 @@ impl Storage {
                 }
                 return Err(e);
             }
+            // Without a credential a missing bucket answers as a private
+            // one: bucket names are not for strangers to probe.
             (Err(_), Actor::Anonymous) => {
-                return Err(Error::NotFound(format!("bucket {bucket} not found")));
+                return Err(Error::Unauthenticated(
+                    "missing credential: send Authorization: Bearer <token>".into(),
+                ));
             }
             (Err(e), Actor::Signed(_)) => return Err(e),
         };
@@ -89,16 +93,16 @@ impl Storage {
         body: ByteStream,
     ) -> Result<ObjectInfo, Error> {
         self.recorded("put_object", async {
-            let (bucket, gate) = self.gated(actor, project, &at.bucket, RuleOp::Write).await?;
+            let (bucket, gate) = self
+                .gated(actor, project, &at.bucket, RuleOp::Write)
+                .await?;
             let content_type = put
                 .content_type
                 .clone()
                 .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string());
-            let max = self.checked_write(actor, &bucket, &content_type, &put.metadata, put.length)?;
+            let max =
+                self.checked_write(actor, &bucket, &content_type, &put.metadata, put.length)?;
             let existing = self.inner.meta.object(project, &at.bucket, &at.key).await?;
-            if existing.is_some() && put.condition == PutCondition::IfAbsent {
-                return Err(precondition(&at.key));
-            }
             let mut request = access::rule_object(&at.bucket, &at.key, None);
             if let Value::Object(m) = &mut request {
                 m.insert("size".into(), serde_json::json!(put.length));
@@ -107,6 +111,11 @@ impl Storage {
             }
             let resource = resource_of(&at.bucket, &at.key, existing.as_ref());
             access::check(&gate, &bucket, RuleOp::Write, &resource, &request)?;
+            // Only once the write is allowed: the answer tells whether a
+            // key exists.
+            if existing.is_some() && put.condition == PutCondition::IfAbsent {
+                return Err(precondition(&at.key));
+            }
             if let Some(length) = put.length {
                 self.check_quota(project, length, existing.as_ref()).await?;
             }
@@ -252,7 +261,9 @@ impl Storage {
         if let Actor::Signed(grant) = actor
             && grant.key != at.key
         {
-            return Err(Error::PermissionDenied("the signed URL is for another key".into()));
+            return Err(Error::PermissionDenied(
+                "the signed URL is for another key".into(),
+            ));
         }
         let info = self
             .inner
@@ -304,7 +315,9 @@ impl Storage {
         at: &ObjectPath,
     ) -> Result<(), Error> {
         self.recorded("delete_object", async {
-            let (bucket, gate) = self.gated(actor, project, &at.bucket, RuleOp::Delete).await?;
+            let (bucket, gate) = self
+                .gated(actor, project, &at.bucket, RuleOp::Delete)
+                .await?;
             let Some(info) = self.inner.meta.object(project, &at.bucket, &at.key).await? else {
                 return Err(Error::NotFound(format!("object {} not found", at.key)));
             };
@@ -315,7 +328,12 @@ impl Storage {
                 return Err(Error::NotFound(format!("object {} not found", at.key)));
             }
             access::check(&gate, &bucket, RuleOp::Delete, &resource, &Value::Null)?;
-            if let Some(removed) = self.inner.meta.delete_object(project, &at.bucket, &at.key).await? {
+            if let Some(removed) = self
+                .inner
+                .meta
+                .delete_object(project, &at.bucket, &at.key)
+                .await?
+            {
                 self.discard_blob(&removed.blob).await;
             }
             self.publish_usage(project).await;
@@ -334,7 +352,11 @@ impl Storage {
         to: &ObjectPath,
         remove_source: bool,
     ) -> Result<ObjectInfo, Error> {
-        let op = if remove_source { "move_object" } else { "copy_object" };
+        let op = if remove_source {
+            "move_object"
+        } else {
+            "copy_object"
+        };
         self.recorded(op, async {
             if matches!(actor, Actor::Signed(_) | Actor::Anonymous) {
                 return Err(Error::PermissionDenied(
@@ -342,22 +364,38 @@ impl Storage {
                 ));
             }
             let source = self.readable(actor, project, from).await?;
-            let (bucket, gate) = self.gated(actor, project, &to.bucket, RuleOp::Write).await?;
-            self.checked_write(actor, &bucket, &source.content_type, &source.metadata, Some(source.size))?;
+            let (bucket, gate) = self
+                .gated(actor, project, &to.bucket, RuleOp::Write)
+                .await?;
+            self.checked_write(
+                actor,
+                &bucket,
+                &source.content_type,
+                &source.metadata,
+                Some(source.size),
+            )?;
             let existing = self.inner.meta.object(project, &to.bucket, &to.key).await?;
             let request = resource_of(&to.bucket, &to.key, Some(&source));
             let resource = resource_of(&to.bucket, &to.key, existing.as_ref());
             access::check(&gate, &bucket, RuleOp::Write, &resource, &request)?;
             if remove_source {
-                let (source_bucket, source_gate) =
-                    self.gated(actor, project, &from.bucket, RuleOp::Delete).await?;
+                let (source_bucket, source_gate) = self
+                    .gated(actor, project, &from.bucket, RuleOp::Delete)
+                    .await?;
                 let resource = resource_of(&from.bucket, &from.key, Some(&source));
-                access::check(&source_gate, &source_bucket, RuleOp::Delete, &resource, &Value::Null)?;
+                access::check(
+                    &source_gate,
+                    &source_bucket,
+                    RuleOp::Delete,
+                    &resource,
+                    &Value::Null,
+                )?;
             }
             if from == to {
                 return Ok(source);
             }
-            self.check_quota(project, source.size, existing.as_ref()).await?;
+            self.check_quota(project, source.size, existing.as_ref())
+                .await?;
             let blob = random_hex(16);
             self.inner.blobs.copy(&source.blob, &blob).await?;
             let info = ObjectInfo {
@@ -370,11 +408,18 @@ impl Storage {
             };
             let info = self.commit(project, info, PutCondition::Any).await?;
             if remove_source {
-                let still = self.inner.meta.object(project, &from.bucket, &from.key).await?;
+                let still = self
+                    .inner
+                    .meta
+                    .object(project, &from.bucket, &from.key)
+                    .await?;
                 // Only the object that was copied: a newer one stays.
                 if still.is_some_and(|s| s.blob == source.blob)
-                    && let Some(removed) =
-                        self.inner.meta.delete_object(project, &from.bucket, &from.key).await?
+                    && let Some(removed) = self
+                        .inner
+                        .meta
+                        .delete_object(project, &from.bucket, &from.key)
+                        .await?
                 {
                     self.discard_blob(&removed.blob).await;
                 }
@@ -399,7 +444,15 @@ impl Storage {
             if matches!(actor, Actor::Signed(_)) {
                 return Err(Error::PermissionDenied("a signed URL does not list".into()));
             }
-            let (bucket, gate) = self.gated(actor, project, bucket_name, RuleOp::Read).await?;
+            let (bucket, gate) = self
+                .gated(actor, project, bucket_name, RuleOp::Read)
+                .await?;
+            if matches!(gate, Gate::Public) {
+                // Public buckets serve their objects, not their listings.
+                return Err(Error::Unauthenticated(
+                    "listing a bucket needs a credential of its project".into(),
+                ));
+            }
             if query.prefix.len() > super::model::MAX_KEY_BYTES {
                 return Err(Error::invalid("the prefix is longer than any key"));
             }

@@ -46,9 +46,7 @@ impl RangeSpec {
     /// `range_not_satisfiable` when none.
     pub fn resolve(self, size: u64) -> Result<ByteRange, Error> {
         let unsatisfiable = || {
-            Error::RangeNotSatisfiable(format!(
-                "the range is outside the object's {size} bytes"
-            ))
+            Error::RangeNotSatisfiable(format!("the range is outside the object's {size} bytes"))
         };
         match self {
             RangeSpec::From { start, end } => {
@@ -106,7 +104,10 @@ mod tests {
             ErrorCode::RangeNotSatisfiable
         );
         for bad in ["bytes=a-b", "bytes=5-2", "bytes=5", "bytes=--1"] {
-            assert_eq!(resolve(bad, 10).unwrap_err().code(), ErrorCode::InvalidInput);
+            assert_eq!(
+                resolve(bad, 10).unwrap_err().code(),
+                ErrorCode::InvalidInput
+            );
         }
     }
 }

@@ -19,7 +19,10 @@ impl StorageSecret {
     pub fn new(bytes: &[u8; 32]) -> StorageSecret {
         let root = hmac::Key::new(hmac::HMAC_SHA256, bytes);
         let derive = |label: &[u8]| Zeroizing::new(hmac::sign(&root, label).as_ref().to_vec());
-        let signing = hmac::Key::new(hmac::HMAC_SHA256, &derive(b"bunbase storage signed urls v1"));
+        let signing = hmac::Key::new(
+            hmac::HMAC_SHA256,
+            &derive(b"bunbase storage signed urls v1"),
+        );
         let sealing_key = derive(b"bunbase storage s3 credentials v1");
         let sealing = UnboundKey::new(&AES_256_GCM, &sealing_key)
             .map(LessSafeKey::new)
@@ -58,8 +61,7 @@ impl StorageSecret {
 
     /// Whether `signature` (hex) signs `message`, in constant time.
     pub(crate) fn verify(&self, message: &[u8], signature: &str) -> bool {
-        hex::decode(signature)
-            .is_ok_and(|tag| hmac::verify(&self.signing, message, &tag).is_ok())
+        hex::decode(signature).is_ok_and(|tag| hmac::verify(&self.signing, message, &tag).is_ok())
     }
 
     /// Seals `plain` bound to `context` (nonce ‖ ciphertext ‖ tag).

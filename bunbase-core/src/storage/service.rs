@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::access::{self, Actor, Gate, RuleOp};
+use super::access::{self, Actor, RuleOp};
 use super::blob::BlobStore;
 use super::meta::MetaStore;
 use super::metrics::StorageMetrics;
-use super::model::{Bucket, BucketSettings, Quota, S3Credential, Usage, validate_bucket_name, validate_key};
+use super::model::{
+    Bucket, BucketSettings, Quota, S3Credential, Usage, validate_bucket_name, validate_key,
+};
 use super::secret::StorageSecret;
 use super::signed::{self, MAX_SIGNED_SECS, SignedGrant, SignedMethod, SignedParams};
 use crate::auth::{Access, Principal};
@@ -28,6 +30,9 @@ pub struct StorageLimits {
     pub max_list: usize,
     /// Multipart uploads idle this long are aborted.
     pub upload_expiry_secs: u64,
+    /// Largest part of a multipart upload (the S3 store holds one part in
+    /// memory while it signs it).
+    pub max_part_size: u64,
 }
 
 impl Default for StorageLimits {
@@ -40,6 +45,7 @@ impl Default for StorageLimits {
             },
             max_list: 1000,
             upload_expiry_secs: 7 * 24 * 3600,
+            max_part_size: 256 << 20,
         }
     }
 }
@@ -177,7 +183,11 @@ impl Storage {
     }
 
     /// The bucket, or `not_found`.
-    pub(crate) async fn existing_bucket(&self, project: &ProjectId, name: &str) -> Result<Bucket, Error> {
+    pub(crate) async fn existing_bucket(
+        &self,
+        project: &ProjectId,
+        name: &str,
+    ) -> Result<Bucket, Error> {
         validate_bucket_name(name)?;
         self.inner
             .meta
@@ -222,17 +232,27 @@ impl Storage {
                 updated_at: now,
             };
             access::validate_rules(&bucket)?;
-            self.inner.meta.create_bucket(&bucket).await.map_err(|e| match e {
-                Error::AlreadyExists(_) => Error::AlreadyExists(format!("bucket {name} already exists")),
-                other => other,
-            })?;
+            self.inner
+                .meta
+                .create_bucket(&bucket)
+                .await
+                .map_err(|e| match e {
+                    Error::AlreadyExists(_) => {
+                        Error::AlreadyExists(format!("bucket {name} already exists"))
+                    }
+                    other => other,
+                })?;
             Ok(bucket)
         })
         .await
     }
 
     /// The project's buckets (any right in the project may list them).
-    pub async fn buckets(&self, who: &Principal, project: &ProjectId) -> Result<Vec<Bucket>, Error> {
+    pub async fn buckets(
+        &self,
+        who: &Principal,
+        project: &ProjectId,
+    ) -> Result<Vec<Bucket>, Error> {
         self.recorded("list_buckets", async {
             who.authorize(project, Access::Read)?;
             self.inner.meta.buckets(project).await
@@ -240,7 +260,12 @@ impl Storage {
         .await
     }
 
-    pub async fn bucket(&self, who: &Principal, project: &ProjectId, name: &str) -> Result<Bucket, Error> {
+    pub async fn bucket(
+        &self,
+        who: &Principal,
+        project: &ProjectId,
+        name: &str,
+    ) -> Result<Bucket, Error> {
         self.recorded("get_bucket", async {
             who.authorize(project, Access::Read)?;
             self.existing_bucket(project, name).await
@@ -307,12 +332,21 @@ impl Storage {
             self.drop_upload(project, &upload).await?;
         }
         loop {
-            let batch = self.inner.meta.list_objects(project, name, "", None, 500).await?;
+            let batch = self
+                .inner
+                .meta
+                .list_objects(project, name, "", None, 500)
+                .await?;
             if batch.is_empty() {
                 break;
             }
             for object in batch {
-                if let Some(removed) = self.inner.meta.delete_object(project, name, &object.key).await? {
+                if let Some(removed) = self
+                    .inner
+                    .meta
+                    .delete_object(project, name, &object.key)
+                    .await?
+                {
                     self.discard_blob(&removed.blob).await;
                 }
             }
@@ -333,15 +367,26 @@ impl Storage {
     pub(crate) async fn publish_usage(&self, project: &ProjectId) {
         if let Ok(usage) = self.inner.meta.usage(project).await {
             let m = &self.inner.metrics;
-            m.bytes.with_label_values(&[project.as_str()]).set(usage.bytes as i64);
-            m.objects.with_label_values(&[project.as_str()]).set(usage.objects as i64);
+            m.bytes
+                .with_label_values(&[project.as_str()])
+                .set(usage.bytes as i64);
+            m.objects
+                .with_label_values(&[project.as_str()])
+                .set(usage.objects as i64);
         }
     }
 
     /// The project's stored bytes and objects, and its quota.
-    pub async fn usage(&self, who: &Principal, project: &ProjectId) -> Result<(Usage, Quota), Error> {
+    pub async fn usage(
+        &self,
+        who: &Principal,
+        project: &ProjectId,
+    ) -> Result<(Usage, Quota), Error> {
         who.authorize(project, Access::Read)?;
-        Ok((self.inner.meta.usage(project).await?, self.inner.limits.quota))
+        Ok((
+            self.inner.meta.usage(project).await?,
+            self.inner.limits.quota,
+        ))
     }
 
     /// A URL that lets its holder GET or PUT one key for a while. The
@@ -354,6 +399,10 @@ impl Storage {
         req: SignRequest,
     ) -> Result<SignedUrl, Error> {
         self.recorded("sign", async {
+            // Another project's credential learns nothing of the buckets.
+            if who.project != *project {
+                who.authorize(project, Access::Read)?;
+            }
             validate_key(&req.key)?;
             if req.expires_in == 0 || req.expires_in > MAX_SIGNED_SECS {
                 return Err(Error::invalid(format!(
@@ -369,19 +418,22 @@ impl Storage {
                 SignedMethod::Put => RuleOp::Write,
             };
             let gate = access::gate(Actor::Principal(who), project, &bucket, op)?;
-            if matches!(gate, Gate::Public) {
-                who.authorize(project, Access::Read)?;
-            }
             if gate.is_ruled() {
-                let stored = self.inner.meta.object(project, bucket_name, &req.key).await?;
-                let resource = stored
-                    .as_ref()
-                    .map_or(serde_json::Value::Null, |o| access::rule_object(bucket_name, &req.key, Some(o)));
+                let stored = self
+                    .inner
+                    .meta
+                    .object(project, bucket_name, &req.key)
+                    .await?;
+                let resource = stored.as_ref().map_or(serde_json::Value::Null, |o| {
+                    access::rule_object(bucket_name, &req.key, Some(o))
+                });
                 let request = match op {
                     RuleOp::Read => serde_json::Value::Null,
                     _ => {
                         let mut r = access::rule_object(bucket_name, &req.key, None);
-                        if let (Some(ct), serde_json::Value::Object(m)) = (&req.content_type, &mut r) {
+                        if let (Some(ct), serde_json::Value::Object(m)) =
+                            (&req.content_type, &mut r)
+                        {
                             m.insert("content_type".into(), serde_json::json!(ct));
                         }
                         r
@@ -422,7 +474,15 @@ impl Storage {
         method: SignedMethod,
         params: &SignedParams,
     ) -> Result<SignedGrant, Error> {
-        let result = signed::verify(&self.inner.secret, project, bucket, key, method, params, now_secs());
+        let result = signed::verify(
+            &self.inner.secret,
+            project,
+            bucket,
+            key,
+            method,
+            params,
+            now_secs(),
+        );
         self.inner.metrics.record("verify_signed", &result);
         result
     }
@@ -485,10 +545,17 @@ impl Storage {
         access_key_id: &str,
     ) -> Result<(), Error> {
         who.authorize(project, Access::Admin)?;
-        if self.inner.meta.delete_credential(project, access_key_id).await? {
+        if self
+            .inner
+            .meta
+            .delete_credential(project, access_key_id)
+            .await?
+        {
             Ok(())
         } else {
-            Err(Error::NotFound(format!("S3 credential {access_key_id} not found")))
+            Err(Error::NotFound(format!(
+                "S3 credential {access_key_id} not found"
+            )))
         }
     }
 
@@ -512,10 +579,12 @@ impl Storage {
 
     /// Removes everything of a deleted project: objects and their blobs,
     /// uploads, buckets, S3 credentials.
-    pub async fn purge_project(&self, project: &ProjectId) -> Result<(), Error> {
+    pub async fn purge(&self, project: &ProjectId) -> Result<u64, Error> {
+        let mut removed = 0;
         for bucket in self.inner.meta.buckets(project).await? {
             self.empty_bucket(project, &bucket.name).await?;
             self.inner.meta.delete_bucket(project, &bucket.name).await?;
+            removed += 1;
         }
         for credential in self.inner.meta.credentials(project).await? {
             self.inner
@@ -526,7 +595,18 @@ impl Storage {
         let m = &self.inner.metrics;
         let _ = m.bytes.remove_label_values(&[project.as_str()]);
         let _ = m.objects.remove_label_values(&[project.as_str()]);
-        Ok(())
+        Ok(removed)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::platform::ProjectData for Storage {
+    fn service(&self) -> &'static str {
+        "storage"
+    }
+
+    async fn purge_project(&self, project: &ProjectId) -> Result<u64, Error> {
+        self.purge(project).await
     }
 }
 

@@ -56,14 +56,17 @@ pub struct SignedGrant {
 impl SignedGrant {
     /// Whether it covers `op` in `project`'s `bucket` (the key was part
     /// of the signature).
-    pub(crate) fn permits(&self, project: &ProjectId, bucket: &str, op: RuleOp) -> Result<(), Error> {
+    pub(crate) fn permits(
+        &self,
+        project: &ProjectId,
+        bucket: &str,
+        op: RuleOp,
+    ) -> Result<(), Error> {
         let wanted = match op {
             RuleOp::Read => SignedMethod::Get,
             RuleOp::Write => SignedMethod::Put,
             RuleOp::Delete => {
-                return Err(Error::PermissionDenied(
-                    "a signed URL never deletes".into(),
-                ));
+                return Err(Error::PermissionDenied("a signed URL never deletes".into()));
             }
         };
         if &self.project != project || self.bucket != bucket || self.method != wanted {
@@ -102,11 +105,7 @@ fn message(
     out
 }
 
-pub(crate) fn sign(
-    secret: &StorageSecret,
-    grant: &SignedGrant,
-    expires: u64,
-) -> SignedParams {
+pub(crate) fn sign(secret: &StorageSecret, grant: &SignedGrant, expires: u64) -> SignedParams {
     let signature = secret.sign(&message(
         &grant.project,
         &grant.bucket,
@@ -182,9 +181,27 @@ mod tests {
         let params = sign(&secret, &grant, 1000);
         let ok = verify(&secret, &p, "b", "k", SignedMethod::Put, &params, 999).unwrap();
         assert_eq!(ok, grant);
-        let denied = |r: Result<SignedGrant, Error>| assert_eq!(r.unwrap_err().code(), ErrorCode::PermissionDenied);
-        denied(verify(&secret, &p, "b", "k", SignedMethod::Put, &params, 1000));
-        denied(verify(&secret, &p, "b", "k2", SignedMethod::Put, &params, 1));
+        let denied = |r: Result<SignedGrant, Error>| {
+            assert_eq!(r.unwrap_err().code(), ErrorCode::PermissionDenied)
+        };
+        denied(verify(
+            &secret,
+            &p,
+            "b",
+            "k",
+            SignedMethod::Put,
+            &params,
+            1000,
+        ));
+        denied(verify(
+            &secret,
+            &p,
+            "b",
+            "k2",
+            SignedMethod::Put,
+            &params,
+            1,
+        ));
         denied(verify(&secret, &p, "b", "k", SignedMethod::Get, &params, 1));
         let q = ProjectId::new("q").unwrap();
         denied(verify(&secret, &q, "b", "k", SignedMethod::Put, &params, 1));

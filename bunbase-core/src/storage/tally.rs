@@ -140,10 +140,19 @@ mod tests {
     #[tokio::test]
     async fn refuses_bodies_longer_shorter_or_over_the_limit() {
         let longer = tallied(body(&[b"abc", b"def"]), Some(4), 100).0;
-        assert_eq!(drain(longer).await.unwrap_err().code(), ErrorCode::InvalidInput);
+        assert_eq!(
+            drain(longer).await.unwrap_err().code(),
+            ErrorCode::InvalidInput
+        );
         let shorter = tallied(body(&[b"abc"]), Some(4), 100).0;
-        assert_eq!(drain(shorter).await.unwrap_err().code(), ErrorCode::InvalidInput);
+        assert_eq!(
+            drain(shorter).await.unwrap_err().code(),
+            ErrorCode::InvalidInput
+        );
         let over = tallied(body(&[b"abc", b"def"]), None, 5).0;
-        assert_eq!(drain(over).await.unwrap_err().code(), ErrorCode::PayloadTooLarge);
+        assert_eq!(
+            drain(over).await.unwrap_err().code(),
+            ErrorCode::PayloadTooLarge
+        );
     }
 }

@@ -21,6 +21,13 @@ use crate::auth::{Access, Principal};
 use crate::error::Error;
 use crate::id::{ProjectId, now_millis, random_hex};
 
+/// A part being uploaded: its number and, when known, its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartIn {
+    pub number: u32,
+    pub length: Option<u64>,
+}
+
 /// A part named in a completion: its number and the ETag its upload
 /// answered.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -32,19 +39,33 @@ pub struct CompletedPart {
 
 impl Storage {
     /// The upload, checked to be the project's and at `at`.
-    async fn upload_at(&self, project: &ProjectId, at: &ObjectPath, id: &str) -> Result<Upload, Error> {
+    async fn upload_at(
+        &self,
+        project: &ProjectId,
+        at: &ObjectPath,
+        id: &str,
+    ) -> Result<Upload, Error> {
         let missing = || Error::NotFound(format!("upload {id} not found"));
         if id.len() > 64 {
             return Err(missing());
         }
-        let upload = self.inner.meta.upload(project, id).await?.ok_or_else(missing)?;
+        let upload = self
+            .inner
+            .meta
+            .upload(project, id)
+            .await?
+            .ok_or_else(missing)?;
         if upload.bucket != at.bucket || upload.key != at.key {
             return Err(missing());
         }
         Ok(upload)
     }
 
-    fn multipart_actor<'a>(&self, who: &'a Principal, project: &ProjectId) -> Result<Actor<'a>, Error> {
+    fn multipart_actor<'a>(
+        &self,
+        who: &'a Principal,
+        project: &ProjectId,
+    ) -> Result<Actor<'a>, Error> {
         // Multipart is for servers and tools (the S3 API, SDKs): rules
         // don't see a size until the end, so end users upload in one piece.
         who.authorize(project, Access::Write)?;
@@ -87,7 +108,11 @@ impl Storage {
                 token,
             };
             if let Err(e) = self.inner.meta.create_upload(project, &upload).await {
-                let _ = self.inner.blobs.abort_parts(&upload.blob, &upload.token).await;
+                let _ = self
+                    .inner
+                    .blobs
+                    .abort_parts(&upload.blob, &upload.token)
+                    .await;
                 return Err(e);
             }
             Ok(upload)
@@ -101,10 +126,10 @@ impl Storage {
         project: &ProjectId,
         at: &ObjectPath,
         upload_id: &str,
-        number: u32,
-        length: Option<u64>,
+        part: PartIn,
         body: ByteStream,
     ) -> Result<Part, Error> {
+        let PartIn { number, length } = part;
         self.recorded("upload_part", async {
             self.multipart_actor(who, project)?;
             if !(1..=MAX_PART_NUMBER).contains(&number) {
@@ -118,10 +143,12 @@ impl Storage {
                 .settings
                 .max_object_size
                 .unwrap_or(u64::MAX)
-                .min(self.inner.limits.max_object_size);
+                .min(self.inner.limits.max_object_size)
+                .min(self.inner.limits.max_part_size);
             if length.is_some_and(|l| l > max) {
                 return Err(Error::PayloadTooLarge(format!(
-                    "objects here are at most {max} bytes"
+                    "parts here are at most {max} bytes (objects: the bucket's and the instance's limit; parts: {} bytes)",
+                    self.inner.limits.max_part_size
                 )));
             }
             let (stream, tally) = tallied(body, length, max);
@@ -142,6 +169,28 @@ impl Storage {
             Ok(part)
         })
         .await
+    }
+
+    /// An upload in progress in `bucket`.
+    pub async fn upload(
+        &self,
+        who: &Principal,
+        project: &ProjectId,
+        bucket: &str,
+        upload_id: &str,
+    ) -> Result<Upload, Error> {
+        self.multipart_actor(who, project)?;
+        let missing = || Error::NotFound(format!("upload {upload_id} not found"));
+        let upload = self
+            .inner
+            .meta
+            .upload(project, upload_id)
+            .await?
+            .ok_or_else(missing)?;
+        if upload.bucket != bucket {
+            return Err(missing());
+        }
+        Ok(upload)
     }
 
     /// The parts received so far.
@@ -249,8 +298,15 @@ impl Storage {
         .await
     }
 
-    pub(crate) async fn drop_upload(&self, project: &ProjectId, upload: &Upload) -> Result<(), Error> {
-        self.inner.blobs.abort_parts(&upload.blob, &upload.token).await?;
+    pub(crate) async fn drop_upload(
+        &self,
+        project: &ProjectId,
+        upload: &Upload,
+    ) -> Result<(), Error> {
+        self.inner
+            .blobs
+            .abort_parts(&upload.blob, &upload.token)
+            .await?;
         self.inner.meta.delete_upload(project, &upload.id).await?;
         Ok(())
     }
@@ -277,7 +333,9 @@ fn chosen_parts(named: &[CompletedPart], stored: &BTreeMap<u32, Part>) -> Result
     let mut previous = 0;
     for (i, part) in named.iter().enumerate() {
         if part.number <= previous {
-            return Err(Error::invalid("parts must be listed in ascending order of number"));
+            return Err(Error::invalid(
+                "parts must be listed in ascending order of number",
+            ));
         }
         previous = part.number;
         let Some(found) = stored.get(&part.number) else {

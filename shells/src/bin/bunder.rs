@@ -174,12 +174,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 engine.clone(),
                 aof.clone(),
             )))?;
-            let service = kit::Service {
-                name: "bunder".into(),
-                router: axum::Router::new(),
-                health: Vec::new(),
-                on_shutdown: None,
-            };
+            let service = kit::Service::new("bunder", axum::Router::new());
             let shutdown = shutdown.clone();
             Some(tokio::spawn(async move {
                 kit::serve(

@@ -23,7 +23,8 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        // S3 API errors are XML by protocol.
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("application/xml"));
     if is_json {
         return response;
     }

@@ -29,6 +29,9 @@ use bunbase_core::Error;
 pub struct Service {
     pub name: String,
     pub router: Router,
+    /// Routes no request timeout applies to: they stream large bodies in
+    /// (an upload of GiBs takes minutes before its response starts).
+    pub untimed: Option<Router>,
     pub health: Vec<Arc<dyn HealthCheck>>,
     pub on_shutdown: Option<ShutdownHook>,
 }
@@ -38,9 +41,17 @@ impl Service {
         Service {
             name: name.into(),
             router,
+            untimed: None,
             health: Vec::new(),
             on_shutdown: None,
         }
+    }
+
+    /// Adds routes served without the request timeout (see
+    /// [`Service::untimed`]).
+    pub fn untimed(mut self, router: Router) -> Service {
+        self.untimed = Some(router);
+        self
     }
 
     /// A dependency `/health` asks about: `check` on a clone of `value`.
@@ -99,13 +110,19 @@ pub fn app(
     for service in services {
         router = router.merge(service.router.clone());
     }
+    // The timeout wraps the routes merged so far, not the untimed ones.
+    router = router.layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        config.request_timeout,
+    ));
+    for service in services {
+        if let Some(untimed) = &service.untimed {
+            router = router.merge(untimed.clone());
+        }
+    }
     Ok(router
         .fallback(|| async { ApiError(Error::NotFound("no such route".into())).into_response() })
         .layer(DefaultBodyLimit::max(config.body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            config.request_timeout,
-        ))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn({
             let trust = config.trust_proxy;
