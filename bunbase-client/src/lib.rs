@@ -18,6 +18,7 @@ mod kms;
 mod kv;
 mod platform;
 pub mod sse;
+mod storage;
 mod transport;
 
 pub use docs::{CollectionsClient, DocPage, DocWatch, DocsCollection, DocsUsage, Find, WatchFrame};
@@ -26,5 +27,10 @@ pub use kms::{DataKey, KmsClient, KmsKey, KmsKeyVersion, RemoteKeys, Sealed, Sec
 pub use kv::{KeyPage, KvClient, KvUsage, Put, PutCondition};
 pub use platform::{
     CreatedKey, EndUserAuth, KeyInfo, PlatformClient, ProjectInfo, Tokens, UsersPage,
+};
+pub use storage::{
+    Bucket, BucketPatch, BucketSettings, Download, NewS3Credential, ObjectInfo, ObjectPage,
+    PutOptions, S3CredentialInfo, SignRequest, SignedMethod, SignedUrl, StorageClient,
+    StorageUsage, Upload, UploadedPart,
 };
 pub use transport::Client;

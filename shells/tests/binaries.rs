@@ -19,6 +19,7 @@ const BUN_KMS: &str = env!("CARGO_BIN_EXE_bun-kms");
 const BUNDOC: &str = env!("CARGO_BIN_EXE_bundoc");
 const PLATFORM: &str = env!("CARGO_BIN_EXE_platform");
 const BUN_AUTH: &str = env!("CARGO_BIN_EXE_bun-auth");
+const STORAGE: &str = env!("CARGO_BIN_EXE_storage");
 
 const ALPHA_TOKENS: &str = "alpha:rwa:alpha-token-0000000000000001";
 const ALPHA_TOKEN: &str = "alpha-token-0000000000000001";
@@ -441,7 +442,10 @@ async fn bunbase_runs_only_the_services_asked_for() {
     let bunbase = start_bunbase(&data, &["--services", "events,kv"]).await;
     let url = bunbase.url();
     let text = bunbase.printed();
-    assert!(text.contains("not running     api, kms, bundoc"), "{text}");
+    assert!(
+        text.contains("not running     api, kms, bundoc, storage"),
+        "{text}"
+    );
     let http = reqwest::Client::new();
     let health: serde_json::Value = http
         .get(format!("{url}/health"))
@@ -469,6 +473,7 @@ async fn bunbase_runs_only_the_services_asked_for() {
         ("/kms/v1/projects/demo/keys", "kms"),
         ("/api/v1/auth/me", "api"),
         ("/api", "api"),
+        ("/storage/v1/projects/demo/buckets", "storage"),
     ] {
         let answer = http
             .get(format!("{url}{path}"))
@@ -485,7 +490,14 @@ async fn bunbase_runs_only_the_services_asked_for() {
             "{path}: {message}"
         );
     }
-    for file in ["identity.db", "kms.db", "bundoc.db", "dev-master-key"] {
+    for file in [
+        "identity.db",
+        "kms.db",
+        "bundoc.db",
+        "dev-master-key",
+        "storage.db",
+        "storage-secret",
+    ] {
         assert!(
             !data.join(file).exists(),
             "{file} made by a disabled service"
@@ -498,11 +510,14 @@ async fn bunbase_runs_only_the_services_asked_for() {
     command
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
-        .env("BUNBASE_SERVICES", "events,storage");
+        .env("BUNBASE_SERVICES", "events,files");
     let (ok, text) = run_to_exit(command).await;
     assert!(!ok);
-    assert!(text.contains("unknown service \"storage\""), "{text}");
-    assert!(text.contains("api, kms, events, kv, bundoc"), "{text}");
+    assert!(text.contains("unknown service \"files\""), "{text}");
+    assert!(
+        text.contains("api, kms, events, kv, bundoc, storage"),
+        "{text}"
+    );
     // The RESP port needs the kv service.
     let mut command = binary(BUNBASE);
     command
@@ -1328,5 +1343,151 @@ async fn platform_and_bun_auth_start_on_one_sqlite_database() {
         assert!(!ok);
         assert!(text.contains(&format!("{env}_DATABASE_URL")), "{text}");
     }
+    std::fs::remove_dir_all(&data).ok();
+}
+
+fn storage(data: &std::path::Path) -> Command {
+    let mut command = binary(STORAGE);
+    command
+        .env("STORAGE_LISTEN", "127.0.0.1:0")
+        .env("STORAGE_DATA_DIR", data);
+    command
+}
+
+/// Resident memory of `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// `size` bytes made as they are sent, never held whole.
+fn generated(size: u64) -> reqwest::Body {
+    const CHUNK: u64 = 256 * 1024;
+    let chunks = size.div_ceil(CHUNK);
+    reqwest::Body::wrap_stream(futures_util::stream::iter((0..chunks).map(move |i| {
+        let len = CHUNK.min(size - i * CHUNK) as usize;
+        Ok::<_, std::io::Error>(bytes::Bytes::from(vec![(i % 251) as u8; len]))
+    })))
+}
+
+#[tokio::test]
+async fn storage_streams_large_objects_in_flat_memory_and_keeps_them() {
+    let data = temp_dir("storage");
+    // The standalone binary needs a shared secret (the all-in-one makes one).
+    let mut command = storage(&data);
+    command.env("STORAGE_TOKENS", ALPHA_TOKENS);
+    let (ok, text) = run_to_exit(command).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("no storage secret"), "{text}");
+    let secret = private_file(&data, "secret", &"ab".repeat(32));
+
+    let start = || {
+        let mut command = storage(&data);
+        command
+            .env("STORAGE_TOKENS", ALPHA_TOKENS)
+            .env("STORAGE_SECRET_FILE", &secret);
+        launch(command, Ready::Healthy)
+    };
+    let server = start().await;
+    let pid = server.child.id().expect("running");
+    let http = reqwest::Client::new();
+    let base = format!("{}/storage/v1/projects/alpha", server.url());
+    let made = http
+        .post(format!("{base}/buckets"))
+        .bearer_auth(ALPHA_TOKEN)
+        .json(&serde_json::json!({"name": "large"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+
+    // 256 MiB up and down: the process's memory stays flat.
+    const SIZE: u64 = 256 * 1024 * 1024;
+    let idle = rss(pid);
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(idle));
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        tokio::spawn(async move {
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(rss(pid), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let object = format!("{base}/buckets/large/objects/big.bin");
+    let put = http
+        .put(&object)
+        .bearer_auth(ALPHA_TOKEN)
+        .header("content-length", SIZE)
+        .body(generated(SIZE))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
+    let got = http
+        .get(&object)
+        .bearer_auth(ALPHA_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    let mut body = got.bytes_stream();
+    let (mut received, mut at) = (0u64, 0u64);
+    use futures_util::StreamExt;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.unwrap();
+        // Spot-check the pattern: byte n belongs to chunk n / 256 KiB.
+        let expected = ((at / (256 * 1024)) % 251) as u8;
+        assert_eq!(chunk[0], expected, "at {at}");
+        at += chunk.len() as u64;
+        received += chunk.len() as u64;
+    }
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    sampler.await.unwrap();
+    assert_eq!(received, SIZE);
+    let growth = peak
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(idle);
+    assert!(
+        growth < 64 * 1024 * 1024,
+        "RSS grew by {} MiB moving 256 MiB",
+        growth / (1024 * 1024)
+    );
+
+    // An upload cut short stores nothing; the object survives a restart.
+    let cut = http
+        .put(format!("{base}/buckets/large/objects/cut.bin"))
+        .bearer_auth(ALPHA_TOKEN)
+        .header("content-length", 1024 * 1024)
+        .body(generated(1000))
+        .send()
+        .await;
+    assert!(cut.is_err() || !cut.unwrap().status().is_success());
+    server.stop().await;
+    let again = start().await;
+    let base = format!("{}/storage/v1/projects/alpha", again.url());
+    let head = http
+        .head(format!("{base}/buckets/large/objects/big.bin"))
+        .bearer_auth(ALPHA_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], SIZE.to_string().as_str());
+    let cut = http
+        .head(format!("{base}/buckets/large/objects/cut.bin"))
+        .bearer_auth(ALPHA_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cut.status(), 404);
+    again.stop().await;
     std::fs::remove_dir_all(&data).ok();
 }

@@ -29,9 +29,13 @@
 //! in the `access_token` query parameter: SSE in process (a refused stream
 //! answers the error; an accepted one answers 200, its first frames are
 //! read, then it is dropped), WebSocket on a socket (a refused upgrade
-//! answers the error; an accepted one 101, then its first frames). The
-//! own project's KMS audit log must name none of the other project's
-//! callers at the end, and verify.
+//! answers the error; an accepted one 101, then its first frames).
+//! Storage's public objects are the one exception by design: a request
+//! without a credential may read them (they hold nothing private; another
+//! project's credential is still refused); a signed URL needs no
+//! credential, and only for the request it names. The own project's KMS
+//! audit log must name none of the other project's callers at the end,
+//! and verify.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -48,7 +52,7 @@ use bunbase_core::auth::jwt::{Claims, KeyRing};
 use bunbase_core::auth::ratelimit::Rate;
 use bunbase_core::id::{now_millis, random_hex};
 use bunbase_shells::kit::{Route, ServerConfig, Shutdown};
-use bunbase_shells::{buncast, bundoc, bunkms, kit, kvmanager, platform};
+use bunbase_shells::{buncast, bundoc, bunkms, kit, kvmanager, platform, storage};
 use bunbase_tests::harness::{self, WholePlatform};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -78,6 +82,10 @@ const OPEN: Rate = Rate {
 const OWN_PRIVATE: &str = "own-private-5e1f";
 /// In the other project's data: only its own credentials may see it.
 const OTHER_PRIVATE: &str = "other-private-9a7c";
+/// The own project's public storage object: anyone may read it.
+const PUBLIC_TEXT: &str = "public-hello-3b8d";
+/// The own project's private object a signed URL shares.
+const SHARED_TEXT: &str = "shared-by-url-c41e";
 
 // ---------------------------------------------------------------- credentials
 
@@ -198,6 +206,8 @@ struct Row {
     ws_send: Option<String>,
     /// A fragment the answer (with a stream's first frames) must hold.
     says: Vec<(Cred, String)>,
+    /// Headers sent besides the credential (`If-None-Match`…).
+    headers: Vec<(String, String)>,
 }
 
 /// A project's data route (`Caller`): no credential, an expired token or
@@ -221,6 +231,7 @@ fn data(method: &str, pattern: &str, path: impl Into<String>) -> Row {
         query_token: false,
         ws_send: Option::None,
         says: Vec::new(),
+        headers: Vec::new(),
     }
 }
 
@@ -288,6 +299,10 @@ impl Row {
         self.ws_send = Some(frame.to_string());
         self
     }
+    fn header(mut self, name: &str, value: &str) -> Row {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
     fn says(mut self, creds: &[Cred], fragment: &str) -> Row {
         for cred in creds {
             self.says.push((*cred, fragment.to_string()));
@@ -343,6 +358,13 @@ struct World {
     data_key_ciphertext: String,
     signature: String,
     mac: String,
+    /// Storage: the own project's multipart upload in progress (in
+    /// `private`), its first part's ETag, its S3 credential, and a signed
+    /// GET URL of `private/shared.txt`.
+    upload_id: String,
+    part_etag: String,
+    s3_key: String,
+    signed_url: String,
 }
 
 /// An answer: status, body text.
@@ -382,8 +404,16 @@ async fn request(
     for (name, value) in headers {
         request = request.header(name.as_str(), value.as_str());
     }
-    if body.is_some() {
+    if let Some(body) = &body {
         request = request.header("content-type", "application/json");
+        // A client sends the length of what it sends (Storage requires
+        // it); an in-process body sets none.
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        {
+            request = request.header("content-length", body.len());
+        }
     }
     let mut request = request
         .body(body.map(Body::from).unwrap_or_else(Body::empty))
@@ -718,6 +748,7 @@ async fn build_world(platform: &WholePlatform, ws: String) -> World {
     ];
 
     // A little data in every service of both projects.
+    let mut stored = Option::None;
     for (project, token, private) in [
         (&own, &owner, OWN_PRIVATE),
         (&other, &other_owner, OTHER_PRIVATE),
@@ -838,7 +869,107 @@ async fn build_world(platform: &WholePlatform, ws: String) -> World {
             )
             .await;
         }
+        // Storage: `private` (no rules: closed to end users and the
+        // publishable key), `public` (anyone reads its objects) and
+        // `ruled` (end users read, write and delete under
+        // `users/{uid}/`); an S3 credential; a multipart upload begun.
+        let st = format!("/storage/v1/projects/{project}");
+        let folder = "resource.path.0 == \"users\" && resource.path.1 == auth.uid";
+        for bucket in [
+            json!({ "name": "private" }),
+            json!({ "name": "public", "public": true }),
+            json!({ "name": "ruled", "rules": {
+                "read": folder,
+                "write": "request.path.0 == \"users\" && request.path.1 == auth.uid",
+                "delete": folder,
+            } }),
+        ] {
+            must(
+                app,
+                "POST",
+                &format!("{st}/buckets"),
+                h(),
+                Some(bucket),
+                201,
+            )
+            .await;
+        }
+        let public_text = if project == &own {
+            PUBLIC_TEXT
+        } else {
+            "public-of-the-other"
+        };
+        for (at, content) in [
+            ("private/secret.txt".to_string(), private),
+            ("private/shared.txt".to_string(), SHARED_TEXT),
+            (format!("private/{private}.txt"), private),
+            ("public/hello.txt".to_string(), public_text),
+            (format!("ruled/users/{user}/note.txt"), "my file"),
+            (format!("ruled/users/{user}/doomed.txt"), "to delete"),
+            (format!("ruled/users/{user}/movable.txt"), "to move"),
+            ("ruled/users/someone/secret.txt".to_string(), private),
+            // A key the listings of end users must not show.
+            (format!("ruled/users/someone/{private}.txt"), private),
+        ] {
+            let (bucket, key) = at.split_once('/').unwrap_or_default();
+            let answer = send(
+                app,
+                "PUT",
+                &format!("{st}/buckets/{bucket}/objects/{key}"),
+                &h(),
+                Some(content.to_string()),
+            )
+            .await;
+            assert_eq!(answer.status, 200, "storage put {at}: {}", answer.text);
+        }
+        let upload = must(
+            app,
+            "POST",
+            &format!("{st}/buckets/private/uploads"),
+            h(),
+            Some(json!({ "key": "big.bin" })),
+            201,
+        )
+        .await;
+        let upload_id = str_at(&upload, "/id");
+        let answer = send(
+            app,
+            "PUT",
+            &format!("{st}/buckets/private/uploads/{upload_id}/parts/1"),
+            &h(),
+            Some("the first part".to_string()),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "storage part: {}", answer.text);
+        let credential = must(
+            app,
+            "POST",
+            &format!("/api/v1/projects/{project}/storage/credentials"),
+            h(),
+            Option::None,
+            201,
+        )
+        .await;
+        if project == &own {
+            let signed = must(
+                app,
+                "POST",
+                &format!("{st}/buckets/private/sign"),
+                h(),
+                Some(json!({ "key": "shared.txt", "expires_in": 3600 })),
+                200,
+            )
+            .await;
+            stored = Some((
+                upload_id,
+                str_at(&answer.json(), "/etag"),
+                str_at(&credential, "/access_key_id"),
+                str_at(&signed, "/url"),
+            ));
+        }
     }
+    let (upload_id, part_etag, s3_key, signed_url) =
+        stored.unwrap_or_else(|| panic!("the own project's storage was not seeded"));
     let kms = format!("/kms/v1/projects/{own}/keys");
     let sealed = must(
         app,
@@ -906,6 +1037,10 @@ async fn build_world(platform: &WholePlatform, ws: String) -> World {
         data_key_ciphertext: str_at(&data_key, "/ciphertext"),
         signature: str_at(&signed, "/signature"),
         mac: str_at(&maced, "/mac"),
+        upload_id,
+        part_etag,
+        s3_key,
+        signed_url,
     }
 }
 
@@ -981,6 +1116,23 @@ impl World {
             );
             documents.insert(name, page);
         }
+        let st = format!("/storage/v1/projects/{project}");
+        let buckets = json(get(format!("{st}/buckets")).await);
+        let (mut objects, mut uploads) = (serde_json::Map::new(), serde_json::Map::new());
+        for bucket in buckets["buckets"].as_array().into_iter().flatten() {
+            let name = str_at(bucket, "/name");
+            let b = format!("{st}/buckets/{name}");
+            objects.insert(
+                name.clone(),
+                json(get(format!("{b}/objects?limit=1000")).await),
+            );
+            let mut open = json(get(format!("{b}/uploads")).await);
+            for upload in open["uploads"].as_array_mut().into_iter().flatten() {
+                let id = str_at(upload, "/id");
+                upload["parts"] = json(get(format!("{b}/uploads/{id}/parts")).await);
+            }
+            uploads.insert(name, open);
+        }
         json!({
             "project": json(get(api.clone()).await),
             "members": json(get(format!("{api}/members")).await),
@@ -997,6 +1149,13 @@ impl World {
                 "collections": collections,
                 "documents": documents,
                 "usage": json(get(format!("{docs}/usage")).await),
+            },
+            "storage": {
+                "buckets": buckets,
+                "objects": objects,
+                "uploads": uploads,
+                "usage": json(get(format!("{st}/usage")).await),
+                "credentials": json(get(format!("{api}/storage/credentials")).await),
             },
         })
     }
@@ -1040,7 +1199,7 @@ impl World {
             .filter(|(c, _)| *c == cred)
             .map(|(_, fragment)| fragment.as_str())
             .collect();
-        let mut headers = Vec::new();
+        let mut headers = row.headers.clone();
         match (row.via, &token) {
             (Via::WebSocket, _) => {
                 let frame = row.ws_send.as_deref();
@@ -1604,6 +1763,401 @@ fn rows(w: &World) -> Vec<Row> {
     );
     rows.push(data("GET", &format!("{p}/usage"), format!("{docs}/usage")).read());
 
+    // ---- Storage ----
+    // `private` has no rules (closed to end users and the publishable key:
+    // a hidden object reads as missing), `public` lets anyone read its
+    // objects (they hold nothing private, by design), `ruled` lets end
+    // users read, write and delete under `users/{uid}/`.
+    let p = storage::PREFIX;
+    let st = format!("/storage/v1/projects/{own}");
+    let b = format!("{p}/buckets/{{bucket}}");
+    let object = format!("{b}/objects/{{*key}}");
+    let mine = format!("users/{eu}");
+    // Readers of the public bucket's objects: no credential, the project's
+    // own (another project's credentials are refused, as everywhere).
+    let anyone = [None, Viewer];
+    rows.push(data("GET", &format!("{p}/buckets"), format!("{st}/buckets")).read());
+    rows.push(
+        data("POST", &format!("{p}/buckets"), format!("{st}/buckets"))
+            .json(json!({ "name": "forged", "public": true })),
+    );
+    rows.push(data("GET", &b, format!("{st}/buckets/private")).read());
+    rows.push(
+        data("GET", &b, format!("{st}/buckets/nope"))
+            .label("a missing bucket")
+            .viewer(MISSING),
+    );
+    rows.push(data("PATCH", &b, format!("{st}/buckets/private")).json(json!({ "public": true })));
+    rows.push(data(
+        "DELETE",
+        &b,
+        format!("{st}/buckets/private?force=true"),
+    ));
+    rows.push(data("DELETE", &b, format!("{st}/buckets/public?force=true")).label("public"));
+    rows.push(data("GET", &format!("{p}/usage"), format!("{st}/usage")).read());
+
+    // Signing needs the right itself (end users: the rules).
+    let sign = format!("{b}/sign");
+    rows.push(
+        data("POST", &sign, format!("{st}/buckets/private/sign"))
+            .json(json!({ "key": "secret.txt", "expires_in": 60 }))
+            .read(),
+    );
+    rows.push(
+        data("POST", &sign, format!("{st}/buckets/private/sign"))
+            .label("PUT")
+            .json(json!({ "key": "new.txt", "method": "PUT", "expires_in": 60 })),
+    );
+    rows.push(
+        data("POST", &sign, format!("{st}/buckets/public/sign"))
+            .label("public")
+            .json(json!({ "key": "hello.txt", "expires_in": 60 }))
+            .read()
+            .expect(&ruled, OK),
+    );
+    rows.push(
+        data("POST", &sign, format!("{st}/buckets/ruled/sign"))
+            .label("the end user's")
+            .json(json!({ "key": format!("{mine}/note.txt"), "expires_in": 60 }))
+            .read()
+            .expect(&[EndUser], OK),
+    );
+    rows.push(
+        data("POST", &sign, format!("{st}/buckets/ruled/sign"))
+            .label("PUT, the end user's")
+            .json(json!({ "key": format!("{mine}/new.txt"), "method": "PUT", "expires_in": 60 }))
+            .expect(&[EndUser], OK),
+    );
+    rows.push(
+        data("POST", &sign, format!("{st}/buckets/ruled/sign"))
+            .label("someone else's")
+            .json(json!({ "key": "users/someone/secret.txt", "expires_in": 60 }))
+            .read(),
+    );
+    // Another project's credentials learn nothing of the project's
+    // buckets: a missing one is refused as an existing one.
+    rows.push(
+        data("POST", &sign, format!("{st}/buckets/nope/sign"))
+            .label("a missing bucket")
+            .json(json!({ "key": "x.txt", "expires_in": 60 }))
+            .expect(&[Publishable, EndUser, Viewer], MISSING),
+    );
+
+    // Listings: end users and the publishable key see what the read rule
+    // shows them (nothing, without one).
+    let list = format!("{b}/objects");
+    rows.push(
+        data("GET", &list, format!("{st}/buckets/private/objects"))
+            .read()
+            .expect(&ruled, OK)
+            .says(&ruled, "\"objects\":[]")
+            .says(&[Viewer], "secret.txt"),
+    );
+    rows.push(
+        data(
+            "GET",
+            &list,
+            format!("{st}/buckets/ruled/objects?prefix=users/"),
+        )
+        .label("ruled")
+        .read()
+        .expect(&ruled, OK)
+        .says(&[Publishable], "\"objects\":[]")
+        .says(&[EndUser, Viewer], &format!("{mine}/note.txt")),
+    );
+    // A public bucket's objects are read by anyone, not listed: listing
+    // needs a credential of the project (docs/storage.md); the project's
+    // end users and keys see every (public) object.
+    rows.push(
+        data("GET", &list, format!("{st}/buckets/public/objects"))
+            .label("public")
+            .read()
+            .expect(&ruled, OK)
+            .says(&ruled, "hello.txt"),
+    );
+    // Nor does anyone without a credential learn which buckets exist.
+    rows.push(
+        data("GET", &list, format!("{st}/buckets/nope/objects"))
+            .label("a missing bucket")
+            .expect(&[Publishable, EndUser, Viewer], MISSING),
+    );
+
+    // Reads.
+    rows.push(
+        data(
+            "GET",
+            &object,
+            format!("{st}/buckets/private/objects/secret.txt"),
+        )
+        .read()
+        .expect(&ruled, MISSING)
+        .says(&[Viewer], OWN_PRIVATE),
+    );
+    rows.push(
+        data(
+            "GET",
+            &object,
+            format!("{st}/buckets/private/objects/nope.txt"),
+        )
+        .label("a missing object")
+        .expect(&[Publishable, EndUser, Viewer], MISSING),
+    );
+    rows.push(
+        data("GET", &object, format!("{st}/buckets/nope/objects/x.txt"))
+            .label("a missing bucket")
+            .expect(&[Publishable, EndUser, Viewer], MISSING),
+    );
+    // Anyone reads a public bucket's objects without a credential, the
+    // project's end users and keys too; another project's credential is
+    // refused (public reads are for requests without one).
+    rows.push(
+        data(
+            "GET",
+            &object,
+            format!("{st}/buckets/public/objects/hello.txt"),
+        )
+        .label("public")
+        .expect(&anyone, OK)
+        .expect(&ruled, OK)
+        .says(&[None, Viewer, Publishable, EndUser], PUBLIC_TEXT),
+    );
+    rows.push(
+        data(
+            "GET",
+            &object,
+            format!("{st}/buckets/ruled/objects/{mine}/note.txt"),
+        )
+        .label("the end user's")
+        .read()
+        .expect(&[EndUser], OK)
+        .expect(&[Publishable], MISSING)
+        .says(&[EndUser, Viewer], "my file"),
+    );
+    rows.push(
+        data(
+            "GET",
+            &object,
+            format!("{st}/buckets/ruled/objects/users/someone/secret.txt"),
+        )
+        .label("someone else's")
+        .read()
+        .expect(&ruled, MISSING)
+        .says(&[Viewer], OWN_PRIVATE),
+    );
+    // A signed URL needs no credential and ignores any; moved to the other
+    // project it is refused.
+    rows.push(
+        data("GET", &object, w.signed_url.clone())
+            .label("a signed URL")
+            .expect(&CREDS, OK)
+            .says(&CREDS, SHARED_TEXT),
+    );
+    rows.push(
+        data(
+            "GET",
+            &object,
+            w.signed_url.replace(
+                &format!("/projects/{own}/"),
+                &format!("/projects/{}/", w.other),
+            ),
+        )
+        .label("a signed URL, the other project's id")
+        .expect(&CREDS, DENIED),
+    );
+
+    // Writes.
+    rows.push(
+        data(
+            "PUT",
+            &object,
+            format!("{st}/buckets/private/objects/new.txt"),
+        )
+        .text("forged"),
+    );
+    rows.push(
+        data(
+            "PUT",
+            &object,
+            format!("{st}/buckets/private/objects/secret.txt"),
+        )
+        .label("over an object")
+        .text("forged"),
+    );
+    // Create-only tells the caller nothing the read rule hides: the same
+    // refusal over an object as over nothing.
+    rows.push(
+        data(
+            "PUT",
+            &object,
+            format!("{st}/buckets/private/objects/secret.txt"),
+        )
+        .label("create only, over a hidden object")
+        .header("if-none-match", "*")
+        .text("forged"),
+    );
+    rows.push(
+        data(
+            "PUT",
+            &object,
+            format!("{st}/buckets/public/objects/hello.txt"),
+        )
+        .label("public")
+        .text("defaced"),
+    );
+    rows.push(
+        data(
+            "PUT",
+            &object,
+            format!("{st}/buckets/ruled/objects/{mine}/new-{{unique}}.txt"),
+        )
+        .label("the end user's")
+        .text("mine")
+        .expect(&[EndUser], OK)
+        .changes(&[EndUser]),
+    );
+    rows.push(
+        data(
+            "PUT",
+            &object,
+            format!("{st}/buckets/ruled/objects/users/someone/secret.txt"),
+        )
+        .label("someone else's")
+        .text("taken"),
+    );
+    rows.push(
+        data(
+            "DELETE",
+            &object,
+            format!("{st}/buckets/private/objects/secret.txt"),
+        )
+        .expect(&ruled, MISSING),
+    );
+    rows.push(
+        data(
+            "DELETE",
+            &object,
+            format!("{st}/buckets/public/objects/hello.txt"),
+        )
+        .label("public"),
+    );
+    rows.push(
+        data(
+            "DELETE",
+            &object,
+            format!("{st}/buckets/ruled/objects/{mine}/doomed.txt"),
+        )
+        .label("the end user's")
+        .expect(&[EndUser], NO_CONTENT)
+        .expect(&[Publishable], MISSING)
+        .changes(&[EndUser]),
+    );
+    rows.push(
+        data(
+            "DELETE",
+            &object,
+            format!("{st}/buckets/ruled/objects/users/someone/secret.txt"),
+        )
+        .label("someone else's")
+        .expect(&ruled, MISSING),
+    );
+
+    // Copies and moves: read the source, write the target, as the caller
+    // may.
+    let (copy, moved) = (format!("{b}/copy"), format!("{b}/move"));
+    rows.push(
+        data("POST", &copy, format!("{st}/buckets/private/copy"))
+            .json(json!({ "from": "secret.txt", "to": "copied.txt" }))
+            .expect(&ruled, MISSING),
+    );
+    rows.push(
+        data("POST", &copy, format!("{st}/buckets/public/copy"))
+            .label("public, into a private bucket")
+            .json(json!({ "from": "hello.txt", "to": "stolen.txt", "to_bucket": "private" })),
+    );
+    rows.push(
+        data("POST", &copy, format!("{st}/buckets/ruled/copy"))
+            .label("the end user's")
+            .json(json!({ "from": format!("{mine}/note.txt"), "to": format!("{mine}/copy-{{unique}}.txt") }))
+            .expect(&[EndUser], OK)
+            .expect(&[Publishable], MISSING)
+            .changes(&[EndUser]),
+    );
+    rows.push(
+        data("POST", &copy, format!("{st}/buckets/ruled/copy"))
+            .label("someone else's")
+            .json(json!({ "from": "users/someone/secret.txt", "to": format!("{mine}/stolen.txt") }))
+            .expect(&ruled, MISSING),
+    );
+    rows.push(
+        data("POST", &moved, format!("{st}/buckets/private/move"))
+            .json(json!({ "from": "secret.txt", "to": "moved.txt" }))
+            .expect(&ruled, MISSING),
+    );
+    rows.push(
+        data("POST", &moved, format!("{st}/buckets/ruled/move"))
+            .label("the end user's")
+            .json(
+                json!({ "from": format!("{mine}/movable.txt"), "to": format!("{mine}/moved.txt") }),
+            )
+            .expect(&[EndUser], OK)
+            .expect(&[Publishable], MISSING)
+            .changes(&[EndUser])
+            // The end user has just moved it: the viewer reads it missing.
+            .viewer(MISSING),
+    );
+    rows.push(
+        data("POST", &moved, format!("{st}/buckets/ruled/move"))
+            .label("someone else's")
+            .json(json!({ "from": "users/someone/secret.txt", "to": format!("{mine}/stolen.txt") }))
+            .expect(&ruled, MISSING),
+    );
+
+    // Multipart uploads: the `w` right only (end users upload in one
+    // request, where the write rule sees the size).
+    let up = format!("{st}/buckets/private/uploads");
+    let id = &w.upload_id;
+    rows.push(data("GET", &format!("{b}/uploads"), up.clone()));
+    rows.push(
+        data("POST", &format!("{b}/uploads"), up.clone()).json(json!({ "key": "forged.bin" })),
+    );
+    rows.push(data(
+        "GET",
+        &format!("{b}/uploads/{{upload}}/parts"),
+        format!("{up}/{id}/parts"),
+    ));
+    rows.push(
+        data(
+            "PUT",
+            &format!("{b}/uploads/{{upload}}/parts/{{number}}"),
+            format!("{up}/{id}/parts/2"),
+        )
+        .text("forged"),
+    );
+    rows.push(
+        data(
+            "POST",
+            &format!("{b}/uploads/{{upload}}/complete"),
+            format!("{up}/{id}/complete"),
+        )
+        .json(json!({ "parts": [{ "number": 1, "etag": w.part_etag }] })),
+    );
+    rows.push(data(
+        "DELETE",
+        &format!("{b}/uploads/{{upload}}"),
+        format!("{up}/{id}"),
+    ));
+
+    // S3 credentials: admins only.
+    let c = "/api/v1/projects/{project}/storage/credentials";
+    let credentials = format!("/api/v1/projects/{own}/storage/credentials");
+    rows.push(data("GET", c, credentials.clone()));
+    rows.push(data("POST", c, credentials.clone()));
+    rows.push(data(
+        "DELETE",
+        &format!("{c}/{{access_key}}"),
+        format!("{credentials}/{}", w.s3_key),
+    ));
+
     // Streams again, the credential in the query string as browsers send it.
     let streams: Vec<Row> = rows
         .iter()
@@ -1654,18 +2208,21 @@ fn every_route() -> Vec<Route> {
     routes.extend_from_slice(kvmanager::api().list());
     routes.extend_from_slice(bunkms::api().list());
     routes.extend_from_slice(bundoc::api().list());
+    routes.extend_from_slice(storage::api().list());
     routes
 }
 
 /// Whether `path` is an instance of `pattern` (`{name}` matches one
-/// segment).
+/// segment, a last `{*name}` one or more).
 fn instance_of(path: &str, pattern: &str) -> bool {
     let path = path.split('?').next().unwrap_or(path);
     let (a, b): (Vec<_>, Vec<_>) = (path.split('/').collect(), pattern.split('/').collect());
-    a.len() == b.len()
+    let rest = b.last().is_some_and(|last| last.starts_with("{*"));
+    (a.len() == b.len() || (rest && a.len() > b.len()))
         && a.iter().zip(&b).all(|(segment, want)| {
             (want.starts_with('{') && want.ends_with('}') && !segment.is_empty()) || segment == want
         })
+        && (!rest || a[b.len() - 1..].iter().all(|segment| !segment.is_empty()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1683,7 +2240,8 @@ async fn every_route_refuses_every_credential_it_must() {
             "buncast",
             "bunder-manager",
             "bundoc",
-            "event-bus"
+            "event-bus",
+            "storage"
         ]),
         "a service without rows in the isolation matrix"
     );

@@ -24,6 +24,7 @@ use bunbase_shells::bunkms::KmsModule;
 use bunbase_shells::identity::{IdentityModule, IdentitySource, PlatformModule};
 use bunbase_shells::kit::{ServerConfig, Shutdown};
 use bunbase_shells::kvmanager::KvModule;
+use bunbase_shells::storage::StorageModule;
 
 use crate::scenario::InProcess;
 
@@ -98,6 +99,8 @@ pub struct Options {
     /// Also serve Bundoc (`/bundoc`) on this store, publishing through the
     /// same events, with field encryption when `kms` is set.
     pub docs: Option<(Arc<dyn DocStore>, DocsLimits)>,
+    /// Also serve Storage (`/storage`).
+    pub storage: Option<bunbase_core::storage::Storage>,
 }
 
 impl Default for Options {
@@ -116,6 +119,7 @@ impl Default for Options {
             kv: None,
             kms: None,
             docs: None,
+            storage: None,
         }
     }
 }
@@ -149,6 +153,9 @@ pub async fn assemble(options: &Options) -> (Host, Assembly) {
     }
     if let Some((store, limits)) = &options.docs {
         modules.push(Box::new(DocsModule::on(store.clone(), *limits)));
+    }
+    if let Some(storage) = &options.storage {
+        modules.push(Box::new(StorageModule::Given(storage.clone())));
     }
     let modules: Vec<&dyn ServiceModule> = modules.iter().map(AsRef::as_ref).collect();
     let assembly = assembly::assemble(&mut host, &modules, &|_| true)
@@ -391,8 +398,8 @@ pub async fn assemble_platform(
 /// The whole platform in process, assembled as the all-in-one assembles
 /// it: identity (on an in-memory store with cheap password hashing,
 /// issuing tokens as `url`/api) first, then BunKMS, Buncast, Bunder
-/// Manager and Bundoc, every data service accepting identity's credentials
-/// and nothing else (no service tokens).
+/// Manager, Bundoc and Storage, every data service accepting identity's
+/// credentials and nothing else (no service tokens).
 pub struct WholePlatform {
     /// The public URL tokens name as their issuer.
     pub url: String,
@@ -416,6 +423,8 @@ pub async fn whole_platform_in_process(rate: bunbase_core::auth::ratelimit::Rate
     use bunbase_core::kms::{Kms, KmsLimits, KmsMetrics};
     use bunbase_core::kv::adapters::memory::MemoryKv;
     use bunbase_core::kv::{Engine, EngineConfig};
+    use bunbase_core::storage::adapters::memory::{MemoryBlobs, MemoryMeta};
+    use bunbase_core::storage::{Storage, StorageLimits, StorageMetrics, StorageSecret};
 
     let url = "http://platform.test".to_string();
     let identity_store = Arc::new(MemoryStore::new());
@@ -437,9 +446,16 @@ pub async fn whole_platform_in_process(rate: bunbase_core::auth::ratelimit::Rate
         DocsLimits::default(),
     );
     let mut host = Host::new(std::env::temp_dir());
+    let storage = StorageModule::Given(Storage::new(
+        Arc::new(MemoryMeta::new()),
+        Arc::new(MemoryBlobs::new()),
+        StorageLimits::default(),
+        StorageMetrics::new(&host.registry).unwrap_or_else(|e| panic!("{e}")),
+        StorageSecret::new(&[5; 32]),
+    ));
     let platform = PlatformModule(identity);
     let kms = KmsModule::Given(kms);
-    let modules: [&dyn ServiceModule; 5] = [&platform, &kms, &BuncastModule, &kv, &docs];
+    let modules: [&dyn ServiceModule; 6] = [&platform, &kms, &BuncastModule, &kv, &docs, &storage];
     let assembly = assembly::assemble(&mut host, &modules, &|_| true)
         .await
         .unwrap_or_else(|e| panic!("assembling the platform: {e}"));
