@@ -167,6 +167,21 @@ impl fmt::Debug for StoreUrl {
     }
 }
 
+/// Creates `path` (it must not exist) readable by its owner only (mode
+/// 600) holding `contents`: generated secrets and development keys.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| Error::invalid(format!("cannot create {}: {e}", path.display())))?;
+    file.write_all(contents)
+        .map_err(|e| Error::invalid(format!("cannot write {}: {e}", path.display())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

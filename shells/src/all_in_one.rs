@@ -215,7 +215,7 @@ fn dev_tokens(data_dir: &Path) -> anyhow::Result<(StaticTokens, String, PathBuf)
     let path = data_dir.join(DEV_TOKENS_FILE);
     if !path.exists() {
         let line = format!("demo:rwa:bb_dev_{}\n", random_hex(32));
-        write_private(&path, &line)?;
+        bunbase_core::config::write_private_file(&path, line.as_bytes())?;
     }
     let spec = bunbase_core::config::read_secret_file(&path)?;
     let tokens = StaticTokens::parse(spec.expose())?;
@@ -226,22 +226,6 @@ fn dev_tokens(data_dir: &Path) -> anyhow::Result<(StaticTokens, String, PathBuf)
         .unwrap_or_default()
         .to_string();
     Ok((tokens, token, path))
-}
-
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents.as_bytes())?;
-    Ok(())
 }
 
 #[cfg(test)]

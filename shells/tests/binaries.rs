@@ -1461,6 +1461,40 @@ async fn storage_streams_large_objects_in_flat_memory_and_keeps_them() {
         growth / (1024 * 1024)
     );
 
+    // The domain metrics say what happened, in text promtool accepts.
+    let metrics = http
+        .get(format!("{}/metrics", server.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        format!("storage_bytes{{project=\"alpha\"}} {SIZE}"),
+        "storage_objects{project=\"alpha\"} 1".to_string(),
+        format!("storage_bytes_in_total {SIZE}"),
+        format!("storage_bytes_out_total {SIZE}"),
+        "storage_operations_total{op=\"put_object\",result=\"ok\"} 1".to_string(),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian prometheus) is installed by .ci/run");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), metrics.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
     // An upload cut short stores nothing; the object survives a restart.
     let cut = http
         .put(format!("{base}/buckets/large/objects/cut.bin"))

@@ -1,6 +1,7 @@
 //! Deleting a project removes its data in every service of the process:
-//! KV keys, retained events, collections and documents, secrets; its KMS
-//! keys enter their scheduled deletion. Another project keeps everything.
+//! KV keys, retained events, collections and documents, secrets, buckets
+//! and objects (their bytes too); its KMS keys enter their scheduled
+//! deletion. Another project keeps everything.
 
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ use bunbase_core::kms::master::MasterKey;
 use bunbase_core::kms::{Kms, KmsLimits, KmsMetrics, KmsStore};
 use bunbase_core::kv::adapters::memory::MemoryKv;
 use bunbase_core::kv::{Engine, EngineConfig, KvLimits, KvStore};
+use bunbase_core::storage::adapters::memory::{MemoryBlobs, MemoryMeta};
+use bunbase_core::storage::{MetaStore, Storage, StorageLimits, StorageMetrics, StorageSecret};
 use bunbase_shells::assembly::{self, Host, ServiceModule};
 use bunbase_shells::buncast::BuncastModule;
 use bunbase_shells::bundoc::DocsModule;
@@ -24,6 +27,7 @@ use bunbase_shells::bunkms::KmsModule;
 use bunbase_shells::identity::{IdentityModule, IdentitySource, PlatformModule};
 use bunbase_shells::kit::ServerConfig;
 use bunbase_shells::kvmanager::KvModule;
+use bunbase_shells::storage::StorageModule;
 use bunbase_tests::scenario::InProcess;
 use serde_json::{Value, json};
 
@@ -35,6 +39,8 @@ struct Platform {
     docs: Arc<dyn DocStore>,
     kms: Arc<dyn KmsStore>,
     events: Events,
+    files: Arc<MemoryMeta>,
+    blobs: Arc<MemoryBlobs>,
 }
 
 async fn platform() -> Platform {
@@ -65,9 +71,23 @@ async fn platform() -> Platform {
     let kms = KmsModule::Given(kms);
     let kv_module = KvModule::on(kv.clone(), KvLimits::default());
     let docs_module = DocsModule::on(docs.clone(), DocsLimits::default());
+    let (files, blobs) = (Arc::new(MemoryMeta::new()), Arc::new(MemoryBlobs::new()));
+    let storage_module = StorageModule::Given(Storage::new(
+        files.clone(),
+        blobs.clone(),
+        StorageLimits::default(),
+        StorageMetrics::unregistered(),
+        StorageSecret::new(&[4; 32]),
+    ));
     let mut host = Host::new(std::env::temp_dir());
-    let modules: [&dyn ServiceModule; 5] =
-        [&identity, &kms, &BuncastModule, &kv_module, &docs_module];
+    let modules: [&dyn ServiceModule; 6] = [
+        &identity,
+        &kms,
+        &BuncastModule,
+        &kv_module,
+        &docs_module,
+        &storage_module,
+    ];
     let assembly = assembly::assemble(&mut host, &modules, &|_| true)
         .await
         .unwrap();
@@ -79,6 +99,8 @@ async fn platform() -> Platform {
         docs,
         kms: kms_store,
         events,
+        files,
+        blobs,
     }
 }
 
@@ -156,13 +178,31 @@ impl Platform {
             json!({"value": "s3cr3t"}),
         )
         .await;
+        self.call(
+            "POST",
+            &p("storage/v1/projects/{p}/buckets"),
+            &key,
+            json!({"name": "files"}),
+        )
+        .await;
+        let put = self
+            .app
+            .send(
+                "PUT",
+                &p("storage/v1/projects/{p}/buckets/files/objects/a.txt"),
+                Some(&key),
+                &[("content-length".to_string(), "5".to_string())],
+                Some(b"hello".to_vec()),
+            )
+            .await;
+        assert_eq!(put.status, 200, "{}", put.text());
         (ProjectId::new(id).unwrap(), key)
     }
 
     /// What each service holds for `project`: (kv keys, retained events —
     /// the published one and the KV and Bundoc change events —,
-    /// collections, live KMS keys, secrets).
-    async fn holdings(&self, project: &ProjectId) -> (usize, u64, usize, usize, usize) {
+    /// collections, live KMS keys, secrets, buckets, objects).
+    async fn holdings(&self, project: &ProjectId) -> (usize, u64, usize, usize, usize, usize, u64) {
         let kv = self
             .kv
             .scan(project, b"", 0, 1000)
@@ -194,7 +234,9 @@ impl Platform {
             .filter(|k| k.state != bunbase_core::kms::KeyState::PendingDeletion)
             .count();
         let secrets = self.kms.secrets(project).await.unwrap().len();
-        (kv, events, collections, keys, secrets)
+        let buckets = self.files.buckets(project).await.unwrap().len();
+        let objects = self.files.usage(project).await.unwrap().objects;
+        (kv, events, collections, keys, secrets, buckets, objects)
     }
 }
 
@@ -214,7 +256,7 @@ async fn deleting_a_project_removes_its_data_in_every_service() {
         .to_string();
     let (doomed, doomed_key) = platform.filled_project(&owner, "Doomed").await;
     let (kept, _) = platform.filled_project(&owner, "Kept").await;
-    assert_eq!(platform.holdings(&doomed).await, (1, 3, 1, 1, 1));
+    assert_eq!(platform.holdings(&doomed).await, (1, 3, 1, 1, 1, 1, 1));
     platform
         .call(
             "DELETE",
@@ -223,11 +265,16 @@ async fn deleting_a_project_removes_its_data_in_every_service() {
             Value::Null,
         )
         .await;
-    assert_eq!(platform.holdings(&doomed).await, (0, 0, 0, 0, 0));
+    assert_eq!(platform.holdings(&doomed).await, (0, 0, 0, 0, 0, 0, 0));
+    assert_eq!(
+        platform.blobs.len(),
+        1,
+        "only the kept project's bytes remain"
+    );
     let scheduled = platform.kms.keys(&doomed).await.unwrap();
     assert_eq!(scheduled.len(), 1, "the key waits for its deletion date");
     assert!(scheduled[0].deletion_at.is_some());
-    assert_eq!(platform.holdings(&kept).await, (1, 3, 1, 1, 1));
+    assert_eq!(platform.holdings(&kept).await, (1, 3, 1, 1, 1, 1, 1));
     // The deleted project's key no longer opens anything.
     let answer = platform
         .app

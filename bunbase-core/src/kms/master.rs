@@ -94,7 +94,7 @@ impl MasterKey {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::invalid(format!("cannot create {}: {e}", dir.display())))?;
             let fresh = crypto::random_bytes(32)?;
-            write_private(&path, hex::encode(&fresh[..]).as_bytes())?;
+            crate::config::write_private_file(&path, hex::encode(&fresh[..]).as_bytes())?;
         }
         let secret = read_secret_file(&path)?;
         Ok((MasterKey::parse(secret.expose())?, Origin::Development))
@@ -126,19 +126,6 @@ impl MasterKey {
             ))
         })
     }
-}
-
-fn write_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .map_err(|e| Error::invalid(format!("cannot create {}: {e}", path.display())))?;
-    file.write_all(contents)
-        .map_err(|e| Error::invalid(format!("cannot write {}: {e}", path.display())))
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bunbase_core::Error;
-use bunbase_core::config::{Secret, StoreUrl, read_secret_file, resolve_secret};
+use bunbase_core::config::{
+    Secret, StoreUrl, read_secret_file, resolve_secret, write_private_file,
+};
 use bunbase_core::storage::adapters::fs::FsBlobs;
 use bunbase_core::storage::adapters::memory::MemoryBlobs;
 use bunbase_core::storage::{
@@ -89,7 +91,7 @@ impl StorageArgs {
         }
         let path = data_dir.join(SECRET_FILE);
         if !path.exists() {
-            write_private(&path, &StorageSecret::generate_text())?;
+            write_private_file(&path, StorageSecret::generate_text().as_bytes())?;
         }
         let text = read_secret_file(&path)?;
         Ok((StorageSecret::parse(text.expose())?, Vec::new()))
@@ -142,22 +144,6 @@ impl StorageArgs {
         );
         Ok(Built { storage, warnings })
     }
-}
-
-fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .map_err(|e| Error::invalid(format!("cannot create {}: {e}", path.display())))?;
-    file.write_all(contents.as_bytes())
-        .map_err(|e| Error::invalid(format!("cannot write {}: {e}", path.display())))
 }
 
 /// Aborts abandoned multipart uploads every hour until `stop`.

@@ -67,6 +67,15 @@ async fn party(
         let grant = state.verify_signed(project, &at.bucket, &at.key, method, &params)?;
         return Ok(Party::Signed(grant));
     }
+    bearer_party(state, parts, project).await
+}
+
+/// The bearer credential's principal, or nobody.
+async fn bearer_party(
+    state: &StorageState,
+    parts: &axum::http::request::Parts,
+    project: &ProjectId,
+) -> Result<Party, Error> {
     match bearer_token(parts)? {
         Some(token) => Ok(Party::Principal(
             state.verifier().verify(&token, project).await?,
@@ -245,11 +254,7 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     let (project, at) = located(route)?;
     let (parts, _) = request.into_parts();
-    let token = bearer_token(&parts)?;
-    let party = match token {
-        Some(token) => Party::Principal(state.verifier().verify(&token, &project).await?),
-        None => Party::Anonymous,
-    };
+    let party = bearer_party(&state, &parts, &project).await?;
     state.delete_object(party.actor(), &project, &at).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -278,10 +283,7 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let (parts, _) = request.into_parts();
     let project = ProjectId::new(project)?;
-    let party = match bearer_token(&parts)? {
-        Some(token) => Party::Principal(state.verifier().verify(&token, &project).await?),
-        None => Party::Anonymous,
-    };
+    let party = bearer_party(&state, &parts, &project).await?;
     let query = ListQuery {
         prefix: params.prefix,
         delimiter: params.delimiter,

@@ -454,22 +454,13 @@ async fn by_header(storage: &Storage, req: &Incoming<'_>, value: &str) -> Result
         ));
     };
     let payload_kind = classify(payload_hash)?;
-    let signed: Vec<&str> = signed_headers
-        .split(';')
-        .filter(|h| !h.is_empty())
-        .collect();
-    let key = signing_key(&secret, &credential.date, &credential.region);
-    let scope = credential.scope();
-    let query = canonical_query(req.query, false);
-    let matched = path_candidates(req.raw_path).iter().any(|path| {
-        let hash = canonical_request_hash(req, path, &query, &signed, signed_headers, payload_hash);
-        let text = format!("{ALGORITHM}\n{timestamp}\n{scope}\n{hash}");
-        let expected = hex::encode(hmac::sign(&key, text.as_bytes()).as_ref());
-        bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
-    });
-    if !matched {
-        return Err(signature_mismatch());
-    }
+    let signed = Signed {
+        headers: signed_headers,
+        timestamp: &timestamp,
+        payload_hash,
+        signature,
+    };
+    let (key, scope) = check_signature(req, &credential, &secret, &signed, false)?;
     let payload = match payload_kind {
         Kind::Unsigned => Payload::Unsigned,
         Kind::Sha256 => Payload::Sha256(payload_hash.to_ascii_lowercase()),
@@ -483,6 +474,50 @@ async fn by_header(storage: &Storage, req: &Incoming<'_>, value: &str) -> Result
         project,
         payload,
     })
+}
+
+/// What a request's signature covers, as it says.
+struct Signed<'a> {
+    headers: &'a str,
+    timestamp: &'a str,
+    payload_hash: &'a str,
+    signature: &'a str,
+}
+
+/// Checks the signature over the request (each way its path may be
+/// spelled); the signing key and scope, which sign the chunks that follow.
+fn check_signature(
+    req: &Incoming<'_>,
+    credential: &Credential,
+    secret: &str,
+    signed: &Signed<'_>,
+    presigned: bool,
+) -> Result<(hmac::Key, String), S3Error> {
+    let names: Vec<&str> = signed
+        .headers
+        .split(';')
+        .filter(|h| !h.is_empty())
+        .collect();
+    let key = signing_key(secret, &credential.date, &credential.region);
+    let scope = credential.scope();
+    let query = canonical_query(req.query, presigned);
+    let matched = path_candidates(req.raw_path).iter().any(|path| {
+        let hash = canonical_request_hash(
+            req,
+            path,
+            &query,
+            &names,
+            signed.headers,
+            signed.payload_hash,
+        );
+        let text = format!("{ALGORITHM}\n{}\n{scope}\n{hash}", signed.timestamp);
+        let expected = hex::encode(hmac::sign(&key, text.as_bytes()).as_ref());
+        bool::from(expected.as_bytes().ct_eq(signed.signature.as_bytes()))
+    });
+    if !matched {
+        return Err(signature_mismatch());
+    }
+    Ok((key, scope))
 }
 
 enum Kind {
@@ -591,22 +626,13 @@ async fn by_query(storage: &Storage, req: &Incoming<'_>) -> Result<Authed, S3Err
             ));
         }
     };
-    let signed: Vec<&str> = signed_headers
-        .split(';')
-        .filter(|h| !h.is_empty())
-        .collect();
-    let key = signing_key(&secret, &credential.date, &credential.region);
-    let scope = credential.scope();
-    let query = canonical_query(req.query, true);
-    let matched = path_candidates(req.raw_path).iter().any(|path| {
-        let hash = canonical_request_hash(req, path, &query, &signed, signed_headers, payload_hash);
-        let text = format!("{ALGORITHM}\n{timestamp}\n{scope}\n{hash}");
-        let expected = hex::encode(hmac::sign(&key, text.as_bytes()).as_ref());
-        bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
-    });
-    if !matched {
-        return Err(signature_mismatch());
-    }
+    let signed = Signed {
+        headers: signed_headers,
+        timestamp,
+        payload_hash,
+        signature,
+    };
+    check_signature(req, &credential, &secret, &signed, true)?;
     Ok(Authed {
         access_key_id: credential.access_key_id,
         project,
