@@ -126,7 +126,7 @@ impl Storage {
                 self.discard_blob(&blob).await;
                 return Err(e);
             }
-            let (size, etag) = tally.finish();
+            let (size, etag) = tally.finish().await?;
             self.inner.metrics.bytes_in.inc_by(size);
             let info = ObjectInfo {
                 bucket: at.bucket.clone(),

@@ -157,7 +157,7 @@ impl Storage {
                 .blobs
                 .put_part(&upload.blob, &upload.token, number, stream)
                 .await?;
-            let (size, etag) = tally.finish();
+            let (size, etag) = tally.finish().await?;
             self.inner.metrics.bytes_in.inc_by(size);
             let part = Part {
                 number,
