@@ -516,7 +516,25 @@ impl Storage {
                     break;
                 }
             }
-            // The page that ends exactly at the last row says so next time.
+            // A full page whose cursor has nothing after it is the last:
+            // say so now rather than with an empty page.
+            if let Some(next) = &page.next {
+                let skip = delimiter.is_some_and(|d| next.ends_with(d));
+                let after = if skip {
+                    // Past everything under the folder.
+                    format!("{next}\u{10FFFF}")
+                } else {
+                    next.clone()
+                };
+                let more = self
+                    .inner
+                    .meta
+                    .list_objects(project, bucket_name, &query.prefix, Some(&after), 1)
+                    .await?;
+                if more.is_empty() {
+                    page.next = None;
+                }
+            }
             Ok(page)
         })
         .await

@@ -152,6 +152,30 @@ pub async fn suite(storage: &Storage) {
         .await
         .unwrap();
     assert_eq!(page.prefixes, ["copies/", "dir/"]);
+    assert_eq!(page.next, None);
+    // A page that ends exactly at the last folder says it is the last; one
+    // that does not gives the cursor of the rest.
+    let folders = |limit, cursor: Option<String>| ListQuery {
+        delimiter: Some("/".into()),
+        limit,
+        cursor,
+        ..ListQuery::default()
+    };
+    let exact = storage
+        .list_objects(actor, &project, "suite", &folders(2, None))
+        .await
+        .unwrap();
+    assert_eq!((exact.prefixes.len(), exact.next.clone()), (2, None));
+    let first = storage
+        .list_objects(actor, &project, "suite", &folders(1, None))
+        .await
+        .unwrap();
+    assert_eq!(first.prefixes, ["copies/"]);
+    let rest = storage
+        .list_objects(actor, &project, "suite", &folders(1, first.next))
+        .await
+        .unwrap();
+    assert_eq!((rest.prefixes, rest.next), (vec!["dir/".to_string()], None));
 
     // Multipart: two parts of 5 MiB and a small last one.
     let big = ObjectPath::new("suite", "big.bin").unwrap();
