@@ -52,11 +52,36 @@ pub(crate) enum Gate {
     /// Holds the right: rules don't apply.
     Trusted { owner: Option<String> },
     /// An end user or publishable key: the bucket's rules decide.
-    Ruled { auth: Value, owner: Option<String> },
+    Ruled {
+        auth: Value,
+        owner: Option<String>,
+        /// The bucket's rules, parsed once for every object the request
+        /// touches (a listing evaluates them per row).
+        rules: Box<ParsedRules>,
+    },
     /// Reads of a public bucket.
     Public,
     /// A signed URL: its grant was checked against the operation.
     Signed,
+}
+
+/// A bucket's rules, parsed: read, write, delete. A rule that does not
+/// parse (none do: they are checked when set) denies, as a missing one.
+pub(crate) struct ParsedRules([Option<Expr>; 3]);
+
+impl ParsedRules {
+    fn of(bucket: &Bucket) -> ParsedRules {
+        let parse = |op| rule(bucket, op).and_then(|source| Expr::parse(source).ok());
+        ParsedRules([
+            parse(RuleOp::Read),
+            parse(RuleOp::Write),
+            parse(RuleOp::Delete),
+        ])
+    }
+
+    fn get(&self, op: RuleOp) -> Option<&Expr> {
+        self.0[op as usize].as_ref()
+    }
 }
 
 impl Gate {
@@ -96,6 +121,7 @@ pub(crate) fn gate(
                 return Ok(Gate::Ruled {
                     auth: Value::Object(auth),
                     owner,
+                    rules: Box::new(ParsedRules::of(bucket)),
                 });
             }
             // Another project's credential is refused even for a public
@@ -162,13 +188,11 @@ pub(crate) fn allowed(
         Gate::Public => op == RuleOp::Read,
         // A public bucket's objects are readable by anyone, rules or not.
         Gate::Ruled { .. } if op == RuleOp::Read && bucket.settings.public => true,
-        Gate::Ruled { auth, .. } => rule(bucket, op).is_some_and(|source| {
-            Expr::parse(source).is_ok_and(|expr| {
-                expr.allows(&Context {
-                    auth,
-                    resource,
-                    request,
-                })
+        Gate::Ruled { auth, rules, .. } => rules.get(op).is_some_and(|expr| {
+            expr.allows(&Context {
+                auth,
+                resource,
+                request,
             })
         }),
     }

@@ -49,6 +49,9 @@ pub enum Fetched {
     },
 }
 
+/// What a refused write left behind.
+const NOTHING_STORED: &str = "nothing was stored";
+
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 impl Storage {
@@ -117,7 +120,8 @@ impl Storage {
                 return Err(precondition(&at.key));
             }
             if let Some(length) = put.length {
-                self.check_quota(project, length, existing.as_ref()).await?;
+                self.check_quota(project, length, existing.as_ref(), NOTHING_STORED)
+                    .await?;
             }
 
             let blob = random_hex(16);
@@ -163,11 +167,7 @@ impl Storage {
                 bucket.settings.allowed_content_types.join(", ")
             )));
         }
-        let mut max = bucket
-            .settings
-            .max_object_size
-            .unwrap_or(u64::MAX)
-            .min(self.inner.limits.max_object_size);
+        let mut max = self.max_object_size(bucket);
         if let Actor::Signed(grant) = actor {
             if let Some(bound) = &grant.content_type
                 && !bound.eq_ignore_ascii_case(content_type)
@@ -190,26 +190,38 @@ impl Storage {
         Ok(max)
     }
 
+    /// The largest object `bucket` takes: its own limit within the
+    /// instance's.
+    pub(crate) fn max_object_size(&self, bucket: &Bucket) -> u64 {
+        bucket
+            .settings
+            .max_object_size
+            .unwrap_or(u64::MAX)
+            .min(self.inner.limits.max_object_size)
+    }
+
     /// Refuses early (before the bytes arrive) a write the quota cannot
-    /// take; the metadata store checks again atomically.
-    async fn check_quota(
+    /// take, saying what became of it (`outcome`); the metadata store
+    /// checks again atomically.
+    pub(crate) async fn check_quota(
         &self,
         project: &ProjectId,
         length: u64,
         existing: Option<&ObjectInfo>,
+        outcome: &str,
     ) -> Result<(), Error> {
         let usage = self.inner.meta.usage(project).await?;
         let quota = self.inner.limits.quota;
         let freed = existing.map_or(0, |o| o.size);
         if usage.bytes.saturating_sub(freed) + length > quota.max_bytes {
             return Err(Error::QuotaExceeded(format!(
-                "the project's storage quota is {} bytes and {} are used: nothing was stored",
+                "the project's storage quota is {} bytes and {} are used: {outcome}",
                 quota.max_bytes, usage.bytes
             )));
         }
         if existing.is_none() && usage.objects >= quota.max_objects {
             return Err(Error::QuotaExceeded(format!(
-                "the project may store {} objects and holds {}: nothing was stored",
+                "the project may store {} objects and holds {}: {outcome}",
                 quota.max_objects, usage.objects
             )));
         }
@@ -394,7 +406,7 @@ impl Storage {
             if from == to {
                 return Ok(source);
             }
-            self.check_quota(project, source.size, existing.as_ref())
+            self.check_quota(project, source.size, existing.as_ref(), NOTHING_STORED)
                 .await?;
             let blob = random_hex(16);
             self.inner.blobs.copy(&source.blob, &blob).await?;

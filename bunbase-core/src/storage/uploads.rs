@@ -139,11 +139,8 @@ impl Storage {
             }
             let upload = self.upload_at(project, at, upload_id).await?;
             let bucket = self.existing_bucket(project, &at.bucket).await?;
-            let max = bucket
-                .settings
-                .max_object_size
-                .unwrap_or(u64::MAX)
-                .min(self.inner.limits.max_object_size)
+            let max = self
+                .max_object_size(&bucket)
                 .min(self.inner.limits.max_part_size);
             if length.is_some_and(|l| l > max) {
                 return Err(Error::PayloadTooLarge(format!(
@@ -240,11 +237,7 @@ impl Storage {
                 .collect();
             let chosen = chosen_parts(parts, &stored)?;
             let size: u64 = chosen.iter().map(|p| p.size).sum();
-            let max = bucket
-                .settings
-                .max_object_size
-                .unwrap_or(u64::MAX)
-                .min(self.inner.limits.max_object_size);
+            let max = self.max_object_size(&bucket);
             if size > max {
                 return Err(Error::PayloadTooLarge(format!(
                     "objects here are at most {max} bytes and the parts make {size}"
@@ -252,16 +245,18 @@ impl Storage {
             }
             let gate = access::gate(actor, project, &bucket, RuleOp::Write)?;
             let existing = self.inner.meta.object(project, &at.bucket, &at.key).await?;
-            let quota = self.inner.limits.quota;
-            let usage = self.inner.meta.usage(project).await?;
-            if usage.bytes.saturating_sub(existing.as_ref().map_or(0, |o| o.size)) + size > quota.max_bytes {
-                return Err(Error::QuotaExceeded(format!(
-                    "the project's storage quota is {} bytes and {} are used: the upload is kept, abort it or free space",
-                    quota.max_bytes, usage.bytes
-                )));
-            }
-            let receipts: Vec<(u32, String)> =
-                chosen.iter().map(|p| (p.number, p.receipt.clone())).collect();
+            // Before the parts are assembled: refused, the upload stays.
+            self.check_quota(
+                project,
+                size,
+                existing.as_ref(),
+                "the upload is kept: abort it or free space",
+            )
+            .await?;
+            let receipts: Vec<(u32, String)> = chosen
+                .iter()
+                .map(|p| (p.number, p.receipt.clone()))
+                .collect();
             self.inner
                 .blobs
                 .complete_parts(&upload.blob, &upload.token, &receipts)

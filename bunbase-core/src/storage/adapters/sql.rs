@@ -730,9 +730,7 @@ pub mod sqlite {
     impl SqliteMeta {
         /// Opens (creating if missing) and migrates the database at `path`.
         pub async fn open(path: &std::path::Path) -> Result<SqliteMeta, Error> {
-            let writer = crate::sql::connect_sqlite_with(path, 1).await?;
-            crate::sql::migrate_sqlite(&writer, DOMAIN, MIGRATIONS).await?;
-            let pool = crate::sql::connect_sqlite_with(path, 8).await?;
+            let (pool, writer) = crate::sql::open_sqlite(path, DOMAIN, MIGRATIONS).await?;
             Ok(SqliteMeta { pool, writer })
         }
 
