@@ -31,6 +31,20 @@ pub async fn connect_sqlite(path: &std::path::Path) -> Result<SqlitePool, Error>
     connect_sqlite_with(path, 8).await
 }
 
+/// A domain's SQLite database, migrated: a pool of readers and one writer
+/// connection (SQLite has one writer at a time; queueing in the pool beats
+/// spinning on the file lock). Answers `(readers, writer)`.
+pub async fn open_sqlite(
+    path: &std::path::Path,
+    domain: &str,
+    migrations: &[Migration],
+) -> Result<(SqlitePool, SqlitePool), Error> {
+    let writer = connect_sqlite_with(path, 1).await?;
+    migrate_sqlite(&writer, domain, migrations).await?;
+    let readers = connect_sqlite_with(path, 8).await?;
+    Ok((readers, writer))
+}
+
 /// Like [`connect_sqlite`], with `max_connections` connections.
 pub async fn connect_sqlite_with(
     path: &std::path::Path,

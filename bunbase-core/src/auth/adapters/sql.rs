@@ -747,9 +747,7 @@ pub mod sqlite {
     impl SqliteStore {
         /// Opens (creating) the database file and migrates it.
         pub async fn open(path: &std::path::Path) -> Result<SqliteStore, Error> {
-            let writer = crate::sql::connect_sqlite_with(path, 1).await?;
-            crate::sql::migrate_sqlite(&writer, DOMAIN, MIGRATIONS).await?;
-            let pool = crate::sql::connect_sqlite_with(path, 8).await?;
+            let (pool, writer) = crate::sql::open_sqlite(path, DOMAIN, MIGRATIONS).await?;
             Ok(SqliteStore { pool, writer })
         }
 

@@ -969,9 +969,7 @@ pub mod sqlite {
 
     impl SqliteDocs {
         pub async fn open(path: &std::path::Path) -> Result<SqliteDocs, Error> {
-            let writer = crate::sql::connect_sqlite_with(path, 1).await?;
-            crate::sql::migrate_sqlite(&writer, DOMAIN, MIGRATIONS).await?;
-            let pool = crate::sql::connect_sqlite_with(path, 8).await?;
+            let (pool, writer) = crate::sql::open_sqlite(path, DOMAIN, MIGRATIONS).await?;
             Ok(SqliteDocs { pool, writer })
         }
 

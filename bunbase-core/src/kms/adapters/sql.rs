@@ -694,9 +694,7 @@ pub mod sqlite {
 
     impl SqliteKms {
         pub async fn open(path: &std::path::Path) -> Result<SqliteKms, Error> {
-            let writer = crate::sql::connect_sqlite_with(path, 1).await?;
-            crate::sql::migrate_sqlite(&writer, DOMAIN, MIGRATIONS).await?;
-            let pool = crate::sql::connect_sqlite_with(path, 8).await?;
+            let (pool, writer) = crate::sql::open_sqlite(path, DOMAIN, MIGRATIONS).await?;
             let (audit, queue) = tokio::sync::mpsc::channel(4 * AUDIT_BATCH);
             tokio::spawn(audit_writer(writer.clone(), queue));
             Ok(SqliteKms {
