@@ -13,6 +13,7 @@
 
 mod docs;
 mod events;
+mod functions;
 pub mod grpc;
 mod kms;
 mod kv;
@@ -23,6 +24,10 @@ mod transport;
 
 pub use docs::{CollectionsClient, DocPage, DocWatch, DocsCollection, DocsUsage, Find, WatchFrame};
 pub use events::{EventStream, EventsClient, StreamItem};
+pub use functions::{
+    AuthMode, Deployment, FunctionDetail, FunctionInfo, FunctionResponse, FunctionSource,
+    FunctionVersion, FunctionsClient, Invocation, LimitsRequest, LogPage, SourceFile, Trigger,
+};
 pub use kms::{DataKey, KmsClient, KmsKey, KmsKeyVersion, RemoteKeys, Sealed, SecretEntry};
 pub use kv::{KeyPage, KvClient, KvUsage, Put, PutCondition};
 pub use platform::{

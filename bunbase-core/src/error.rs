@@ -24,13 +24,16 @@ pub enum ErrorCode {
     PreconditionFailed,
     /// A byte range starts beyond the end of the object.
     RangeNotSatisfiable,
+    /// A function ran and failed: it threw, returned no Response, or a
+    /// limit (time, CPU, memory, response size) stopped it.
+    FunctionFailed,
     RateLimited,
     Unavailable,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::NotFound,
         ErrorCode::AlreadyExists,
         ErrorCode::InvalidInput,
@@ -41,6 +44,7 @@ impl ErrorCode {
         ErrorCode::QuotaExceeded,
         ErrorCode::PreconditionFailed,
         ErrorCode::RangeNotSatisfiable,
+        ErrorCode::FunctionFailed,
         ErrorCode::RateLimited,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
@@ -58,6 +62,7 @@ impl ErrorCode {
             ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::PreconditionFailed => "precondition_failed",
             ErrorCode::RangeNotSatisfiable => "range_not_satisfiable",
+            ErrorCode::FunctionFailed => "function_failed",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -81,6 +86,7 @@ impl ErrorCode {
             ErrorCode::QuotaExceeded => 8,        // RESOURCE_EXHAUSTED
             ErrorCode::PreconditionFailed => 9,   // FAILED_PRECONDITION
             ErrorCode::RangeNotSatisfiable => 11, // OUT_OF_RANGE
+            ErrorCode::FunctionFailed => 2,       // UNKNOWN
             ErrorCode::Conflict => 10,            // ABORTED
             ErrorCode::Internal => 13,            // INTERNAL
             ErrorCode::Unavailable => 14,         // UNAVAILABLE
@@ -112,6 +118,8 @@ impl ErrorCode {
             ErrorCode::QuotaExceeded => 507,
             ErrorCode::PreconditionFailed => 412,
             ErrorCode::RangeNotSatisfiable => 416,
+            // 502: the platform is fine; the function behind it failed.
+            ErrorCode::FunctionFailed => 502,
             ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
@@ -187,6 +195,8 @@ pub enum Error {
     PreconditionFailed(String),
     #[error("{0}")]
     RangeNotSatisfiable(String),
+    #[error("{0}")]
+    FunctionFailed(String),
     #[error("{message}")]
     RateLimited {
         message: String,
@@ -213,6 +223,7 @@ impl Error {
             Error::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             Error::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
             Error::RangeNotSatisfiable(_) => ErrorCode::RangeNotSatisfiable,
+            Error::FunctionFailed(_) => ErrorCode::FunctionFailed,
             Error::RateLimited { .. } => ErrorCode::RateLimited,
             Error::Unavailable(_) => ErrorCode::Unavailable,
             Error::Internal(_) => ErrorCode::Internal,
@@ -241,6 +252,7 @@ impl Error {
             ErrorCode::QuotaExceeded => Error::QuotaExceeded(message),
             ErrorCode::PreconditionFailed => Error::PreconditionFailed(message),
             ErrorCode::RangeNotSatisfiable => Error::RangeNotSatisfiable(message),
+            ErrorCode::FunctionFailed => Error::FunctionFailed(message),
             ErrorCode::RateLimited => Error::RateLimited {
                 message,
                 retry_after: None,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod docs;
 pub mod error;
 pub mod events;
+pub mod functions;
 pub mod id;
 pub mod kms;
 pub mod kv;

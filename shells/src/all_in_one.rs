@@ -18,6 +18,7 @@ use crate::buncast::{BuncastModule, EventsArgs};
 use crate::bundoc::DocsArgs;
 use crate::bunkms::{KmsArgs, KmsModule};
 use crate::cli::{self, CommonArgs, CredentialArgs, DataDirArgs};
+use crate::functions::{FunctionsArgs, FunctionsModule};
 use crate::identity::{AccountArgs, IdentityModule, IdentitySource, PlatformModule, issuer};
 use crate::kit;
 use crate::kvmanager::{EmbeddedKvArgs, KvArgs};
@@ -39,7 +40,7 @@ pub struct AllInOneArgs {
     #[command(flatten)]
     pub accounts: AccountArgs,
     /// The services to run, comma-separated: api, events, kv, kms, bundoc,
-    /// storage (or `all`). The others' prefixes answer 404.
+    /// storage, functions (or `all`). The others' prefixes answer 404.
     #[arg(long, env = "BUNBASE_SERVICES", default_value = "all")]
     pub services: String,
     #[command(flatten)]
@@ -54,6 +55,8 @@ pub struct AllInOneArgs {
     pub docs: DocsArgs,
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[command(flatten)]
+    pub functions: FunctionsArgs,
 }
 
 /// Every service the all-in-one can run, in start order (identity first:
@@ -77,6 +80,7 @@ fn catalogue(args: &AllInOneArgs, issuer: String) -> anyhow::Result<Vec<Box<dyn 
         Box::new(args.kv.module(Some(&args.embedded_kv))?),
         Box::new(args.docs.module()?),
         Box::new(StorageModule::Configured(args.storage.clone())),
+        Box::new(FunctionsModule(args.functions.clone())),
     ])
 }
 
@@ -127,6 +131,9 @@ pub fn selection(
 
 pub async fn main() -> anyhow::Result<()> {
     cli::init_tracing();
+    if std::env::args().nth(1).as_deref() == Some("functions") {
+        return crate::functions::cli::main().await;
+    }
     let command = cli::prefixed_command::<AllInOneArgs>("BUNBASE", "127.0.0.1:8080").mut_arg(
         "tokens",
         |arg| {

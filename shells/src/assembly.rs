@@ -116,6 +116,9 @@ pub struct Host {
     deletions: Option<Arc<dyn DeletionFeed>>,
     /// How often BunAuth is asked for deleted projects.
     pub deletion_poll: std::time::Duration,
+    /// Services started in this process that later ones call in process
+    /// (Functions calls Bundoc, KV and Storage), by type.
+    provided: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Host {
@@ -134,6 +137,7 @@ impl Host {
             cascade: Vec::new(),
             deletions: None,
             deletion_poll: std::time::Duration::from_secs(10),
+            provided: Vec::new(),
         }
     }
 
@@ -235,6 +239,19 @@ impl Host {
     /// The in-process BunKMS, when this process runs it.
     pub fn kms(&self) -> Option<&Kms> {
         self.kms.as_ref()
+    }
+
+    /// Offers a started service to the modules started after it.
+    pub fn provide<T: Clone + Send + Sync + 'static>(&mut self, service: T) {
+        self.provided.retain(|p| !p.is::<T>());
+        self.provided.push(Box::new(service));
+    }
+
+    /// A service an earlier module offered, if this process runs it.
+    pub fn provided<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.provided
+            .iter()
+            .find_map(|p| p.downcast_ref::<T>().cloned())
     }
 
     /// Awaits `task` after the server stops (it should end on the host's

@@ -13,6 +13,7 @@ pub mod bunder;
 pub mod bundoc;
 pub mod bunkms;
 pub mod cli;
+pub mod functions;
 pub mod identity;
 pub mod kit;
 pub mod kvmanager;

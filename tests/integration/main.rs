@@ -11,6 +11,7 @@ mod docs_client;
 mod docs_conformance;
 mod docs_http;
 mod events_conformance;
+mod functions_store;
 mod identity_conformance;
 mod isolation;
 mod kms_conformance;

@@ -163,6 +163,7 @@ impl ServiceModule for DocsModule {
             Arc::new(DocsMetrics::new(&host.registry)?),
         );
         host.purge_on_project_deletion(Arc::new(docs.clone()));
+        host.provide(docs.clone());
         let router = router(host.shell(docs.clone())?, self.body_limit);
         let service = kit::Service::new("bundoc", router)
             .check("docs-store", docs.clone(), |docs| async move {

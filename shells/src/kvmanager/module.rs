@@ -73,6 +73,7 @@ impl ServiceModule for KvModule {
             Arc::new(KvMetrics::new(&host.registry)?),
         );
         host.purge_on_project_deletion(Arc::new(kv.clone()));
+        host.provide(kv.clone());
         let service = kit::Service::new("bunder-manager", router(host.shell(kv.clone())?)).check(
             "kv-store",
             kv,

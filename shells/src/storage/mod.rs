@@ -106,6 +106,7 @@ impl ServiceModule for StorageModule {
             let _ = expiry.await;
         });
         host.purge_on_project_deletion(std::sync::Arc::new(storage.clone()));
+        host.provide(storage.clone());
         let service = kit::Service::new("storage", Router::new())
             .untimed(router(host.shell(storage.clone())?))
             .check("storage-stores", storage.clone(), |s| async move {

@@ -140,7 +140,8 @@ impl S3Error {
                 "ServiceUnavailable",
                 "Please reduce your request rate.",
             ),
-            Error::Internal(m) => {
+            // Storage never runs functions; kept with internal errors.
+            Error::Internal(m) | Error::FunctionFailed(m) => {
                 tracing::error!(error = %m, "storage S3 API: internal error");
                 S3Error::internal("We encountered an internal error. Please try again.")
             }
