@@ -24,6 +24,7 @@ use bunbase_shells::bunkms::KmsModule;
 use bunbase_shells::identity::{IdentityModule, IdentitySource, PlatformModule};
 use bunbase_shells::kit::{ServerConfig, Shutdown};
 use bunbase_shells::kvmanager::KvModule;
+use bunbase_shells::functions::FunctionsModule;
 use bunbase_shells::storage::StorageModule;
 
 use crate::scenario::InProcess;
@@ -101,6 +102,8 @@ pub struct Options {
     pub docs: Option<(Arc<dyn DocStore>, DocsLimits)>,
     /// Also serve Storage (`/storage`).
     pub storage: Option<bunbase_core::storage::Storage>,
+    /// Also serve Functions (`/functions`), calling the services above.
+    pub functions: Option<bunbase_shells::functions::FunctionsArgs>,
 }
 
 impl Default for Options {
@@ -120,6 +123,7 @@ impl Default for Options {
             kms: None,
             docs: None,
             storage: None,
+            functions: None,
         }
     }
 }
@@ -157,6 +161,9 @@ pub async fn assemble(options: &Options) -> (Host, Assembly) {
     if let Some(storage) = &options.storage {
         modules.push(Box::new(StorageModule::Given(storage.clone())));
     }
+    if let Some(functions) = &options.functions {
+        modules.push(Box::new(FunctionsModule(functions.clone())));
+    }
     let modules: Vec<&dyn ServiceModule> = modules.iter().map(AsRef::as_ref).collect();
     let assembly = assembly::assemble(&mut host, &modules, &|_| true)
         .await
@@ -171,6 +178,8 @@ pub struct RunningServer {
     pub shutdown: Shutdown,
     pub registry: Registry,
     pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The functions service, when it runs (tests fire its schedules).
+    pub functions: Option<Arc<bunbase_core::functions::Functions>>,
     router: axum::Router,
 }
 
@@ -202,6 +211,7 @@ pub async fn start(options: Options) -> RunningServer {
         .unwrap_or_else(|e| panic!("bind: {e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
     let (shutdown, registry) = (host.shutdown.clone(), host.registry.clone());
+    let functions = host.provided::<Arc<bunbase_core::functions::Functions>>();
     let router = assembly
         .app(&host, &options.server)
         .unwrap_or_else(|e| panic!("router: {e}"));
@@ -218,6 +228,7 @@ pub async fn start(options: Options) -> RunningServer {
         shutdown,
         registry,
         handle,
+        functions,
         router,
     }
 }

@@ -87,6 +87,18 @@ pub struct FunctionsArgs {
     pub functions_trigger_backoff_ms: u64,
 }
 
+impl FunctionsArgs {
+    /// Every option at its default (embedders and tests change fields).
+    pub fn defaults() -> FunctionsArgs {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            functions: FunctionsArgs,
+        }
+        <Defaults as clap::Parser>::parse_from(["functions"]).functions
+    }
+}
+
 pub struct Built {
     pub functions: Arc<Functions>,
     pub events: Option<Events>,

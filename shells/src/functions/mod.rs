@@ -82,6 +82,7 @@ impl ServiceModule for FunctionsModule {
             self.0.trigger_settings(),
         );
         host.purge_on_project_deletion(functions.clone());
+        host.provide(functions.clone());
         let state = host.shell(functions.clone())?;
         // Deploys carry whole bundles; invocations carry requests up to
         // the instance maximum and run up to their own wall-time limit.

@@ -828,6 +828,11 @@ fn zz_profile_install() {
             (bytecode::compile(&ctx, PRELUDE).expect("compile"), snippets)
         }).await;
         println!("bytecode {} bytes", code.len());
+        context.with(|ctx| {
+            let t = Instant::now();
+            let _: i64 = ctx.eval("let s = 0; for (let i = 0; i < 1000000; i++) s += i; s").expect("loop");
+            println!("1e6 loop {:?}", t.elapsed());
+        }).await;
         let mut read = Duration::ZERO;
         let mut call = Duration::ZERO;
         let mut small = [Duration::ZERO; 3];
