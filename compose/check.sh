@@ -6,7 +6,8 @@
 #   - the debug override's Traefik flags keep every base flag
 #   - bind-mount sources exist; every secret has a *.example template
 #   - every binary a bunbase/shells service runs is built into the image
-#   - the Bundoc -> BunKMS platform token templates agree
+#   - the Bundoc -> BunKMS and functions -> services platform token
+#     templates agree
 #   - Prometheus config (promtool), Grafana provisioning YAML, dashboard JSON
 #
 # Usage: compose/check.sh        (from anywhere)
@@ -218,6 +219,26 @@ sys.exit(0 if ok else 1)
 PY
 }
 
+# Functions present secrets/functions_platform_token to bundoc,
+# bunder-manager and storage (secrets/functions_platform_tokens) and to
+# bun-kms (secrets/kms_tokens), which must list it as a platform token with
+# r and w.
+functions_platform_token_templates_agree() {
+    python3 - <<'PY'
+import sys
+token = open("secrets/functions_platform_token.example").read().rstrip("\r\n")
+bad = []
+for path in ("secrets/functions_platform_tokens.example", "secrets/kms_tokens.example"):
+    entries = [l.strip().split(":", 2) for l in open(path)
+               if l.strip() and not l.strip().startswith("#")]
+    if not any(len(e) == 3 and e[0] == "*" and {"r", "w"} <= set(e[1]) and e[2] == token for e in entries):
+        bad.append(f"{path} has no *:rw:<token> entry for the token in secrets/functions_platform_token.example")
+for line in bad:
+    print(line)
+sys.exit(1 if bad else 0)
+PY
+}
+
 grafana_provisioning_parses() {
     python3 - <<'PY'
 import glob, sys, yaml
@@ -289,6 +310,7 @@ check "compose: debug traefik command keeps every base flag" debug_traefik_keeps
 check "compose: bind mounts exist, secrets have templates" mounts_and_secrets_exist
 check "compose: every shell binary run is built into the image" image_has_every_command
 check "compose: Bundoc's BunKMS token templates agree" bundoc_kms_token_templates_agree
+check "compose: functions' platform token templates agree" functions_platform_token_templates_agree
 check "prometheus: promtool check config" "$promtool_bin" check config prometheus/prometheus.yml
 check "grafana: provisioning YAML" grafana_provisioning_parses
 check "grafana: dashboard JSON valid" json_valid

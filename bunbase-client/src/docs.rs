@@ -262,6 +262,14 @@ impl DocsCollection {
             body,
         }
     }
+
+    /// One page of a query given as the API's JSON body (`{"filter",
+    /// "sort", "limit", "cursor", "fields"}`), sent as it is: for callers
+    /// that already hold such a body (a function's `docs.query`).
+    pub async fn query(&self, body: &Value) -> Result<DocPage, Error> {
+        let request = self.client.http.post(self.url("/query")?).json(body);
+        self.client.send_json(request).await
+    }
 }
 
 fn if_match(request: reqwest::RequestBuilder, version: Option<u64>) -> reqwest::RequestBuilder {

@@ -20,6 +20,7 @@ const BUNDOC: &str = env!("CARGO_BIN_EXE_bundoc");
 const PLATFORM: &str = env!("CARGO_BIN_EXE_platform");
 const BUN_AUTH: &str = env!("CARGO_BIN_EXE_bun-auth");
 const STORAGE: &str = env!("CARGO_BIN_EXE_storage");
+const FUNCTIONS: &str = env!("CARGO_BIN_EXE_functions");
 
 const ALPHA_TOKENS: &str = "alpha:rwa:alpha-token-0000000000000001";
 const ALPHA_TOKEN: &str = "alpha-token-0000000000000001";
@@ -1522,6 +1523,113 @@ async fn storage_streams_large_objects_in_flat_memory_and_keeps_them() {
         .await
         .unwrap();
     assert_eq!(cut.status(), 404);
+    again.stop().await;
+    std::fs::remove_dir_all(&data).ok();
+}
+
+/// `promtool check metrics` on `text`.
+fn promtool_accepts(text: &str) {
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian prometheus) is installed by .ci/run");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
+
+#[tokio::test]
+async fn functions_deploys_runs_and_keeps_its_functions_across_a_restart() {
+    let data = temp_dir("functions");
+    let start = || {
+        let mut command = binary(FUNCTIONS);
+        command
+            .env("FUNCTIONS_LISTEN", "127.0.0.1:0")
+            .env("FUNCTIONS_DATA_DIR", &data)
+            .env("FUNCTIONS_TOKENS", ALPHA_TOKENS);
+        launch(command, Ready::Healthy)
+    };
+    let server = start().await;
+    let http = reqwest::Client::new();
+    let manage = format!("{}/api/v1/projects/alpha/functions", server.url());
+    let code = "interface R { n: number }\nlet n = 0;\nexport default async (request: Request) => Response.json({ n: ++n } as R);\n";
+    let deployed = http
+        .post(format!("{manage}/count/versions"))
+        .bearer_auth(ALPHA_TOKEN)
+        .json(&serde_json::json!({ "files": [{ "path": "index.ts", "code": code }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deployed.status(), 201, "{}", deployed.text().await.unwrap());
+    let call = format!("{}/functions/v1/projects/alpha/fn/count", server.url());
+    for expected in 1..=2 {
+        let answer = http
+            .get(&call)
+            .bearer_auth(ALPHA_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        assert!(answer.headers().contains_key("x-bunbase-invocation"));
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["n"], expected);
+    }
+    let refused = http.get(&call).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+
+    let metrics = http
+        .get(format!("{}/metrics", server.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "fn_invocations_total{function=\"count\",project=\"alpha\",status=\"ok\"} 2",
+        "fn_cold_starts_total 1",
+        "fn_deploys_total{result=\"ok\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    promtool_accepts(&metrics);
+
+    // The function and its bundle are on disk: a restart serves it (cold).
+    server.stop().await;
+    let again = start().await;
+    let call = format!("{}/functions/v1/projects/alpha/fn/count", again.url());
+    let answer = http
+        .get(&call)
+        .bearer_auth(ALPHA_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["n"], 1);
+    let logs = http
+        .get(format!(
+            "{}/api/v1/projects/alpha/functions/logs",
+            again.url()
+        ))
+        .bearer_auth(ALPHA_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let logs: serde_json::Value = logs.json().await.unwrap();
+    assert_eq!(
+        logs["invocations"].as_array().map(Vec::len),
+        Some(3),
+        "{logs}"
+    );
     again.stop().await;
     std::fs::remove_dir_all(&data).ok();
 }

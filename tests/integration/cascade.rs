@@ -1,9 +1,11 @@
 //! Deleting a project removes its data in every service of the process:
 //! KV keys, retained events, collections and documents, secrets, buckets
-//! and objects (their bytes too); its KMS keys enter their scheduled
-//! deletion. Another project keeps everything.
+//! and objects (their bytes too), functions with their versions and
+//! invocation log; its KMS keys enter their scheduled deletion. Another
+//! project keeps everything.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bunbase_core::ProjectId;
 use bunbase_core::auth::adapters::memory::MemoryStore;
@@ -13,6 +15,7 @@ use bunbase_core::auth::{IdentityConfig, Principal};
 use bunbase_core::docs::adapters::MemoryDocStore;
 use bunbase_core::docs::{DocStore, DocsLimits};
 use bunbase_core::events::Events;
+use bunbase_core::functions::{FunctionName, Functions, LogQuery};
 use bunbase_core::kms::adapters::memory::MemoryKms;
 use bunbase_core::kms::master::MasterKey;
 use bunbase_core::kms::{Kms, KmsLimits, KmsMetrics, KmsStore};
@@ -24,6 +27,7 @@ use bunbase_shells::assembly::{self, Host, ServiceModule};
 use bunbase_shells::buncast::BuncastModule;
 use bunbase_shells::bundoc::DocsModule;
 use bunbase_shells::bunkms::KmsModule;
+use bunbase_shells::functions::{FunctionsArgs, FunctionsModule};
 use bunbase_shells::identity::{IdentityModule, IdentitySource, PlatformModule};
 use bunbase_shells::kit::ServerConfig;
 use bunbase_shells::kvmanager::KvModule;
@@ -33,6 +37,19 @@ use serde_json::{Value, json};
 
 use crate::support::unique;
 
+type Holdings = (
+    usize,
+    u64,
+    usize,
+    usize,
+    usize,
+    usize,
+    u64,
+    usize,
+    usize,
+    usize,
+);
+
 struct Platform {
     app: InProcess,
     kv: Arc<dyn KvStore>,
@@ -41,6 +58,7 @@ struct Platform {
     events: Events,
     files: Arc<MemoryMeta>,
     blobs: Arc<MemoryBlobs>,
+    functions: Arc<Functions>,
 }
 
 async fn platform() -> Platform {
@@ -79,19 +97,26 @@ async fn platform() -> Platform {
         StorageMetrics::unregistered(),
         StorageSecret::new(&[4; 32]),
     ));
+    let functions_module = FunctionsModule(FunctionsArgs {
+        functions_database_url: Some("memory".into()),
+        functions_bundles_url: Some("memory".into()),
+        ..FunctionsArgs::defaults()
+    });
     let mut host = Host::new(std::env::temp_dir());
-    let modules: [&dyn ServiceModule; 6] = [
+    let modules: [&dyn ServiceModule; 7] = [
         &identity,
         &kms,
         &BuncastModule,
         &kv_module,
         &docs_module,
         &storage_module,
+        &functions_module,
     ];
     let assembly = assembly::assemble(&mut host, &modules, &|_| true)
         .await
         .unwrap();
     let events = host.events().await.unwrap();
+    let functions = host.provided::<Arc<Functions>>().unwrap();
     let router = assembly.app(&host, &ServerConfig::default()).unwrap();
     Platform {
         app: InProcess::new(router),
@@ -101,6 +126,7 @@ async fn platform() -> Platform {
         events,
         files,
         blobs,
+        functions,
     }
 }
 
@@ -196,13 +222,55 @@ impl Platform {
             )
             .await;
         assert_eq!(put.status, 200, "{}", put.text());
-        (ProjectId::new(id).unwrap(), key)
+        self.call(
+            "POST",
+            &p("api/v1/projects/{p}/functions"),
+            &key,
+            json!({
+                "name": "hello",
+                "files": [{ "path": "index.js", "code": "export default async () => new Response(\"hi\");\n" }],
+            }),
+        )
+        .await;
+        let ran = self
+            .app
+            .send(
+                "GET",
+                &p("functions/v1/projects/{p}/fn/hello"),
+                Some(&key),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(ran.status, 200, "{}", ran.text());
+        let project = ProjectId::new(id).unwrap();
+        // The invocation's record is written after the answer.
+        let started = Instant::now();
+        while self.invocations(&project).await == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the invocation was not recorded"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (project, key)
+    }
+
+    /// The project's invocation records.
+    async fn invocations(&self, project: &ProjectId) -> usize {
+        let query = LogQuery {
+            limit: 1000,
+            ..LogQuery::default()
+        };
+        let store = self.functions.store();
+        store.invocations(project, &query).await.unwrap().len()
     }
 
     /// What each service holds for `project`: (kv keys, retained events —
     /// the published one and the KV and Bundoc change events —,
-    /// collections, live KMS keys, secrets, buckets, objects).
-    async fn holdings(&self, project: &ProjectId) -> (usize, u64, usize, usize, usize, usize, u64) {
+    /// collections, live KMS keys, secrets, buckets, objects, functions,
+    /// versions of `hello`, invocation records).
+    async fn holdings(&self, project: &ProjectId) -> Holdings {
         let kv = self
             .kv
             .scan(project, b"", 0, 1000)
@@ -236,7 +304,23 @@ impl Platform {
         let secrets = self.kms.secrets(project).await.unwrap().len();
         let buckets = self.files.buckets(project).await.unwrap().len();
         let objects = self.files.usage(project).await.unwrap().objects;
-        (kv, events, collections, keys, secrets, buckets, objects)
+        let store = self.functions.store();
+        let functions = store.functions(project).await.unwrap().len();
+        let hello = FunctionName::new("hello").unwrap();
+        let versions = store.versions(project, &hello).await.unwrap().len();
+        let invocations = self.invocations(project).await;
+        (
+            kv,
+            events,
+            collections,
+            keys,
+            secrets,
+            buckets,
+            objects,
+            functions,
+            versions,
+            invocations,
+        )
     }
 }
 
@@ -256,7 +340,10 @@ async fn deleting_a_project_removes_its_data_in_every_service() {
         .to_string();
     let (doomed, doomed_key) = platform.filled_project(&owner, "Doomed").await;
     let (kept, _) = platform.filled_project(&owner, "Kept").await;
-    assert_eq!(platform.holdings(&doomed).await, (1, 3, 1, 1, 1, 1, 1));
+    assert_eq!(
+        platform.holdings(&doomed).await,
+        (1, 3, 1, 1, 1, 1, 1, 1, 1, 1)
+    );
     platform
         .call(
             "DELETE",
@@ -265,7 +352,10 @@ async fn deleting_a_project_removes_its_data_in_every_service() {
             Value::Null,
         )
         .await;
-    assert_eq!(platform.holdings(&doomed).await, (0, 0, 0, 0, 0, 0, 0));
+    assert_eq!(
+        platform.holdings(&doomed).await,
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    );
     assert_eq!(
         platform.blobs.len(),
         1,
@@ -274,7 +364,10 @@ async fn deleting_a_project_removes_its_data_in_every_service() {
     let scheduled = platform.kms.keys(&doomed).await.unwrap();
     assert_eq!(scheduled.len(), 1, "the key waits for its deletion date");
     assert!(scheduled[0].deletion_at.is_some());
-    assert_eq!(platform.holdings(&kept).await, (1, 3, 1, 1, 1, 1, 1));
+    assert_eq!(
+        platform.holdings(&kept).await,
+        (1, 3, 1, 1, 1, 1, 1, 1, 1, 1)
+    );
     // The deleted project's key no longer opens anything.
     let answer = platform
         .app
@@ -287,4 +380,16 @@ async fn deleting_a_project_removes_its_data_in_every_service() {
         )
         .await;
     assert_eq!(answer.status, 401, "{}", answer.text());
+    // The kept project's function still answers its owner.
+    let answer = platform
+        .app
+        .send(
+            "GET",
+            &format!("/api/v1/projects/{kept}/functions/hello"),
+            Some(&owner),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
 }

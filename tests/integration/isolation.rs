@@ -33,7 +33,11 @@
 //! Storage's public objects are the one exception by design: a request
 //! without a credential may read them (they hold nothing private; another
 //! project's credential is still refused); a signed URL needs no
-//! credential, and only for the request it names. The own project's KMS
+//! credential, and only for the request it names. Functions are called
+//! as their `auth` mode says: a `project` function by any credential of
+//! its project, an `end_users` one by its end users, a `public` one by
+//! anyone without a credential or with one of its project (another
+//! project's is refused there too). The own project's KMS
 //! audit log must name none of the other project's callers at the end,
 //! and verify.
 
@@ -52,7 +56,7 @@ use bunbase_core::auth::jwt::{Claims, KeyRing};
 use bunbase_core::auth::ratelimit::Rate;
 use bunbase_core::id::{now_millis, random_hex};
 use bunbase_shells::kit::{Route, ServerConfig, Shutdown};
-use bunbase_shells::{buncast, bundoc, bunkms, kit, kvmanager, platform, storage};
+use bunbase_shells::{buncast, bundoc, bunkms, functions, kit, kvmanager, platform, storage};
 use bunbase_tests::harness::{self, WholePlatform};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -950,6 +954,52 @@ async fn build_world(platform: &WholePlatform, ws: String) -> World {
             201,
         )
         .await;
+        // Functions: `hello` for any credential of the project (it logs the
+        // project's private marker, so a leaked log would show),
+        // `open` for anyone, `mine` for its end users; `hello` has run
+        // once (the log has a record).
+        let fns = format!("/api/v1/projects/{project}/functions");
+        for (name, auth, code) in [
+            (
+                "hello",
+                "project",
+                "export default async (request, ctx) => {\n  console.log(ctx.env.MARKER);\n  return new Response(\"hi from \" + ctx.project);\n};\n",
+            ),
+            (
+                "open",
+                "public",
+                "export default async (request, ctx) => new Response(\"open to \" + (ctx.auth ? ctx.auth.kind : \"anyone\"));\n",
+            ),
+            (
+                "mine",
+                "end_users",
+                "export default async (request, ctx) => new Response(\"yours, \" + ctx.auth.subject);\n",
+            ),
+        ] {
+            must(
+                app,
+                "POST",
+                &fns,
+                h(),
+                Some(json!({
+                    "name": name,
+                    "auth": auth,
+                    "env": { "MARKER": private },
+                    "files": [{ "path": "index.js", "code": code }],
+                })),
+                201,
+            )
+            .await;
+        }
+        let ran = send(
+            app,
+            "GET",
+            &format!("/functions/v1/projects/{project}/fn/hello"),
+            &h(),
+            Option::None,
+        )
+        .await;
+        assert_eq!(ran.status, 200, "function hello: {}", ran.text);
         if project == &own {
             let signed = must(
                 app,
@@ -1133,6 +1183,15 @@ impl World {
             }
             uploads.insert(name, open);
         }
+        let fns = format!("{api}/functions");
+        let functions = json(get(fns.clone()).await);
+        let mut serving = serde_json::Map::new();
+        for function in functions["functions"].as_array().into_iter().flatten() {
+            let name = str_at(function, "/name");
+            let detail = json(get(format!("{fns}/{name}")).await);
+            let versions = json(get(format!("{fns}/{name}/versions")).await);
+            serving.insert(name, json!({ "detail": detail, "versions": versions }));
+        }
         json!({
             "project": json(get(api.clone()).await),
             "members": json(get(format!("{api}/members")).await),
@@ -1157,6 +1216,7 @@ impl World {
                 "usage": json(get(format!("{st}/usage")).await),
                 "credentials": json(get(format!("{api}/storage/credentials")).await),
             },
+            "functions": { "list": functions, "serving": serving },
         })
     }
 
@@ -2158,6 +2218,132 @@ fn rows(w: &World) -> Vec<Row> {
         format!("{credentials}/{}", w.s3_key),
     ));
 
+    // ---- Functions ----
+    // Managing functions (deploy, inspect, roll back, delete, logs) needs
+    // the admin right: a viewer, keys and end users are refused.
+    let m = "/api/v1/projects/{project}/functions";
+    let fns = format!("/api/v1/projects/{own}/functions");
+    let f = format!("{m}/{{name}}");
+    let hello = format!("{fns}/hello");
+    let deployment = json!({
+        "files": [{ "path": "index.js", "code": "export default async () => new Response(\"forged\");\n" }],
+        "auth": "public",
+    });
+    let mut named = deployment.clone();
+    named["name"] = json!("forged");
+    rows.push(data("GET", m, fns.clone()));
+    rows.push(data("POST", m, fns.clone()).json(named));
+    rows.push(
+        data("POST", m, fns.clone())
+            .label("over an existing function")
+            .json(json!({ "name": "hello", "files": deployment["files"], "auth": "public" })),
+    );
+    rows.push(data(
+        "GET",
+        &format!("{m}/logs"),
+        format!("{fns}/logs?function=hello"),
+    ));
+    rows.push(
+        data(
+            "GET",
+            &format!("{m}/logs/stream"),
+            format!("{fns}/logs/stream"),
+        )
+        .via(Via::Sse),
+    );
+    rows.push(data("GET", &f, hello.clone()));
+    rows.push(data("GET", &f, format!("{fns}/nope")).label("a missing function"));
+    rows.push(data("DELETE", &f, hello.clone()));
+    rows.push(
+        data(
+            "POST",
+            &format!("{f}/versions"),
+            format!("{hello}/versions"),
+        )
+        .json(deployment.clone()),
+    );
+    rows.push(data(
+        "GET",
+        &format!("{f}/versions"),
+        format!("{hello}/versions"),
+    ));
+    rows.push(data(
+        "GET",
+        &format!("{f}/source"),
+        format!("{hello}/source?version=1"),
+    ));
+    rows.push(
+        data(
+            "POST",
+            &format!("{f}/rollback"),
+            format!("{hello}/rollback"),
+        )
+        .json(json!({ "version": 1 })),
+    );
+
+    // Calling functions: `hello` (`project`) answers any credential of the
+    // project, on every method, with or without a path; another project's
+    // credentials are refused, no credential is unauthenticated.
+    let p = functions::PREFIX;
+    let call = format!("/functions/v1/projects/{own}/fn");
+    let (base, rest) = (
+        format!("{p}/fn/{{name}}"),
+        format!("{p}/fn/{{name}}/{{*path}}"),
+    );
+    let callers = [Publishable, EndUser, Viewer];
+    let greeting = format!("hi from {own}");
+    for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+        for (pattern, path) in [
+            (&base, format!("{call}/hello")),
+            (&rest, format!("{call}/hello/a/b?c=d")),
+        ] {
+            rows.push(
+                data(method, pattern, path)
+                    .expect(&callers, OK)
+                    .says(&callers, &greeting),
+            );
+        }
+    }
+    // Only those who may call learn whether a function exists.
+    rows.push(
+        data("GET", &base, format!("{call}/nope"))
+            .label("a missing function")
+            .expect(&callers, MISSING),
+    );
+    // A public function: anyone, without a credential or with one of the
+    // project; an invalid credential is still refused, and so is another
+    // project's (the function must not take it for one of its own).
+    rows.push(
+        data("GET", &base, format!("{call}/open"))
+            .label("public")
+            .expect(&[None], OK)
+            .says(&[None], "open to anyone")
+            .expect(&callers, OK)
+            .says(&[EndUser], "open to end_user"),
+    );
+    // For end users of the project only.
+    rows.push(
+        data("GET", &base, format!("{call}/mine"))
+            .label("end users'")
+            .expect(&[EndUser], OK)
+            .says(&[EndUser], &format!("yours, {eu}")),
+    );
+    // The other project's function: its own credentials call it, the own
+    // project's are refused.
+    rows.push(
+        data(
+            "GET",
+            &base,
+            format!("/functions/v1/projects/{}/fn/hello", w.other),
+        )
+        .label("the other project's")
+        .expect(&[OtherSecret, OtherUser, Stranger], OK)
+        .says(
+            &[OtherSecret, OtherUser, Stranger],
+            &format!("hi from {}", w.other),
+        ),
+    );
+
     // Streams again, the credential in the query string as browsers send it.
     let streams: Vec<Row> = rows
         .iter()
@@ -2209,6 +2395,8 @@ fn every_route() -> Vec<Route> {
     routes.extend_from_slice(bunkms::api().list());
     routes.extend_from_slice(bundoc::api().list());
     routes.extend_from_slice(storage::api().list());
+    routes.extend_from_slice(functions::api().list());
+    routes.extend_from_slice(functions::trigger().list());
     routes
 }
 
@@ -2241,7 +2429,8 @@ async fn every_route_refuses_every_credential_it_must() {
             "bunder-manager",
             "bundoc",
             "event-bus",
-            "storage"
+            "storage",
+            "functions"
         ]),
         "a service without rows in the isolation matrix"
     );

@@ -11,6 +11,8 @@ mod docs_client;
 mod docs_conformance;
 mod docs_http;
 mod events_conformance;
+mod functions_http;
+mod functions_remote;
 mod functions_store;
 mod identity_conformance;
 mod isolation;

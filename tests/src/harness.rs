@@ -21,10 +21,10 @@ use bunbase_shells::assembly::{self, Assembly, Host, ServiceModule};
 use bunbase_shells::buncast::{BuncastModule, BusChoice, EventsSettings};
 use bunbase_shells::bundoc::DocsModule;
 use bunbase_shells::bunkms::KmsModule;
+use bunbase_shells::functions::FunctionsModule;
 use bunbase_shells::identity::{IdentityModule, IdentitySource, PlatformModule};
 use bunbase_shells::kit::{ServerConfig, Shutdown};
 use bunbase_shells::kvmanager::KvModule;
-use bunbase_shells::functions::FunctionsModule;
 use bunbase_shells::storage::StorageModule;
 
 use crate::scenario::InProcess;
@@ -42,6 +42,9 @@ pub const ALPHA_ALICE: &str = "alpha-end-user-alice-000000004";
 pub const ALPHA_BOB: &str = "alpha-end-user-bob-00000000005";
 /// Project alpha's publishable key: no user, no data rights.
 pub const ALPHA_PUBLISHABLE: &str = "alpha-publishable-key-00000006";
+/// A platform token (`*:rw:`): reads and writes in every project, as the
+/// platform's own services call each other (functions' remote bindings).
+pub const PLATFORM: &str = "platform-token-000000000000007";
 
 /// Resolves [`ALPHA_ALICE`], [`ALPHA_BOB`] and [`ALPHA_PUBLISHABLE`] as
 /// BunAuth resolves end users' tokens and publishable keys, without
@@ -68,7 +71,7 @@ impl TokenVerifier for EndUsers {
 
 pub fn tokens() -> StaticTokens {
     StaticTokens::parse(&format!(
-        "alpha:rwa:{ALPHA},alpha:r:{ALPHA_READER},beta:rwa:{BETA}"
+        "alpha:rwa:{ALPHA},alpha:r:{ALPHA_READER},beta:rwa:{BETA},*:rw:{PLATFORM}"
     ))
     .unwrap_or_else(|e| panic!("test tokens: {e}"))
 }
@@ -409,7 +412,8 @@ pub async fn assemble_platform(
 /// The whole platform in process, assembled as the all-in-one assembles
 /// it: identity (on an in-memory store with cheap password hashing,
 /// issuing tokens as `url`/api) first, then BunKMS, Buncast, Bunder
-/// Manager, Bundoc and Storage, every data service accepting identity's
+/// Manager, Bundoc, Storage and Functions (calling the services before it,
+/// its stores in memory), every data service accepting identity's
 /// credentials and nothing else (no service tokens).
 pub struct WholePlatform {
     /// The public URL tokens name as their issuer.
@@ -464,9 +468,22 @@ pub async fn whole_platform_in_process(rate: bunbase_core::auth::ratelimit::Rate
         StorageMetrics::new(&host.registry).unwrap_or_else(|e| panic!("{e}")),
         StorageSecret::new(&[5; 32]),
     ));
+    let functions = FunctionsModule(bunbase_shells::functions::FunctionsArgs {
+        functions_database_url: Some("memory".into()),
+        functions_bundles_url: Some("memory".into()),
+        ..bunbase_shells::functions::FunctionsArgs::defaults()
+    });
     let platform = PlatformModule(identity);
     let kms = KmsModule::Given(kms);
-    let modules: [&dyn ServiceModule; 6] = [&platform, &kms, &BuncastModule, &kv, &docs, &storage];
+    let modules: [&dyn ServiceModule; 7] = [
+        &platform,
+        &kms,
+        &BuncastModule,
+        &kv,
+        &docs,
+        &storage,
+        &functions,
+    ];
     let assembly = assembly::assemble(&mut host, &modules, &|_| true)
         .await
         .unwrap_or_else(|e| panic!("assembling the platform: {e}"));

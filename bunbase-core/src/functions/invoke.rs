@@ -266,10 +266,22 @@ impl Functions {
         {
             return Ok(env.clone());
         }
+        // A missing or unusable secret is the deployment's fault, not the
+        // caller's: not a 404 or 400 that reads as "no such function" or
+        // "bad request".
         let secrets = self
             .platform
             .secrets(&function_principal(version), &version.secrets)
-            .await?;
+            .await
+            .map_err(|e| match e {
+                Error::NotFound(message) | Error::InvalidInput(message) => {
+                    Error::FunctionFailed(format!(
+                        "function {} version {} cannot run: {message} (a secret its deployment names)",
+                        version.function, version.number
+                    ))
+                }
+                other => other,
+            })?;
         let mut env = version.env.clone();
         env.extend(secrets);
         let env = Arc::new(env);
@@ -283,6 +295,15 @@ impl Functions {
 
 /// Whether `caller` may call a function with this mode in `project`.
 pub fn admit(mode: AuthMode, caller: Option<&Principal>, project: &ProjectId) -> Result<(), Error> {
+    // Another project's credential is refused whatever the mode: a public
+    // function would otherwise take it for one of its own in `ctx.auth`.
+    if let Some(caller) = caller
+        && &caller.project != project
+    {
+        return Err(Error::PermissionDenied(format!(
+            "credential is not valid for project {project}"
+        )));
+    }
     if mode == AuthMode::Public {
         return Ok(());
     }

@@ -369,14 +369,15 @@ async fn document_missing(
 }
 
 /// A binding's arguments: a JSON object with only the names it takes.
-/// `null` counts as absent for optional arguments.
-struct Args<'a> {
+/// `null` counts as absent for optional arguments. Public so that other
+/// [`Platform`]s (the shells' remote one) validate exactly as this one.
+pub struct Args<'a> {
     method: &'a str,
     map: Map<String, Value>,
 }
 
 impl<'a> Args<'a> {
-    fn new(method: &'a str, args: Value, takes: &[&str]) -> Result<Args<'a>, Error> {
+    pub fn new(method: &'a str, args: Value, takes: &[&str]) -> Result<Args<'a>, Error> {
         let map = match args {
             Value::Object(map) => map,
             Value::Null => Map::new(),
@@ -396,35 +397,35 @@ impl<'a> Args<'a> {
         Ok(Args { method, map })
     }
 
-    fn invalid(&self, what: &str) -> Error {
+    pub fn invalid(&self, what: &str) -> Error {
         Error::invalid(format!("{}: {what}", self.method))
     }
 
-    fn missing(&self, name: &str) -> Error {
+    pub fn missing(&self, name: &str) -> Error {
         self.invalid(&format!("missing argument {name}"))
     }
 
-    fn wrong(&self, name: &str, wanted: &str) -> Error {
+    pub fn wrong(&self, name: &str, wanted: &str) -> Error {
         self.invalid(&format!("{name} must be {wanted}"))
     }
 
     /// A required argument (it may be `null`).
-    fn required(&mut self, name: &str) -> Result<Value, Error> {
+    pub fn required(&mut self, name: &str) -> Result<Value, Error> {
         self.map.remove(name).ok_or_else(|| self.missing(name))
     }
 
-    fn optional(&mut self, name: &str) -> Option<Value> {
+    pub fn optional(&mut self, name: &str) -> Option<Value> {
         self.map.remove(name).filter(|v| !v.is_null())
     }
 
-    fn string(&mut self, name: &str) -> Result<String, Error> {
+    pub fn string(&mut self, name: &str) -> Result<String, Error> {
         match self.required(name)? {
             Value::String(s) => Ok(s),
             _ => Err(self.wrong(name, "a string")),
         }
     }
 
-    fn optional_string(&mut self, name: &str) -> Result<Option<String>, Error> {
+    pub fn optional_string(&mut self, name: &str) -> Result<Option<String>, Error> {
         match self.optional(name) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
@@ -432,14 +433,14 @@ impl<'a> Args<'a> {
         }
     }
 
-    fn optional_u64(&mut self, name: &str, wanted: &str) -> Result<Option<u64>, Error> {
+    pub fn optional_u64(&mut self, name: &str, wanted: &str) -> Result<Option<u64>, Error> {
         match self.optional(name) {
             None => Ok(None),
             Some(v) => v.as_u64().map(Some).ok_or_else(|| self.wrong(name, wanted)),
         }
     }
 
-    fn object(&mut self, name: &str) -> Result<Value, Error> {
+    pub fn object(&mut self, name: &str) -> Result<Value, Error> {
         match self.required(name)? {
             v @ Value::Object(_) => Ok(v),
             _ => Err(self.wrong(name, "an object")),
@@ -447,7 +448,7 @@ impl<'a> Args<'a> {
     }
 
     /// An object, `{}` when absent.
-    fn object_or_absent(&mut self, name: &str) -> Result<Value, Error> {
+    pub fn object_or_absent(&mut self, name: &str) -> Result<Value, Error> {
         match self.optional(name) {
             None => Ok(json!({})),
             Some(v @ Value::Object(_)) => Ok(v),

@@ -6,7 +6,7 @@ use bunbase_core::Error;
 use bunbase_core::config::{Secret, StoreUrl, resolve_secret};
 use bunbase_core::events::Events;
 use bunbase_core::functions::outbound::{Outbound, OutboundConfig};
-use bunbase_core::functions::platform::LocalPlatform;
+use bunbase_core::functions::platform::{LocalPlatform, Platform};
 use bunbase_core::functions::runtime::{Engine, EngineConfig};
 use bunbase_core::functions::triggers::{TriggerSettings, run_triggers};
 use bunbase_core::functions::{FunctionLimits, FunctionMetrics, Functions, Limits};
@@ -16,6 +16,7 @@ use bunbase_core::storage::adapters::memory::MemoryBlobs;
 
 use crate::assembly::Host;
 use crate::cli::parse_size_arg;
+use crate::functions::RemotePlatform;
 
 /// Functions' options (the same names in `functions` and the all-in-one).
 #[derive(clap::Args, Debug, Clone)]
@@ -85,6 +86,18 @@ pub struct FunctionsArgs {
     /// Wait before retrying a failed delivery, in ms (doubled each time).
     #[arg(long, env = "FUNCTIONS_TRIGGER_BACKOFF_MS", default_value_t = 1_000)]
     pub functions_trigger_backoff_ms: u64,
+    /// Where functions reach Bundoc, Bunder Manager, Storage and BunKMS
+    /// when those run elsewhere: one base URL that routes every prefix
+    /// (the gateway, e.g. http://traefik). Events still go on the bus.
+    #[arg(long, env = "FUNCTIONS_PLATFORM_URL")]
+    pub functions_platform_url: Option<String>,
+    /// A platform token those services accept (`*:rw:TOKEN` in their
+    /// service tokens: valid in every project).
+    #[arg(long, env = "FUNCTIONS_PLATFORM_TOKEN", hide_env_values = true)]
+    pub functions_platform_token: Option<String>,
+    /// File holding that token; must be chmod 600.
+    #[arg(long, env = "FUNCTIONS_PLATFORM_TOKEN_FILE")]
+    pub functions_platform_token_file: Option<std::path::PathBuf>,
 }
 
 impl FunctionsArgs {
@@ -143,6 +156,70 @@ impl FunctionsArgs {
         }
     }
 
+    /// The services over HTTP, if configured (URL and token go together).
+    fn remote_platform(&self) -> Result<Option<RemotePlatform>, Error> {
+        let token = resolve_secret(
+            "FUNCTIONS_PLATFORM_TOKEN",
+            self.functions_platform_token.clone(),
+            self.functions_platform_token_file.as_deref(),
+        )?;
+        match (&self.functions_platform_url, token) {
+            (None, None) => Ok(None),
+            (Some(url), Some(token)) => Ok(Some(RemotePlatform::new(url, token.expose())?)),
+            (Some(_), None) => Err(Error::invalid(
+                "FUNCTIONS_PLATFORM_URL needs FUNCTIONS_PLATFORM_TOKEN (or _FILE): a platform token (*:rw:TOKEN) of the services",
+            )),
+            (None, Some(_)) => Err(Error::invalid(
+                "FUNCTIONS_PLATFORM_TOKEN is set but FUNCTIONS_PLATFORM_URL is not",
+            )),
+        }
+    }
+
+    /// What functions' bindings call, and their names for the summary:
+    /// the services at FUNCTIONS_PLATFORM_URL when it is set (events on
+    /// the bus when there is one), else those of this process.
+    fn platform(
+        &self,
+        host: &Host,
+        events: Option<Events>,
+    ) -> Result<(Arc<dyn Platform>, String), Error> {
+        if let Some(remote) = self.remote_platform()? {
+            let remote = remote.with_events(events);
+            let url = self.functions_platform_url.as_deref().unwrap_or_default();
+            let bindings = if remote.publishes_locally() {
+                format!("docs, kv, storage, kms via {url}; events on the bus")
+            } else {
+                format!("docs, kv, events, storage, kms via {url}")
+            };
+            return Ok((Arc::new(remote), bindings));
+        }
+        let platform = LocalPlatform {
+            docs: host.provided(),
+            kv: host.provided(),
+            events,
+            storage: host.provided(),
+            kms: host.kms().cloned(),
+        };
+        let mut reachable = Vec::new();
+        for (name, present) in [
+            ("docs", platform.docs.is_some()),
+            ("kv", platform.kv.is_some()),
+            ("events", platform.events.is_some()),
+            ("storage", platform.storage.is_some()),
+            ("kms", platform.kms.is_some()),
+        ] {
+            if present {
+                reachable.push(name);
+            }
+        }
+        let bindings = if reachable.is_empty() {
+            "none".to_string()
+        } else {
+            reachable.join(", ")
+        };
+        Ok((Arc::new(platform), bindings))
+    }
+
     async fn bundles(&self, data_dir: &Path) -> Result<Arc<dyn BlobStore>, Error> {
         let url = resolve_secret(
             "FUNCTIONS_BUNDLES_URL",
@@ -179,25 +256,7 @@ impl FunctionsArgs {
         let workers = engine.workers;
         let engine = Arc::new(Engine::start(engine)?);
         let events = host.events().await.ok();
-        let platform = LocalPlatform {
-            docs: host.provided(),
-            kv: host.provided(),
-            events: events.clone(),
-            storage: host.provided(),
-            kms: host.kms().cloned(),
-        };
-        let mut reachable = Vec::new();
-        for (name, present) in [
-            ("docs", platform.docs.is_some()),
-            ("kv", platform.kv.is_some()),
-            ("events", platform.events.is_some()),
-            ("storage", platform.storage.is_some()),
-            ("kms", platform.kms.is_some()),
-        ] {
-            if present {
-                reachable.push(name);
-            }
-        }
+        let (platform, bindings) = self.platform(host, events.clone())?;
         let mut warnings = Vec::new();
         if self.functions_allow_private_fetch {
             warnings.push(
@@ -214,7 +273,7 @@ impl FunctionsArgs {
             store,
             bundles,
             engine,
-            Arc::new(platform),
+            platform,
             Arc::new(outbound),
             self.limits(),
             Arc::new(FunctionMetrics::new(&host.registry)?),
@@ -223,13 +282,8 @@ impl FunctionsArgs {
             functions: Arc::new(functions),
             events,
             summary: format!(
-                "{} store, {workers} workers, bindings: {}",
-                url.kind(),
-                if reachable.is_empty() {
-                    "none".to_string()
-                } else {
-                    reachable.join(", ")
-                }
+                "{} store, {workers} workers, bindings: {bindings}",
+                url.kind()
             ),
             warnings,
         })
@@ -268,4 +322,40 @@ pub fn spawn_background(
         let _ = triggers.await;
         let _ = pruning.await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(url: Option<&str>, token: Option<&str>) -> FunctionsArgs {
+        FunctionsArgs {
+            functions_platform_url: url.map(str::to_string),
+            functions_platform_token: token.map(str::to_string),
+            ..FunctionsArgs::defaults()
+        }
+    }
+
+    #[test]
+    fn the_platform_url_and_token_go_together() {
+        let token = Some("platform-token-000000000000007");
+        assert!(with(None, None).remote_platform().unwrap().is_none());
+        assert!(
+            with(Some("http://traefik"), token)
+                .remote_platform()
+                .unwrap()
+                .is_some()
+        );
+        let err = with(Some("http://traefik"), None)
+            .remote_platform()
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("FUNCTIONS_PLATFORM_TOKEN"),
+            "{err}"
+        );
+        let err = with(None, token).remote_platform().err().unwrap();
+        assert!(err.to_string().contains("FUNCTIONS_PLATFORM_URL"), "{err}");
+        assert!(with(Some("traefik"), token).remote_platform().is_err());
+    }
 }

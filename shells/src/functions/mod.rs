@@ -12,9 +12,11 @@ pub mod cli;
 mod config;
 mod invoke;
 mod manage;
+mod remote;
 
 pub use binary::FunctionsBinaryArgs;
 pub use config::FunctionsArgs;
+pub use remote::RemotePlatform;
 
 use std::sync::Arc;
 
@@ -59,7 +61,8 @@ pub fn trigger() -> Routes<FunctionsState> {
             .post(path, invoke::invoke)
             .put(path, invoke::invoke)
             .patch(path, invoke::invoke)
-            .delete(path, invoke::invoke);
+            .delete(path, invoke::invoke)
+            .options(path, invoke::invoke);
     }
     routes
 }

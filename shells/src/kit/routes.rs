@@ -95,6 +95,12 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         delete,
         DELETE
     );
+    method!(
+        /// `OPTIONS path` → `handler` (functions answer CORS preflights
+        /// themselves).
+        options,
+        OPTIONS
+    );
 
     /// Methods of one path are merged into one method router, as axum's
     /// `Router::route` does; the same method twice on a path panics, as

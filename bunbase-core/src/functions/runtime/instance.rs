@@ -33,11 +33,14 @@ const MAX_STACK_BYTES: usize = 1024 * 1024;
 /// `bunbase` object and the invocation's JSON details.
 const CTX_FACTORY: &str = include_str!("ctx.js");
 
+/// Fields drop in order: the persistent handles before the context and
+/// the runtime (a runtime freed while a persistent value lives aborts the
+/// process: QuickJS asserts its object list is empty).
 pub struct Instance {
-    runtime: AsyncRuntime,
-    context: AsyncContext,
     handler: Persistent<Function<'static>>,
     make_ctx: Persistent<Function<'static>>,
+    context: AsyncContext,
+    runtime: AsyncRuntime,
     budget: Rc<Budget>,
     logs: Rc<RefCell<LogBuffer>>,
     /// Set once the instance must not serve again (a limit tripped).

@@ -3,11 +3,11 @@
 //! `URL`, `fetch`, `crypto.subtle`, timers, `console`, …) on a QuickJS
 //! context.
 //!
-//! The classes are JavaScript (`prelude.js`), evaluated once per context;
-//! what needs the host or speed is native Rust (`text`, `url`, `crypto`,
-//! `timers` and the console and fetch below), handed to the prelude in a
-//! `host` object that only the prelude's closure keeps. Nothing native
-//! stays on `globalThis`.
+//! The classes are JavaScript (`prelude.js`, loaded in sections on first
+//! use: see `prelude`); what needs the host or speed is native Rust
+//! (`text`, `url`, `crypto`, `timers` and the console and fetch below),
+//! handed to the prelude in a `host` object that only the prelude's
+//! closures keep. Nothing native stays on `globalThis`.
 //!
 //! Crossing the boundary: [`to_request`] builds the handler's `Request`,
 //! [`read_response`] reads the `Response` it returned. Both use helpers the
@@ -16,8 +16,8 @@
 //!
 //! Everything here runs on the runtime's own thread: nothing is `Send`.
 
-mod bytecode;
 mod crypto;
+mod prelude;
 mod text;
 mod timers;
 mod url;
@@ -90,8 +90,6 @@ pub struct HttpResponse {
     pub body: Vec<u8>,
 }
 
-const PRELUDE: &str = include_str!("prelude.js");
-
 /// Defines the globals in `ctx` (call once on a fresh context, before user code).
 pub fn install<'js>(ctx: &Ctx<'js>, host: Host) -> Result<()> {
     let natives = Object::new(ctx.clone())?;
@@ -120,7 +118,11 @@ pub fn install<'js>(ctx: &Ctx<'js>, host: Host) -> Result<()> {
             },
         )?,
     )?;
-    let prelude: Function = bytecode::evaluate(ctx, PRELUDE)?.get()?;
+    natives.set(
+        "load",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, section: String| prelude::evaluate(&ctx, &section))?,
+    )?;
+    let prelude: Function = prelude::evaluate(ctx, prelude::CORE)?.get()?;
     let helpers: Object = prelude.call((natives,))?;
     let mut hidden = match ctx.remove_userdata::<Hidden<'js>>() {
         Ok(Some(hidden)) => *hidden,

@@ -1,40 +1,111 @@
 // The global environment of a BunBase function: the Web/Fetch API over the
-// natives in `host`. `host` lives only in this closure; nothing here puts it
-// (or a native) on globalThis. Returns the engine's hidden helpers.
-// Load-time work is class definitions only: keep it that way (cold start).
+// natives in `host`, which lives only in these closures (never on globalThis).
+//
+// Cold starts pay for every byte evaluated here, so the file is split into
+// sections at `//@section <name>` lines. Each is compiled to bytecode once
+// per process; the first (the core) is read into every context, the others
+// only when one of their globals is first touched (or the engine needs
+// them). A section is a function of `I`, the internals they share, and
+// returns the globals it defines. Keep load-time work to defining classes.
 (function (host) {
 "use strict";
-const {
-  log, encode, encodeInto, decode, urlParse, urlSet, formParse, formSerialize,
-  fill, uuid, digest, hmacSign, hmacVerify, schedule, unschedule, fetch: send,
-} = host;
-const G = globalThis, TE = TypeError, KEY = {};
+const { load, urlParse, schedule, unschedule } = host;
+const G = globalThis, TE = TypeError;
 const define = (o, k, value) =>
   Object.defineProperty(o, k, { value, writable: true, configurable: true });
-const W = s => String(s).toWellFormed();
-const dom = (message, name) => new DOMException(message, name);
-const isBuf = x => x instanceof ArrayBuffer || ArrayBuffer.isView(x);
 const u8 = x => {
   if (x instanceof Uint8Array) return x;
   if (x instanceof ArrayBuffer) return new Uint8Array(x);
   if (ArrayBuffer.isView(x)) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
   throw new TE("Expected an ArrayBuffer or an ArrayBufferView");
 };
-const whole = u => u.byteOffset === 0 && u.byteLength === u.buffer.byteLength ? u.buffer : u.slice().buffer;
-const concat = (parts, n) => {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(n);
-  let i = 0;
-  for (const p of parts) { out.set(p, i); i += p.length; }
-  return out;
-};
-const pairs = flat => {
-  const out = [];
-  for (let i = 0; i < flat.length; i += 2) out.push([flat[i], flat[i + 1]]);
-  return out;
+const W = s => String(s).toWellFormed();
+const I = {
+  host, G, TE, KEY: {}, define, u8, W,
+  dom: (message, name) => new DOMException(message, name),
+  isBuf: x => x instanceof ArrayBuffer || ArrayBuffer.isView(x),
+  whole: u => u.byteOffset === 0 && u.byteLength === u.buffer.byteLength ? u.buffer : u.slice().buffer,
+  concat: (parts, n) => {
+    if (parts.length === 1) return parts[0];
+    const out = new Uint8Array(n);
+    let i = 0;
+    for (const p of parts) { out.set(p, i); i += p.length; }
+    return out;
+  },
+  pairs: flat => {
+    const out = [];
+    for (let i = 0; i < flat.length; i += 2) out.push([flat[i], flat[i + 1]]);
+    return out;
+  },
+  parsed: (url, base) => urlParse(W(url), base === undefined ? undefined : W(base)),
+  // Names classes for Object.prototype.toString, as the platform's are.
+  tag: (...classes) => {
+    for (const C of classes) Object.defineProperty(C.prototype, Symbol.toStringTag, { value: C.name, configurable: true });
+  },
 };
 
-// ---- console ----------------------------------------------------------
+// ---- sections: loaded on first use --------------------------------------
+const loaded = new Map(), getters = new Map();
+const need = I.need = name => {
+  let globals = loaded.get(name);
+  if (globals) return globals;
+  loaded.set(name, globals = load(name)(I));
+  for (const k of Object.keys(globals)) {
+    // Unless the function replaced the global already.
+    if (Object.getOwnPropertyDescriptor(G, k)?.get === getters.get(k)) define(G, k, globals[k]);
+  }
+  return globals;
+};
+for (const [section, ...names] of [
+  ["console", "console"],
+  ["text", "TextEncoder", "TextDecoder"],
+  ["url", "URL", "URLSearchParams"],
+  ["streams", "ReadableStream", "ReadableStreamDefaultReader"],
+  ["http", "Headers", "Request", "Response", "fetch"],
+  ["crypto", "crypto", "CryptoKey"],
+  ["clone", "structuredClone"],
+]) {
+  for (const k of names) {
+    const get = () => need(section)[k];
+    getters.set(k, get);
+    Object.defineProperty(G, k, { get, set(v) { define(G, k, v); }, configurable: true });
+  }
+}
+
+// ---- timers -------------------------------------------------------------
+const timers = new Map();
+let nextTimer = 1;
+const fire = id => {
+  const t = timers.get(id);
+  if (!t) return;
+  if (t.r) schedule(id, t.ms, fire); else timers.delete(id);
+  try { if (typeof t.f === "function") t.f(...t.a); } catch (e) { need("console").console.error("Uncaught", e); }
+};
+const addTimer = (f, ms, a, r) => {
+  ms = Number(ms);
+  ms = ms >= 0 ? (ms > 2147483647 ? 1 : ms) : 0;
+  const id = nextTimer++;
+  timers.set(id, { f, a, ms, r });
+  schedule(id, ms, fire);
+  return id;
+};
+const clearTimer = id => { if (timers.delete(id)) unschedule(id); };
+define(G, "setTimeout", (f, ms = 0, ...a) => addTimer(f, ms, a, false));
+define(G, "setInterval", (f, ms = 0, ...a) => addTimer(f, ms, a, true));
+define(G, "clearTimeout", clearTimer);
+define(G, "clearInterval", clearTimer);
+define(G, "self", G);
+
+// For the engine only (kept in Rust, never on globalThis).
+return {
+  request: (method, url, headers, body) => need("http") && I.hostRequest(method, url, headers, body),
+  read: (value, max) => need("http") && I.readResponse(value, max),
+};
+});
+
+//@section console
+(I => {
+const { host: { log }, W } = I;
 const errText = e => {
   let head;
   try { head = `${e.name}: ${e.message}`; } catch { head = "Error"; }
@@ -42,6 +113,7 @@ const errText = e => {
   return !st ? head : st.startsWith(head) ? st : `${head}\n${st}`;
 };
 const key = k => /^[A-Za-z_$][\w$]*$/.test(k) ? k : JSON.stringify(k);
+const is = (v, C) => C !== undefined && v instanceof C;
 const inspect = (v, d, seen) => {
   switch (typeof v) {
     case "string": return d ? JSON.stringify(v) : v;
@@ -62,7 +134,7 @@ const inspect = (v, d, seen) => {
   if (d > 2) return Array.isArray(v) ? "[Array]" : "[Object]";
   seen = [...seen, v];
   const f = x => inspect(x, d + 1, seen);
-  const list = (pre, items, more, open = "{", close = "}") => {
+  const list = (pre, items, more = 0, open = "{", close = "}") => {
     if (more > 0) items.push(`... ${more} more`);
     return items.length ? `${pre}${open} ${items.join(", ")} ${close}` : `${pre}${open}${close}`;
   };
@@ -74,18 +146,18 @@ const inspect = (v, d, seen) => {
   if (ArrayBuffer.isView(v) && !(v instanceof DataView))
     return list(`${v[Symbol.toStringTag]}(${v.length}) `, Array.from(v.subarray(0, N), f), v.length - N, "[", "]");
   if (v instanceof Promise) return "Promise {}";
-  if (v instanceof Headers) return list("Headers ", [...v].map(([k, x]) => `${key(k)}: ${f(x)}`));
-  if (v instanceof URLSearchParams) return list("URLSearchParams ", [...v].map(([k, x]) => `${f(k)} => ${f(x)}`));
-  if (v instanceof URL) return `URL { href: ${f(v.href)} }`;
-  if (v instanceof Request) return `Request { method: ${f(v.method)}, url: ${f(v.url)} }`;
-  if (v instanceof Response) return `Response { status: ${v.status}, url: ${f(v.url)} }`;
+  if (is(v, I.Headers)) return list("Headers ", [...v].map(([k, x]) => `${key(k)}: ${f(x)}`));
+  if (is(v, I.URLSearchParams)) return list("URLSearchParams ", [...v].map(([k, x]) => `${f(k)} => ${f(x)}`));
+  if (is(v, I.URL)) return `URL { href: ${f(v.href)} }`;
+  if (is(v, I.Request)) return `Request { method: ${f(v.method)}, url: ${f(v.url)} }`;
+  if (is(v, I.Response)) return `Response { status: ${v.status}, url: ${f(v.url)} }`;
   const proto = Object.getPrototypeOf(v);
   const c = proto === null ? null : v.constructor;
   const tag = proto === null ? "[Object: null prototype] " : typeof c === "function" && c !== Object && c.name ? `${c.name} ` : "";
   const ks = Object.keys(v);
   return list(tag, ks.slice(0, N).map(k => `${key(k)}: ${f(v[k])}`), ks.length - N);
 };
-const show = (x, d = 0) => {
+const show = I.show = (x, d = 0) => {
   try { return inspect(x, d, []); } catch { return Object.prototype.toString.call(x); }
 };
 const fmt = a => {
@@ -143,30 +215,16 @@ const console = {
   groupEnd: () => { indent = indent.slice(2); },
 };
 console.groupCollapsed = console.group;
-const report = e => print("error", ["Uncaught", e]);
+return { console };
+});
 
-// ---- timers -----------------------------------------------------------
-const timers = new Map();
-let nextTimer = 1;
-const fire = id => {
-  const t = timers.get(id);
-  if (!t) return;
-  if (t.r) schedule(id, t.ms, fire); else timers.delete(id);
-  try { if (typeof t.f === "function") t.f(...t.a); } catch (e) { report(e); }
-};
-const addTimer = (f, ms, a, r) => {
-  ms = Number(ms);
-  ms = ms >= 0 ? (ms > 2147483647 ? 1 : ms) : 0;
-  const id = nextTimer++;
-  timers.set(id, { f, a, ms, r });
-  schedule(id, ms, fire);
-  return id;
-};
-const clearTimer = id => { if (timers.delete(id)) unschedule(id); };
-
-// ---- structuredClone ---------------------------------------------------
+//@section clone
+(I => {
+const { dom, define, need } = I;
 const ERRORS = { Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError };
-const noClone = v => dom(`${show(v)} could not be cloned.`, "DataCloneError");
+const noClone = v => dom(`${need("console") && I.show(v)} could not be cloned.`, "DataCloneError");
+const platform = v => [Promise, WeakMap, WeakSet, WeakRef, I.Body, I.Headers, I.URL, I.URLSearchParams,
+  I.ReadableStream, I.CryptoKey].some(C => C !== undefined && v instanceof C);
 const clone = (v, seen) => {
   if (typeof v === "function" || typeof v === "symbol") throw noClone(v);
   if (typeof v !== "object" || v === null) return v;
@@ -198,15 +256,17 @@ const clone = (v, seen) => {
     if (typeof v.stack === "string") define(o, "stack", v.stack);
   } else if (v instanceof Boolean || v instanceof Number || v instanceof String || v instanceof BigInt)
     o = Object(v.valueOf());
-  else if (v instanceof Promise || v instanceof WeakMap || v instanceof WeakSet || v instanceof WeakRef ||
-    v instanceof Body || v instanceof Headers || v instanceof URL || v instanceof URLSearchParams ||
-    v instanceof ReadableStream || v instanceof CryptoKey) throw noClone(v);
+  else if (platform(v)) throw noClone(v);
   else return walk({}, Object.keys(v));
   seen.set(v, o);
   return o;
 };
+return { structuredClone: (value, options = undefined) => clone(value, new Map()) };
+});
 
-// ---- TextEncoder / TextDecoder ------------------------------------------
+//@section text
+(I => {
+const { host: { encode, encodeInto, decode }, TE, W, u8, concat } = I;
 class TextEncoder {
   get encoding() { return "utf-8"; }
   encode(s = "") { return encode(W(s)); }
@@ -251,10 +311,14 @@ class TextDecoder {
     return s;
   }
 }
+I.tag(TextEncoder, TextDecoder);
+return { TextEncoder, TextDecoder };
+});
 
-// ---- URL / URLSearchParams ---------------------------------------------
+//@section url
+(I => {
+const { host: { urlSet, formParse, formSerialize }, TE, W, pairs, parsed } = I;
 let setQuery, linkParams, resetParams;
-const parsed = (url, base) => urlParse(W(url), base === undefined ? undefined : W(base));
 class URL {
   #c; #q = null;
   constructor(url, base = undefined) {
@@ -355,8 +419,195 @@ class URLSearchParams {
     resetParams = (p, search) => { p.#l = pairs(formParse(search.slice(1))); };
   }
 }
+I.tag(URL, URLSearchParams);
+I.URL = URL;
+I.URLSearchParams = URLSearchParams;
+return { URL, URLSearchParams };
+});
 
-// ---- Headers ------------------------------------------------------------
+//@section streams
+(I => {
+const { TE, isBuf, u8, concat, W } = I;
+// Only default readers: no byte streams, BYOB readers or pipes.
+let state;
+const finish = s => {
+  s.st = "closed";
+  for (const w of s.w.splice(0)) w.res({ value: undefined, done: true });
+  for (const c of s.cl.splice(0)) c.res();
+};
+const fail = (s, e) => {
+  if (s.st !== "readable") return;
+  s.st = "errored"; s.e = e; s.q = [];
+  for (const w of s.w.splice(0)) w.rej(e);
+  for (const c of s.cl.splice(0)) c.rej(e);
+};
+const pull = s => {
+  if (!s.ready || s.st !== "readable" || s.closing || !s.src.pull) return;
+  if (s.pulling) { s.again = true; return; }
+  if (!s.w.length && s.q.length >= s.hwm) return;
+  s.pulling = true;
+  Promise.resolve().then(() => s.src.pull(s.c)).then(() => {
+    s.pulling = false;
+    if (s.again) { s.again = false; pull(s); }
+  }, e => fail(s, e));
+};
+const read = s => {
+  s.d = true;
+  if (s.q.length) {
+    const value = s.q.shift();
+    if (s.closing && !s.q.length) finish(s); else pull(s);
+    return Promise.resolve({ value, done: false });
+  }
+  if (s.st === "closed") return Promise.resolve({ value: undefined, done: true });
+  if (s.st === "errored") return Promise.reject(s.e);
+  return new Promise((res, rej) => { s.w.push({ res, rej }); pull(s); });
+};
+const cancel = async (s, reason) => {
+  s.d = true;
+  if (s.st === "closed") return;
+  if (s.st === "errored") throw s.e;
+  s.q = [];
+  finish(s);
+  await s.src.cancel?.(reason);
+};
+class ReadableStream {
+  #s;
+  constructor(src = {}, strategy = {}) {
+    src ??= {};
+    const hwm = strategy?.highWaterMark ?? 1;
+    const s = this.#s = { q: [], st: "readable", e: undefined, r: null, src, w: [], cl: [], hwm, d: false };
+    s.c = {
+      get desiredSize() { return s.st === "errored" ? null : s.st === "closed" ? 0 : s.hwm - s.q.length; },
+      enqueue(x) {
+        if (s.st !== "readable" || s.closing) throw new TE("Cannot enqueue into a closed stream");
+        const w = s.w.shift();
+        if (w) w.res({ value: x, done: false }); else s.q.push(x);
+      },
+      close() {
+        if (s.st !== "readable" || s.closing) throw new TE("The stream is already closed");
+        if (s.q.length) s.closing = true; else finish(s);
+      },
+      error(e) { fail(s, e); },
+    };
+    Promise.resolve(src.start?.(s.c)).then(() => { s.ready = true; pull(s); }, e => fail(s, e));
+  }
+  static from(it) {
+    const i = it[Symbol.asyncIterator] ? it[Symbol.asyncIterator]() : it[Symbol.iterator]();
+    return new ReadableStream({
+      async pull(c) { const { value, done } = await i.next(); if (done) c.close(); else c.enqueue(value); },
+      async cancel(r) { await i.return?.(r); },
+    });
+  }
+  get locked() { return !!this.#s.r; }
+  cancel(reason = undefined) {
+    return this.#s.r ? Promise.reject(new TE("The stream is locked")) : cancel(this.#s, reason);
+  }
+  getReader(options = undefined) {
+    if (options?.mode !== undefined) throw new TE("Only default readers are supported");
+    return new ReadableStreamDefaultReader(this);
+  }
+  tee() {
+    const r = this.getReader(), branches = [];
+    let reading = null, cancelled = 0;
+    const each = f => { for (const b of branches) if (!b.x) try { f(b.c); } catch {} };
+    const pull = () => reading ??= r.read().then(({ value, done }) => {
+      reading = null;
+      each(c => done ? c.close() : c.enqueue(value));
+    }, e => each(c => c.error(e)));
+    const branch = () => {
+      const b = {};
+      branches.push(b);
+      return new ReadableStream({
+        start(c) { b.c = c; },
+        pull,
+        cancel(x) { b.x = true; if (++cancelled === 2) return r.cancel(x); },
+      });
+    };
+    return [branch(), branch()];
+  }
+  async *values(options = undefined) {
+    const r = this.getReader();
+    try {
+      for (;;) {
+        const { value, done } = await r.read();
+        if (done) return;
+        yield value;
+      }
+    } finally {
+      if (!options?.preventCancel) await r.cancel();
+      r.releaseLock();
+    }
+  }
+  [Symbol.asyncIterator](options = undefined) { return this.values(options); }
+  static { state = rs => rs.#s; }
+}
+class ReadableStreamDefaultReader {
+  #s;
+  constructor(stream) {
+    const s = state(stream);
+    if (s.r) throw new TE("ReadableStream is locked");
+    s.r = this;
+    this.#s = s;
+  }
+  #live() {
+    if (!this.#s) throw new TE("The reader was released");
+    return this.#s;
+  }
+  read() {
+    try { return read(this.#live()); } catch (e) { return Promise.reject(e); }
+  }
+  cancel(reason = undefined) {
+    try { return cancel(this.#live(), reason); } catch (e) { return Promise.reject(e); }
+  }
+  releaseLock() {
+    const s = this.#s;
+    if (!s) return;
+    s.r = null;
+    this.#s = null;
+    for (const w of s.w.splice(0)) w.rej(new TE("The reader was released"));
+  }
+  get closed() {
+    const s = this.#s;
+    if (!s) return Promise.reject(new TE("The reader was released"));
+    if (s.st === "closed") return Promise.resolve();
+    if (s.st === "errored") return Promise.reject(s.e);
+    return new Promise((res, rej) => s.cl.push({ res, rej }));
+  }
+}
+I.tag(ReadableStream, ReadableStreamDefaultReader);
+I.ReadableStream = ReadableStream;
+I.streamState = state;
+I.streamOf = bytes => new ReadableStream({
+  start(c) { if (bytes.length) c.enqueue(bytes); c.close(); },
+});
+const chunk = x => typeof x === "string" ? I.host.encode(W(x)) : isBuf(x) ? u8(x) : null;
+// Reads a stream to its end; more than `max` bytes is an error naming both.
+I.readAll = async (rs, max) => {
+  const r = new ReadableStreamDefaultReader(rs), parts = [];
+  let n = 0;
+  for (;;) {
+    const { value, done } = await r.read();
+    if (done) break;
+    const c = chunk(value);
+    if (!c) { await r.cancel(); throw new TE("A body stream chunk is not a Uint8Array"); }
+    n += c.length;
+    if (n > max) {
+      await r.cancel();
+      throw new RangeError(`the response body is larger than the limit of ${max} bytes (its stream produced at least ${n} bytes)`);
+    }
+    parts.push(c);
+  }
+  return concat(parts, n);
+};
+return { ReadableStream, ReadableStreamDefaultReader };
+});
+
+//@section http
+(I => {
+const { host: { encode, decode, fetch: send }, TE, KEY, W, u8, isBuf, whole, parsed, need } = I;
+const isStream = x => I.ReadableStream !== undefined && x instanceof I.ReadableStream;
+
+// Headers
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const hName = n => {
   n = String(n);
@@ -432,193 +683,26 @@ const hostHeaders = flat => {
   return h;
 };
 
-// ---- ReadableStream (default readers only) ---------------------------------
-let streamState;
-const rsFinish = s => {
-  s.st = "closed";
-  for (const w of s.w.splice(0)) w.res({ value: undefined, done: true });
-  for (const c of s.cl.splice(0)) c.res();
-};
-const rsError = (s, e) => {
-  if (s.st !== "readable") return;
-  s.st = "errored"; s.e = e; s.q = [];
-  for (const w of s.w.splice(0)) w.rej(e);
-  for (const c of s.cl.splice(0)) c.rej(e);
-};
-const rsPull = s => {
-  if (!s.ready || s.st !== "readable" || s.closing || !s.src.pull) return;
-  if (s.pulling) { s.again = true; return; }
-  if (!s.w.length && s.q.length >= s.hwm) return;
-  s.pulling = true;
-  Promise.resolve().then(() => s.src.pull(s.c)).then(() => {
-    s.pulling = false;
-    if (s.again) { s.again = false; rsPull(s); }
-  }, e => rsError(s, e));
-};
-const rsRead = s => {
-  s.d = true;
-  if (s.q.length) {
-    const value = s.q.shift();
-    if (s.closing && !s.q.length) rsFinish(s); else rsPull(s);
-    return Promise.resolve({ value, done: false });
-  }
-  if (s.st === "closed") return Promise.resolve({ value: undefined, done: true });
-  if (s.st === "errored") return Promise.reject(s.e);
-  return new Promise((res, rej) => { s.w.push({ res, rej }); rsPull(s); });
-};
-const rsCancel = async (s, reason) => {
-  s.d = true;
-  if (s.st === "closed") return;
-  if (s.st === "errored") throw s.e;
-  s.q = [];
-  rsFinish(s);
-  await s.src.cancel?.(reason);
-};
-const streamOf = bytes => new ReadableStream({
-  start(c) { if (bytes.length) c.enqueue(bytes); c.close(); },
-});
-class ReadableStream {
-  #s;
-  constructor(src = {}, strategy = {}) {
-    src ??= {};
-    const hwm = strategy?.highWaterMark ?? 1;
-    const s = this.#s = { q: [], st: "readable", e: undefined, r: null, src, w: [], cl: [], hwm, d: false };
-    s.c = {
-      get desiredSize() { return s.st === "errored" ? null : s.st === "closed" ? 0 : s.hwm - s.q.length; },
-      enqueue(x) {
-        if (s.st !== "readable" || s.closing) throw new TE("Cannot enqueue into a closed stream");
-        const w = s.w.shift();
-        if (w) w.res({ value: x, done: false }); else s.q.push(x);
-      },
-      close() {
-        if (s.st !== "readable" || s.closing) throw new TE("The stream is already closed");
-        if (s.q.length) s.closing = true; else rsFinish(s);
-      },
-      error(e) { rsError(s, e); },
-    };
-    Promise.resolve(src.start?.(s.c)).then(() => { s.ready = true; rsPull(s); }, e => rsError(s, e));
-  }
-  static from(it) {
-    const i = it[Symbol.asyncIterator] ? it[Symbol.asyncIterator]() : it[Symbol.iterator]();
-    return new ReadableStream({
-      async pull(c) { const { value, done } = await i.next(); if (done) c.close(); else c.enqueue(value); },
-      async cancel(r) { await i.return?.(r); },
-    });
-  }
-  get locked() { return !!this.#s.r; }
-  cancel(reason = undefined) {
-    return this.#s.r ? Promise.reject(new TE("The stream is locked")) : rsCancel(this.#s, reason);
-  }
-  getReader(options = undefined) {
-    if (options?.mode !== undefined) throw new TE("Only default readers are supported");
-    return new ReadableStreamDefaultReader(this);
-  }
-  tee() {
-    const r = this.getReader(), branches = [];
-    let reading = null, cancelled = 0;
-    const each = f => { for (const b of branches) if (!b.x) try { f(b.c); } catch {} };
-    const pull = () => reading ??= r.read().then(({ value, done }) => {
-      reading = null;
-      each(c => done ? c.close() : c.enqueue(value));
-    }, e => each(c => c.error(e)));
-    const branch = () => {
-      const b = {};
-      branches.push(b);
-      return new ReadableStream({
-        start(c) { b.c = c; },
-        pull,
-        cancel(x) { b.x = true; if (++cancelled === 2) return r.cancel(x); },
-      });
-    };
-    return [branch(), branch()];
-  }
-  async *values(options = undefined) {
-    const r = this.getReader();
-    try {
-      for (;;) {
-        const { value, done } = await r.read();
-        if (done) return;
-        yield value;
-      }
-    } finally {
-      if (!options?.preventCancel) await r.cancel();
-      r.releaseLock();
-    }
-  }
-  [Symbol.asyncIterator](options = undefined) { return this.values(options); }
-  static { streamState = rs => rs.#s; }
-}
-class ReadableStreamDefaultReader {
-  #s;
-  constructor(stream) {
-    const s = streamState(stream);
-    if (s.r) throw new TE("ReadableStream is locked");
-    s.r = this;
-    this.#s = s;
-  }
-  #live() {
-    if (!this.#s) throw new TE("The reader was released");
-    return this.#s;
-  }
-  read() {
-    try { return rsRead(this.#live()); } catch (e) { return Promise.reject(e); }
-  }
-  cancel(reason = undefined) {
-    try { return rsCancel(this.#live(), reason); } catch (e) { return Promise.reject(e); }
-  }
-  releaseLock() {
-    const s = this.#s;
-    if (!s) return;
-    s.r = null;
-    this.#s = null;
-    for (const w of s.w.splice(0)) w.rej(new TE("The reader was released"));
-  }
-  get closed() {
-    const s = this.#s;
-    if (!s) return Promise.reject(new TE("The reader was released"));
-    if (s.st === "closed") return Promise.resolve();
-    if (s.st === "errored") return Promise.reject(s.e);
-    return new Promise((res, rej) => s.cl.push({ res, rej }));
-  }
-}
-
-// ---- bodies, Request, Response --------------------------------------------
+// Bodies: a source is null, bytes (a Uint8Array only the body holds) or a stream.
 const TEXT = "text/plain;charset=UTF-8";
-// A body init as [source, content type]: source is null, bytes or a stream.
+// A body init as [source, content type].
 const extract = b => {
   if (typeof b === "string") return [encode(W(b)), TEXT];
-  if (b instanceof ReadableStream) {
-    const s = streamState(b);
+  if (isStream(b)) {
+    const s = I.streamState(b);
     if (s.r || s.d) throw new TE("The body stream is locked or already read");
     return [b, null];
   }
   if (isBuf(b)) return [u8(b).slice(), null];
-  if (b instanceof URLSearchParams) return [encode(b.toString()), "application/x-www-form-urlencoded;charset=UTF-8"];
-  return [encode(W(b)), TEXT];
-};
-const chunk = x => typeof x === "string" ? encode(W(x)) : isBuf(x) ? u8(x) : null;
-// Reads a stream to its end; more than `max` bytes is an error naming both.
-const drain = async (rs, max) => {
-  const r = rs.getReader(), parts = [];
-  let n = 0;
-  for (;;) {
-    const { value, done } = await r.read();
-    if (done) break;
-    const c = chunk(value);
-    if (!c) { await r.cancel(); throw new TE("A body stream chunk is not a Uint8Array"); }
-    n += c.length;
-    if (n > max) {
-      await r.cancel();
-      throw new RangeError(`the response body is larger than the limit of ${max} bytes (its stream produced at least ${n} bytes)`);
-    }
-    parts.push(c);
+  if (I.URLSearchParams !== undefined && b instanceof I.URLSearchParams) {
+    return [encode(b.toString()), "application/x-www-form-urlencoded;charset=UTF-8"];
   }
-  return concat(parts, n);
+  return [encode(W(b)), TEXT];
 };
 let bodyOf, setBody, takeBody, useBody;
 class Body {
   #s = null; #used = false;
-  #usedNow() { return this.#used || (this.#s instanceof ReadableStream && streamState(this.#s).d); }
+  #usedNow() { return this.#used || (isStream(this.#s) && I.streamState(this.#s).d); }
   #take(max) {
     if (this.#usedNow()) return Promise.reject(new TE("Body has already been used"));
     this.#used = true;
@@ -630,10 +714,10 @@ class Body {
       }
       return Promise.resolve(s);
     }
-    return drain(s, max);
+    return I.readAll(s, max);
   }
   get body() {
-    if (this.#s instanceof Uint8Array) this.#s = streamOf(this.#s);
+    if (this.#s instanceof Uint8Array) this.#s = need("streams") && I.streamOf(this.#s);
     return this.#s;
   }
   get bodyUsed() { return this.#usedNow(); }
@@ -654,12 +738,14 @@ class Body {
 const cloneBody = (from, to) => {
   if (from.bodyUsed) throw new TE("Cannot clone: the body has already been used");
   const s = bodyOf(from);
-  if (s instanceof ReadableStream) {
+  if (isStream(s)) {
     const [a, b] = s.tee();
     setBody(from, a);
     setBody(to, b);
   } else setBody(to, s && s.slice());
 };
+
+// Request
 const METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"];
 const method = m => {
   m = String(m);
@@ -723,6 +809,8 @@ class Request extends Body {
     return r;
   }
 }
+
+// Response
 const NULL_BODY = [101, 103, 204, 205, 304];
 const REDIRECT = [301, 302, 303, 307, 308];
 let makeResponse, responseParts;
@@ -792,7 +880,6 @@ class Response extends Body {
   }
 }
 
-// ---- fetch ----------------------------------------------------------------
 const fetch = async (input, init = undefined) => {
   const req = new Request(input, init);
   const body = await takeBody(req);
@@ -802,7 +889,31 @@ const fetch = async (input, init = undefined) => {
   return makeResponse(status, hostHeaders(headers), bytes, url || req.url, !!url && url !== req.url);
 };
 
-// ---- crypto ---------------------------------------------------------------
+// For the engine.
+I.hostRequest = (m, url, headers, body) => {
+  const r = new Request(KEY, [m, url, hostHeaders(headers)]);
+  if (body.length) setBody(r, body);
+  return r;
+};
+I.readResponse = async (v, max) => {
+  if (!(v instanceof Response)) {
+    const what = v === null || v === undefined ? String(v) : typeof v === "object"
+      ? `an object (${v.constructor?.name || "Object"})` : `a ${typeof v}`;
+    throw new TE(`the handler returned ${what}, not a Response`);
+  }
+  const [status, headers, type] = responseParts(v);
+  if (type === "error") throw new TE("the handler returned Response.error()");
+  const body = await takeBody(v, max);
+  return [status, headerList(headers), body];
+};
+I.tag(Headers, Request, Response);
+Object.assign(I, { Headers, Body, Request, Response });
+return { Headers, Request, Response, fetch };
+});
+
+//@section crypto
+(I => {
+const { host: { fill, uuid, digest, hmacSign, hmacVerify }, TE, KEY, dom, u8 } = I;
 const HASHES = { "SHA-1": 64, "SHA-256": 64, "SHA-384": 128, "SHA-512": 128 };
 const algName = a => String(typeof a === "object" && a !== null ? a.name : a).toUpperCase();
 const hashName = a => {
@@ -813,7 +924,7 @@ const hashName = a => {
 const hmacOnly = a => {
   if (algName(a) !== "HMAC") throw dom(`Unsupported algorithm: ${a?.name ?? a}`, "NotSupportedError");
 };
-let keyBytes, makeKey;
+let keyParts, makeKey;
 class CryptoKey {
   #k; #alg; #ext; #use;
   constructor(token = undefined) { if (token !== KEY) throw new TE("Illegal constructor"); }
@@ -828,7 +939,7 @@ class CryptoKey {
       return key;
     };
     // The key's bytes, hash and extractability, if it may be used for `use`.
-    keyBytes = (key, use) => {
+    keyParts = (key, use) => {
       if (!(key instanceof CryptoKey)) throw new TE("Expected a CryptoKey");
       if (use && !key.#use.includes(use)) throw dom(`The key may not be used to ${use}`, "InvalidAccessError");
       return [key.#k, key.#alg, key.#ext];
@@ -864,7 +975,7 @@ const subtle = {
     return makeKey(k, hash, extractable, usages(use));
   },
   async exportKey(format, key) {
-    const [k, hash, ext] = keyBytes(key, null);
+    const [k, hash, ext] = keyParts(key, null);
     if (!ext) throw dom("The key is not extractable", "InvalidAccessError");
     if (format === "raw") return k.slice().buffer;
     if (format === "jwk") {
@@ -874,16 +985,17 @@ const subtle = {
   },
   async sign(alg, key, data) {
     hmacOnly(alg);
-    const [k, hash] = keyBytes(key, "sign");
+    const [k, hash] = keyParts(key, "sign");
     return hmacSign(hash, k, u8(data));
   },
   async verify(alg, key, signature, data) {
     hmacOnly(alg);
-    const [k, hash] = keyBytes(key, "verify");
+    const [k, hash] = keyParts(key, "verify");
     return hmacVerify(hash, k, u8(signature), u8(data));
   },
 };
-const INTEGER_ARRAYS = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, BigInt64Array, BigUint64Array];
+const INTEGER_ARRAYS = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array,
+  Uint32Array, BigInt64Array, BigUint64Array];
 const crypto = {
   subtle,
   getRandomValues(a) {
@@ -898,40 +1010,7 @@ const crypto = {
   },
   randomUUID: () => uuid(),
 };
-
-// ---- globals --------------------------------------------------------------
-for (const C of [Headers, Request, Response, URL, URLSearchParams, TextEncoder, TextDecoder,
-  ReadableStream, ReadableStreamDefaultReader, CryptoKey]) {
-  Object.defineProperty(C.prototype, Symbol.toStringTag, { value: C.name, configurable: true });
-  define(G, C.name, C);
-}
-define(G, "console", console);
-define(G, "crypto", crypto);
-define(G, "fetch", fetch);
-define(G, "structuredClone", (v, options = undefined) => clone(v, new Map()));
-define(G, "setTimeout", (f, ms = 0, ...a) => addTimer(f, ms, a, false));
-define(G, "setInterval", (f, ms = 0, ...a) => addTimer(f, ms, a, true));
-define(G, "clearTimeout", clearTimer);
-define(G, "clearInterval", clearTimer);
-define(G, "self", G);
-
-// For the engine only (kept in Rust, never on globalThis).
-return {
-  request: (m, url, headers, body) => {
-    const r = new Request(KEY, [m, url, hostHeaders(headers)]);
-    if (body.length) setBody(r, body);
-    return r;
-  },
-  read: async (v, max) => {
-    if (!(v instanceof Response)) {
-      const what = v === null || v === undefined ? String(v) : typeof v === "object"
-        ? `an object (${v.constructor?.name || "Object"})` : `a ${typeof v}`;
-      throw new TE(`the handler returned ${what}, not a Response`);
-    }
-    const [status, headers, type] = responseParts(v);
-    if (type === "error") throw new TE("the handler returned Response.error()");
-    const body = await takeBody(v, max);
-    return [status, headerList(headers), body];
-  },
-};
-})
+I.tag(CryptoKey);
+I.CryptoKey = CryptoKey;
+return { crypto, CryptoKey };
+});

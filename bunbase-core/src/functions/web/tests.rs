@@ -776,112 +776,58 @@ fn read_response_refuses_what_is_not_a_response_or_too_large() {
     });
 }
 
+/// Prints what a cold start spends here (run with `--release --nocapture`;
+/// not asserted: machines differ).
 #[test]
 fn install_time() {
     run(async {
-        const ROUNDS: u32 = 200;
-        let mut bare = Duration::ZERO;
-        let mut installing = Duration::ZERO;
-        let mut total = Duration::ZERO;
+        const ROUNDS: usize = 200;
+        let mut samples: [Vec<Duration>; 4] = Default::default();
         for _ in 0..ROUNDS {
             let started = Instant::now();
             let runtime = AsyncRuntime::new().expect("runtime");
             let context = AsyncContext::full(&runtime).await.expect("context");
-            bare += started.elapsed();
+            samples[0].push(started.elapsed());
             let host = Host {
                 console: Rc::new(Lines::default()),
                 outside: Rc::new(FakeOutside::default()),
             };
-            let took = context
-                .with(|ctx| {
+            let [installing, first, everything] = context
+                .async_with(async |ctx| {
                     let started = Instant::now();
-                    install(&ctx, host)
-                        .catch(&ctx)
-                        .map_err(|e| e.to_string())
-                        .expect("install");
-                    started.elapsed()
+                    install(&ctx, host).catch(&ctx).map_err(|e| e.to_string()).expect("install");
+                    let installing = started.elapsed();
+                    let started = Instant::now();
+                    let request = HttpRequest {
+                        method: "GET".into(),
+                        url: "https://fn.example/".into(),
+                        headers: vec![("accept".into(), "*/*".into())],
+                        body: Vec::new(),
+                    };
+                    let request = to_request(&ctx, request).catch(&ctx).expect("request");
+                    let handler: Function = ctx.eval("req => new Response('hi ' + req.method)").expect("handler");
+                    let value: Value = handler.call((request,)).expect("call");
+                    read_response(&ctx, value, 1024).await.expect("response");
+                    let first = started.elapsed();
+                    let started = Instant::now();
+                    let _: Value = ctx
+                        .eval("[console, URL, TextEncoder, ReadableStream, crypto, structuredClone]")
+                        .expect("all");
+                    [installing, first, started.elapsed()]
                 })
                 .await;
-            installing += took;
-            total += started.elapsed();
+            samples[1].push(installing);
+            samples[2].push(first);
+            samples[3].push(everything);
         }
-        println!(
-            "web::install: new runtime + context {:?}, install {:?}, together {:?} (mean of {ROUNDS})",
-            bare / ROUNDS,
-            installing / ROUNDS,
-            total / ROUNDS
-        );
-    });
-}
-
-#[test]
-fn zz_profile_install() {
-    run(async {
-        let runtime = AsyncRuntime::new().expect("runtime");
-        let context = AsyncContext::full(&runtime).await.expect("context");
-        let (code, snippets) = context.with(|ctx| {
-            let mut snippets = Vec::new();
-            for src in ["(function(){ return 1 })", "(function(){ class A { #x; get x() { return this.#x } static { } } return A })",
-                "(function(){ const r = /^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$/; return r })"] {
-                snippets.push(bytecode::compile(&ctx, src).expect("c"));
-            }
-            (bytecode::compile(&ctx, PRELUDE).expect("compile"), snippets)
-        }).await;
-        println!("bytecode {} bytes", code.len());
-        context.with(|ctx| {
-            let t = Instant::now();
-            let _: i64 = ctx.eval("let s = 0; for (let i = 0; i < 1000000; i++) s += i; s").expect("loop");
-            println!("1e6 loop {:?}", t.elapsed());
-        }).await;
-        let mut read = Duration::ZERO;
-        let mut call = Duration::ZERO;
-        let mut small = [Duration::ZERO; 3];
-        for _ in 0..100 {
-            let context = AsyncContext::full(&runtime).await.expect("context");
-            context
-                .with(|ctx| {
-                    for (i, s) in snippets.iter().enumerate() {
-                        let t = Instant::now();
-                        let _ = bytecode::run(&ctx, s).expect("s");
-                        small[i] += t.elapsed();
-                    }
-                    let t = Instant::now();
-                    let f: Function = bytecode::run(&ctx, &code).expect("bc").get().expect("f");
-                    read += t.elapsed();
-                    let t = Instant::now();
-                    let natives = rquickjs::Object::new(ctx.clone()).expect("o");
-                    for n in [
-                        "log",
-                        "encode",
-                        "encodeInto",
-                        "decode",
-                        "urlParse",
-                        "urlSet",
-                        "formParse",
-                        "formSerialize",
-                        "fill",
-                        "uuid",
-                        "digest",
-                        "hmacSign",
-                        "hmacVerify",
-                        "schedule",
-                        "unschedule",
-                        "fetch",
-                    ] {
-                        natives
-                            .set(n, Function::new(ctx.clone(), || 1).expect("fn"))
-                            .expect("set");
-                    }
-                    let _: Value = f.call((natives,)).catch(&ctx).expect("call");
-                    call += t.elapsed();
-                })
-                .await;
-        }
-        println!(
-            "read+eval {:?} run {:?} small {:?}",
-            read / 100,
-            call / 100,
-            small.map(|d| d / 100)
-        );
+        let report = |name: &str, samples: &mut Vec<Duration>| {
+            samples.sort();
+            let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
+            println!("{name}: median {:?}, min {:?}, mean {:?}", samples[samples.len() / 2], samples[0], mean);
+        };
+        report("new runtime + full context", &mut samples[0]);
+        report("web::install (core section)", &mut samples[1]);
+        report("first request: to_request + handler + read_response (http section)", &mut samples[2]);
+        report("every other section", &mut samples[3]);
     });
 }
