@@ -21,6 +21,17 @@ use crate::id::{ProjectId, now_millis, random_hex};
 /// secret reaches functions within it.
 const ENV_TTL: Duration = Duration::from_secs(30);
 
+/// How long a function's serving version is reused without asking the
+/// store: deploys and rollbacks made on this instance apply at once, those
+/// made on another within this.
+pub const SERVING_TTL: Duration = Duration::from_secs(1);
+
+/// Invocation records waiting for the store; past this they are dropped
+/// (and counted in the warning) rather than held without bound.
+const LOG_QUEUE: usize = 10_000;
+/// Records written in one transaction at most.
+const LOG_BATCH: usize = 256;
+
 /// An HTTP request for a function.
 pub struct HttpCall {
     /// Who called (none: no credential).
@@ -52,11 +63,7 @@ impl Functions {
     /// Runs the serving version of a function for an HTTP request.
     pub async fn invoke_http(&self, call: HttpCall) -> Result<Invoked, Error> {
         let name = FunctionName::new(&call.function)?;
-        let found = self.store.function(&call.project, &name).await?;
-        let version = match found {
-            Some(info) => Some(self.version_of(&call.project, &name, info.active).await?),
-            None => None,
-        };
+        let version = self.serving_version(&call.project, &name).await?;
         // Only those who may call learn whether a function exists.
         let mode = version.as_ref().map_or(AuthMode::Project, |v| v.auth);
         admit(mode, call.caller.as_ref(), &call.project)?;
@@ -75,7 +82,8 @@ impl Functions {
             details: Map::new(),
             caller: call.caller,
         };
-        let (record, response) = self.run(&version, start, call.request).await?;
+        let version: &Version = &version;
+        let (record, response) = self.run(version, start, call.request).await?;
         match response {
             Some(response) => Ok(Invoked {
                 id: record.id.clone(),
@@ -179,16 +187,49 @@ impl Functions {
         };
         let shared = Arc::new(record.clone());
         let _ = self.live.send(shared);
-        // The log is written after the answer: a slow store must not slow
-        // the function down.
-        let store = self.store.clone();
-        let written = record.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.record(&written).await {
-                tracing::warn!(invocation = %written.id, error = %e, "cannot record a function invocation");
-            }
-        });
+        self.queue_record(record.clone());
         record
+    }
+
+    /// The version that serves `name`, from the short-lived cache or the
+    /// store; `None` if there is no such function.
+    async fn serving_version(
+        &self,
+        project: &ProjectId,
+        name: &FunctionName,
+    ) -> Result<Option<Arc<Version>>, Error> {
+        let key = format!("{project}/{name}");
+        if let Some((at, version)) = self
+            .serving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            && at.elapsed() < SERVING_TTL
+        {
+            return Ok(Some(version.clone()));
+        }
+        let Some(info) = self.store.function(project, name).await? else {
+            return Ok(None);
+        };
+        let version = Arc::new(self.version_of(project, name, info.active).await?);
+        self.serving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (Instant::now(), version.clone()));
+        Ok(Some(version))
+    }
+
+    /// Hands a record to the log writer: the log is written after the
+    /// answer, in batches, so a slow store never slows a function down.
+    fn queue_record(&self, record: Invocation) {
+        let sender = self.log_writer.get_or_init(|| {
+            let (sender, receiver) = tokio::sync::mpsc::channel(LOG_QUEUE);
+            tokio::spawn(write_logs(self.store.clone(), receiver));
+            sender
+        });
+        if let Err(e) = sender.try_send(record) {
+            tracing::warn!(error = %e, "the function log is behind; an invocation record was dropped");
+        }
     }
 
     fn count(&self, version: &Version, outcome: Outcome) {
@@ -351,4 +392,18 @@ pub fn failure(record: &Invocation) -> Error {
         other => format!("the function was stopped ({})", other.as_str()),
     };
     Error::FunctionFailed(format!("{what}; see invocation {} in its log", record.id))
+}
+
+/// Writes queued invocation records in batches until every sender is gone.
+async fn write_logs(
+    store: Arc<dyn super::store::FunctionStore>,
+    mut receiver: tokio::sync::mpsc::Receiver<Invocation>,
+) {
+    let mut batch = Vec::with_capacity(LOG_BATCH);
+    while receiver.recv_many(&mut batch, LOG_BATCH).await > 0 {
+        if let Err(e) = store.record_all(&batch).await {
+            tracing::warn!(records = batch.len(), error = %e, "cannot record function invocations");
+        }
+        batch.clear();
+    }
 }

@@ -161,6 +161,11 @@ pub struct Functions {
     pub(super) gates: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Every invocation record as it is written (live logs).
     pub(super) live: broadcast::Sender<Arc<Invocation>>,
+    /// The serving version of each function called lately, briefly (other
+    /// instances' deploys reach this one within `invoke::SERVING_TTL`).
+    pub(super) serving: Mutex<HashMap<String, (std::time::Instant, Arc<Version>)>>,
+    /// Invocation records on their way to the store, written in batches.
+    pub(super) log_writer: std::sync::OnceLock<tokio::sync::mpsc::Sender<Invocation>>,
     /// Resolved env (variables + secrets) per version, briefly.
     pub(super) env_cache: Mutex<HashMap<String, ResolvedEnv>>,
 }
@@ -187,6 +192,8 @@ impl Functions {
             gates: Mutex::new(HashMap::new()),
             live: broadcast::channel(1024).0,
             env_cache: Mutex::new(HashMap::new()),
+            serving: Mutex::new(HashMap::new()),
+            log_writer: std::sync::OnceLock::new(),
         }
     }
 
@@ -289,7 +296,7 @@ impl Functions {
                 return Err(e);
             }
         };
-        self.engine.forget(project.as_str(), name.as_str());
+        self.changed(project, &name);
         Ok(stored)
     }
 
@@ -356,7 +363,7 @@ impl Functions {
         who.authorize(project, Access::Admin)?;
         let name = FunctionName::new(name)?;
         let info = self.store.activate(project, &name, number).await?;
-        self.engine.forget(project.as_str(), name.as_str());
+        self.changed(project, &name);
         Ok(info)
     }
 
@@ -375,7 +382,7 @@ impl Functions {
                 "no function {name} in project {project}"
             )));
         }
-        self.engine.forget(project.as_str(), name.as_str());
+        self.changed(project, &name);
         self.drop_bundles(&removed).await;
         Ok(())
     }
@@ -406,6 +413,16 @@ impl Functions {
     pub async fn prune_logs(&self) -> Result<u64, Error> {
         let cut = now_millis().saturating_sub(self.limits.log_retention.as_millis() as u64);
         self.store.prune_invocations(cut).await
+    }
+
+    /// A function changed here: its warm runtimes and cached serving
+    /// version go.
+    fn changed(&self, project: &ProjectId, name: &FunctionName) {
+        self.engine.forget(project.as_str(), name.as_str());
+        self.serving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&format!("{project}/{name}"));
     }
 
     pub(super) async fn existing(
@@ -490,8 +507,8 @@ impl crate::platform::ProjectData for Functions {
         let removed = self.store.forget_project(project).await?;
         let mut names: Vec<&str> = removed.iter().map(|v| v.function.as_str()).collect();
         names.dedup();
-        for name in &names {
-            self.engine.forget(project.as_str(), name);
+        for version in &removed {
+            self.changed(project, &version.function);
         }
         self.drop_bundles(&removed).await;
         Ok(names.len() as u64)

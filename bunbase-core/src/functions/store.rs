@@ -77,6 +77,15 @@ pub trait FunctionStore: Send + Sync + 'static {
     /// there already).
     async fn record(&self, invocation: &Invocation) -> Result<(), Error>;
 
+    /// Appends several invocations (SQL stores: in one transaction, so a
+    /// busy function pays one commit per batch, not one per call).
+    async fn record_all(&self, invocations: &[Invocation]) -> Result<(), Error> {
+        for invocation in invocations {
+            self.record(invocation).await?;
+        }
+        Ok(())
+    }
+
     /// The project's invocations, newest first (by id): only
     /// `query.function`'s if given, only ids below `query.before` if given,
     /// at most `query.limit` (taken within 1..=1000).

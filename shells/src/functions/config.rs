@@ -11,8 +11,7 @@ use bunbase_core::functions::runtime::{Engine, EngineConfig};
 use bunbase_core::functions::triggers::{TriggerSettings, run_triggers};
 use bunbase_core::functions::{FunctionLimits, FunctionMetrics, Functions, Limits};
 use bunbase_core::storage::BlobStore;
-use bunbase_core::storage::adapters::fs::FsBlobs;
-use bunbase_core::storage::adapters::memory::MemoryBlobs;
+use bunbase_core::storage::adapters::open_blobs;
 
 use crate::assembly::Host;
 use crate::cli::parse_size_arg;
@@ -227,16 +226,7 @@ impl FunctionsArgs {
             self.functions_bundles_url_file.as_deref(),
         )?;
         let raw = url.as_ref().map(Secret::expose).unwrap_or("");
-        Ok(if raw.is_empty() {
-            Arc::new(FsBlobs::open(&data_dir.join("functions"))?)
-        } else if raw == "memory" {
-            Arc::new(MemoryBlobs::new())
-        } else if raw.starts_with("s3://") {
-            Arc::new(bunbase_core::storage::adapters::s3::S3Blobs::connect(raw).await?)
-        } else {
-            let path = raw.strip_prefix("fs:").unwrap_or(raw);
-            Arc::new(FsBlobs::open(Path::new(path))?)
-        })
+        open_blobs(raw, &data_dir.join("functions")).await
     }
 
     /// The service, calling the services this process runs.

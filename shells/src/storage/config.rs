@@ -6,8 +6,7 @@ use bunbase_core::Error;
 use bunbase_core::config::{
     Secret, StoreUrl, read_secret_file, resolve_secret, write_private_file,
 };
-use bunbase_core::storage::adapters::fs::FsBlobs;
-use bunbase_core::storage::adapters::memory::MemoryBlobs;
+use bunbase_core::storage::adapters::open_blobs;
 use bunbase_core::storage::{
     BlobStore, Quota, Storage, StorageLimits, StorageMetrics, StorageSecret,
 };
@@ -104,16 +103,7 @@ impl StorageArgs {
             self.storage_url_file.as_deref(),
         )?;
         let raw = url.as_ref().map(Secret::expose).unwrap_or("");
-        Ok(if raw.is_empty() {
-            Arc::new(FsBlobs::open(&data_dir.join("storage"))?)
-        } else if raw == "memory" {
-            Arc::new(MemoryBlobs::new())
-        } else if raw.starts_with("s3://") {
-            Arc::new(bunbase_core::storage::adapters::s3::S3Blobs::connect(raw).await?)
-        } else {
-            let path = raw.strip_prefix("fs:").unwrap_or(raw);
-            Arc::new(FsBlobs::open(Path::new(path))?)
-        })
+        open_blobs(raw, &data_dir.join("storage")).await
     }
 
     pub async fn build(

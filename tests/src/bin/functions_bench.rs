@@ -23,7 +23,7 @@ use bunbase_core::functions::compile::{self, CompileLimits};
 use bunbase_core::functions::runtime::{Bindings, Call, Engine, EngineConfig, InstanceKey, Job};
 use bunbase_core::functions::web::{FetchRequest, FetchResponse, HttpRequest};
 use bunbase_core::functions::{Limits, Outcome, SourceFile};
-use bunbase_tests::bench::{Figure, Timing, measure};
+use bunbase_tests::bench::{Figure, Timing, measure, rss};
 use bunbase_tests::servers::{free_port, wait_for_port};
 use clap::Parser;
 use serde_json::json;
@@ -184,23 +184,15 @@ fn start_bunbase(binary: &Path, data: &Path) -> anyhow::Result<Server> {
         .arg("--data-dir")
         .arg(data)
         .args(["--tokens", &format!("bench:rwa:{TOKEN}")])
+        // The memory figure deploys more functions than one project may
+        // have by default.
+        .args(["--functions-max-per-project", "100000"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {}", binary.display()))?;
     wait_for_port(port, "bunbase");
     Ok(Server { child, port })
-}
-
-fn rss(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 async fn deploy(http: &reqwest::Client, port: u16, name: &str, code: &str) -> anyhow::Result<()> {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use bunbase_core::storage::BlobStore;
 use bunbase_core::storage::adapters::s3::S3Blobs;
-use bunbase_tests::bench::{Timing, measure};
+use bunbase_tests::bench::{Timing, measure, rss};
 use bunbase_tests::seaweed::seaweed;
 use bunbase_tests::servers::{free_port, wait_for_port};
 use bytes::Bytes;
@@ -78,18 +78,6 @@ fn make_file(path: &Path, size: u64) -> anyhow::Result<()> {
     }
     file.flush()?;
     Ok(())
-}
-
-/// Resident memory of `pid`, in bytes.
-fn rss(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 /// Samples `pid`'s RSS every 10 ms while running: the peak.

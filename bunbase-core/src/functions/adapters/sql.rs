@@ -186,6 +186,40 @@ fn sorted(mut versions: Vec<Version>) -> Vec<Version> {
     versions
 }
 
+/// Inserts one invocation record through `$executor`.
+macro_rules! insert_invocation {
+    ($executor:expr, $invocation:expr) => {{
+        let invocation: &Invocation = $invocation;
+        sqlx::query(
+            "INSERT INTO fn_invocations (project, id, function, version, trigger_kind,
+                outcome, status, started_at, duration_us, cold, error, logs, logs_truncated)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(invocation.project.as_str())
+        .bind(&invocation.id)
+        .bind(invocation.function.as_str())
+        .bind(i64::from(invocation.version))
+        .bind(invocation.trigger.as_str())
+        .bind(invocation.outcome.as_str())
+        .bind(invocation.status.map(i64::from))
+        .bind(to_db(invocation.started_at))
+        .bind(to_db(invocation.duration_us))
+        .bind(i64::from(invocation.cold))
+        .bind(&invocation.error)
+        .bind(to_json(&invocation.logs)?)
+        .bind(i64::from(invocation.logs_truncated))
+        .execute($executor)
+        .await
+        .map_err(|e| match db(e) {
+            Error::AlreadyExists(_) => {
+                Error::AlreadyExists(format!("invocation {} is recorded already", invocation.id))
+            }
+            other => other,
+        })
+        .map(|_| ())
+    }};
+}
+
 macro_rules! function_store {
     ($store:ident, $row:ty, $db:ty, $kind:literal) => {
         fn info_from(r: &$row) -> Result<FunctionInfo, Error> {
@@ -442,34 +476,15 @@ macro_rules! function_store {
             }
 
             async fn record(&self, invocation: &Invocation) -> Result<(), Error> {
-                sqlx::query(
-                    "INSERT INTO fn_invocations (project, id, function, version, trigger_kind,
-                        outcome, status, started_at, duration_us, cold, error, logs, logs_truncated)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .bind(invocation.project.as_str())
-                .bind(&invocation.id)
-                .bind(invocation.function.as_str())
-                .bind(i64::from(invocation.version))
-                .bind(invocation.trigger.as_str())
-                .bind(invocation.outcome.as_str())
-                .bind(invocation.status.map(i64::from))
-                .bind(to_db(invocation.started_at))
-                .bind(to_db(invocation.duration_us))
-                .bind(i64::from(invocation.cold))
-                .bind(&invocation.error)
-                .bind(to_json(&invocation.logs)?)
-                .bind(i64::from(invocation.logs_truncated))
-                .execute(self.writer())
-                .await
-                .map_err(|e| match db(e) {
-                    Error::AlreadyExists(_) => Error::AlreadyExists(format!(
-                        "invocation {} is recorded already",
-                        invocation.id
-                    )),
-                    other => other,
-                })?;
-                Ok(())
+                insert_invocation!(self.writer(), invocation)
+            }
+
+            async fn record_all(&self, invocations: &[Invocation]) -> Result<(), Error> {
+                let mut tx = self.writer().begin().await.map_err(db)?;
+                for invocation in invocations {
+                    insert_invocation!(&mut *tx, invocation)?;
+                }
+                tx.commit().await.map_err(db)
             }
 
             async fn invocations(

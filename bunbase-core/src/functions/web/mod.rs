@@ -120,7 +120,9 @@ pub fn install<'js>(ctx: &Ctx<'js>, host: Host) -> Result<()> {
     )?;
     natives.set(
         "load",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, section: String| prelude::evaluate(&ctx, &section))?,
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, section: String| {
+            prelude::evaluate(&ctx, &section)
+        })?,
     )?;
     let prelude: Function = prelude::evaluate(ctx, prelude::CORE)?.get()?;
     let helpers: Object = prelude.call((natives,))?;

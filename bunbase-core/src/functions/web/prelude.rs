@@ -15,15 +15,15 @@ const SOURCE: &str = include_str!("prelude.js");
 /// The name of the first section, which has no `//@section` line.
 pub(super) const CORE: &str = "core";
 
-struct Section {
-    name: &'static str,
+pub(super) struct Section {
+    pub(super) name: &'static str,
     /// Preceded by as many empty lines as the file has before it, so stack
     /// traces show the file's line numbers.
-    source: String,
+    pub(super) source: String,
     bytecode: OnceLock<Vec<u8>>,
 }
 
-fn sections() -> &'static [Section] {
+pub(super) fn sections() -> &'static [Section] {
     static SECTIONS: OnceLock<Vec<Section>> = OnceLock::new();
     SECTIONS.get_or_init(|| {
         let mut sections = Vec::new();
@@ -54,12 +54,15 @@ impl Section {
 /// Evaluates section `name` in `ctx`: its value, a function.
 pub(super) fn evaluate<'js>(ctx: &Ctx<'js>, name: &str) -> Result<Value<'js>> {
     let Some(section) = sections().iter().find(|s| s.name == name) else {
-        return Err(Exception::throw_internal(ctx, &format!("no prelude section {name}")));
+        return Err(Exception::throw_internal(
+            ctx,
+            &format!("no prelude section {name}"),
+        ));
     };
     let bytecode = match section.bytecode.get() {
         Some(bytecode) => bytecode,
         None => {
-            let compiled = compile(ctx, &section.source)?;
+            let compiled = compile_with(ctx, &section.source, qjs::JS_WRITE_OBJ_STRIP_SOURCE)?;
             section.bytecode.get_or_init(|| compiled)
         }
     };
@@ -68,14 +71,15 @@ pub(super) fn evaluate<'js>(ctx: &Ctx<'js>, name: &str) -> Result<Value<'js>> {
 
 /// `source` as the bytecode of a global script, without its source text
 /// (stack traces keep file and line).
-fn compile(ctx: &Ctx<'_>, source: &str) -> Result<Vec<u8>> {
+pub(super) fn compile_with(ctx: &Ctx<'_>, source: &str, strip: u32) -> Result<Vec<u8>> {
     let source = CString::new(source)?;
     let raw = ctx.as_raw().as_ptr();
     // SAFETY: `raw` is the live context `ctx` locks; the compiled function
     // is owned by `compiled` (freed on drop) and the written buffer is
     // copied and then freed with the context's allocator.
     unsafe {
-        let flags = qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY | qjs::JS_EVAL_FLAG_STRICT;
+        let flags =
+            qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY | qjs::JS_EVAL_FLAG_STRICT;
         let function = qjs::JS_Eval(
             raw,
             source.as_ptr(),
@@ -88,7 +92,7 @@ fn compile(ctx: &Ctx<'_>, source: &str) -> Result<Vec<u8>> {
         }
         let compiled = Value::from_raw(ctx.clone(), function);
         let mut len = 0;
-        let flags = qjs::JS_WRITE_OBJ_BYTECODE | qjs::JS_WRITE_OBJ_STRIP_SOURCE;
+        let flags = qjs::JS_WRITE_OBJ_BYTECODE | strip;
         let buffer = qjs::JS_WriteObject(raw, &mut len, compiled.as_raw(), flags as i32);
         if buffer.is_null() {
             return Err(Error::Exception);
@@ -99,13 +103,18 @@ fn compile(ctx: &Ctx<'_>, source: &str) -> Result<Vec<u8>> {
     }
 }
 
-fn run<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> Result<Value<'js>> {
+pub(super) fn run<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> Result<Value<'js>> {
     let raw = ctx.as_raw().as_ptr();
     // SAFETY: the bytes are what `compile` wrote with this same QuickJS;
     // `JS_EvalFunction` takes ownership of the function read, and the
     // result is owned by the returned `Value`.
     unsafe {
-        let function = qjs::JS_ReadObject(raw, bytecode.as_ptr(), bytecode.len() as _, qjs::JS_READ_OBJ_BYTECODE as i32);
+        let function = qjs::JS_ReadObject(
+            raw,
+            bytecode.as_ptr(),
+            bytecode.len() as _,
+            qjs::JS_READ_OBJ_BYTECODE as i32,
+        );
         if qjs::JS_IsException(function) {
             return Err(Error::Exception);
         }

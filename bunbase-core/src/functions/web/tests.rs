@@ -795,7 +795,10 @@ fn install_time() {
             let [installing, first, everything] = context
                 .async_with(async |ctx| {
                     let started = Instant::now();
-                    install(&ctx, host).catch(&ctx).map_err(|e| e.to_string()).expect("install");
+                    install(&ctx, host)
+                        .catch(&ctx)
+                        .map_err(|e| e.to_string())
+                        .expect("install");
                     let installing = started.elapsed();
                     let started = Instant::now();
                     let request = HttpRequest {
@@ -805,13 +808,17 @@ fn install_time() {
                         body: Vec::new(),
                     };
                     let request = to_request(&ctx, request).catch(&ctx).expect("request");
-                    let handler: Function = ctx.eval("req => new Response('hi ' + req.method)").expect("handler");
+                    let handler: Function = ctx
+                        .eval("req => new Response('hi ' + req.method)")
+                        .expect("handler");
                     let value: Value = handler.call((request,)).expect("call");
                     read_response(&ctx, value, 1024).await.expect("response");
                     let first = started.elapsed();
                     let started = Instant::now();
                     let _: Value = ctx
-                        .eval("[console, URL, TextEncoder, ReadableStream, crypto, structuredClone]")
+                        .eval(
+                            "[console, URL, TextEncoder, ReadableStream, crypto, structuredClone]",
+                        )
                         .expect("all");
                     [installing, first, started.elapsed()]
                 })
@@ -823,11 +830,51 @@ fn install_time() {
         let report = |name: &str, samples: &mut Vec<Duration>| {
             samples.sort();
             let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
-            println!("{name}: median {:?}, min {:?}, mean {:?}", samples[samples.len() / 2], samples[0], mean);
+            println!(
+                "{name}: median {:?}, min {:?}, mean {:?}",
+                samples[samples.len() / 2],
+                samples[0],
+                mean
+            );
         };
         report("new runtime + full context", &mut samples[0]);
         report("web::install (core section)", &mut samples[1]);
-        report("first request: to_request + handler + read_response (http section)", &mut samples[2]);
+        report(
+            "first request: to_request + handler + read_response (http section)",
+            &mut samples[2],
+        );
         report("every other section", &mut samples[3]);
+    });
+}
+
+#[test]
+fn zz_profile_sections() {
+    use rquickjs::qjs;
+    run(async {
+        let runtime = AsyncRuntime::new().expect("runtime");
+        let context = AsyncContext::full(&runtime).await.expect("context");
+        for round in 0..2 {
+            for section in prelude::sections() {
+                let variants = context.with(|ctx| {
+                    [qjs::JS_WRITE_OBJ_STRIP_SOURCE, qjs::JS_WRITE_OBJ_STRIP_SOURCE | qjs::JS_WRITE_OBJ_STRIP_DEBUG]
+                        .map(|f| prelude::compile_with(&ctx, &section.source, f).expect("c"))
+                }).await;
+                let mut times = [Vec::new(), Vec::new()];
+                for _ in 0..100 {
+                    let context = AsyncContext::full(&runtime).await.expect("context");
+                    context
+                        .with(|ctx| {
+                            for (i, v) in variants.iter().enumerate() {
+                                let t = Instant::now();
+                                let _f: Value = prelude::run(&ctx, v).expect("bc");
+                                times[i].push(t.elapsed());
+                            }
+                        })
+                        .await;
+                }
+                for t in times.iter_mut() { t.sort(); }
+                println!("{round} {}: {} bytes {:?} / stripped {} bytes {:?}", section.name, variants[0].len(), times[0][50], variants[1].len(), times[1][50]);
+            }
+        }
     });
 }
