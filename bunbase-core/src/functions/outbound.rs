@@ -73,21 +73,34 @@ impl Default for OutboundConfig {
 /// and TLS setup shared), redirects off, proxies off, names resolved by
 /// [`VettingResolver`].
 pub struct Outbound {
-    client: reqwest::Client,
+    /// Built on the first fetch: making a TLS client loads the system's
+    /// root certificates, which would cost every start-up tens of
+    /// milliseconds for functions that may never fetch.
+    client: std::sync::OnceLock<reqwest::Client>,
     config: OutboundConfig,
 }
 
 impl Outbound {
     pub fn new(config: OutboundConfig) -> Result<Outbound, Error> {
+        Ok(Outbound {
+            client: std::sync::OnceLock::new(),
+            config,
+        })
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, String> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .dns_resolver(VettingResolver {
-                allow_private: config.allow_private,
+                allow_private: self.config.allow_private,
             })
             .build()
-            .map_err(|e| Error::internal(format!("building the outbound HTTP client: {e}")))?;
-        Ok(Outbound { client, config })
+            .map_err(|e| format!("fetch: the outbound HTTP client cannot start: {e}"))?;
+        Ok(self.client.get_or_init(|| client))
     }
 
     pub fn config(&self) -> &OutboundConfig {
@@ -142,7 +155,7 @@ impl Outbound {
             ));
         }
         let headers = request_headers(&request.headers)?;
-        let mut builder = self.client.request(method, url).headers(headers);
+        let mut builder = self.client()?.request(method, url).headers(headers);
         if !request.body.is_empty() {
             builder = builder.body(request.body);
         }

@@ -59,6 +59,67 @@ pub struct LocalPlatform {
     pub kms: Option<Kms>,
 }
 
+/// One method per binding, each given its checked arguments: what a
+/// [`Platform`] implements so that [`dispatch`] routes its calls.
+#[async_trait]
+pub trait BindingCalls: Send + Sync {
+    async fn docs_get(&self, who: &Principal, args: Args<'_>) -> Result<Value, Error>;
+    async fn docs_query(&self, who: &Principal, args: Args<'_>) -> Result<Value, Error>;
+    async fn docs_create(&self, who: &Principal, args: Args<'_>) -> Result<Value, Error>;
+    async fn docs_update(&self, who: &Principal, args: Args<'_>) -> Result<Value, Error>;
+    async fn docs_delete(&self, who: &Principal, args: Args<'_>) -> Result<Value, Error>;
+    async fn kv_get(&self, who: &Principal, args: Args<'_>) -> Result<Value, Error>;
+    async fn kv_set(&self, who: &Principal, args: Args<'_>) -> Result<Value, Error>;
+    async fn kv_incr(&self, who: &Principal, args: Args<'_>) -> Result<Value, Error>;
+    async fn kv_delete(&self, who: &Principal, args: Args<'_>) -> Result<Value, Error>;
+    async fn events_publish(&self, who: &Principal, args: Args<'_>) -> Result<Value, Error>;
+    async fn storage_get(&self, who: &Principal, args: Args<'_>) -> Result<Value, Error>;
+    async fn storage_put(&self, who: &Principal, args: Args<'_>) -> Result<Value, Error>;
+    async fn storage_sign(&self, who: &Principal, args: Args<'_>) -> Result<Value, Error>;
+}
+
+/// Routes `method` to its binding, checking the arguments it takes first:
+/// the one table both the in-process and the remote platform use.
+pub async fn dispatch<C: BindingCalls + ?Sized>(
+    calls: &C,
+    who: &Principal,
+    method: &str,
+    args: Value,
+) -> Result<Value, Error> {
+    // Each binding: the arguments it takes, then its call.
+    let with = |takes: &'static [&'static str]| Args::new(method, args, takes);
+    match method {
+        "docs.get" => calls.docs_get(who, with(&["collection", "id"])?).await,
+        "docs.query" => calls.docs_query(who, with(&["collection", "query"])?).await,
+        "docs.create" => {
+            calls
+                .docs_create(who, with(&["collection", "data", "id"])?)
+                .await
+        }
+        "docs.update" => {
+            calls
+                .docs_update(who, with(&["collection", "id", "data"])?)
+                .await
+        }
+        "docs.delete" => calls.docs_delete(who, with(&["collection", "id"])?).await,
+        "kv.get" => calls.kv_get(who, with(&["key"])?).await,
+        "kv.set" => calls.kv_set(who, with(&["key", "value", "ttl"])?).await,
+        "kv.incr" => calls.kv_incr(who, with(&["key", "by"])?).await,
+        "kv.delete" => calls.kv_delete(who, with(&["key"])?).await,
+        "events.publish" => calls.events_publish(who, with(&["topic", "data"])?).await,
+        "storage.get" => calls.storage_get(who, with(&["bucket", "key"])?).await,
+        "storage.put" => {
+            let takes = &["bucket", "key", "body", "content_type"];
+            calls.storage_put(who, with(takes)?).await
+        }
+        "storage.sign" => {
+            let takes = &["bucket", "key", "method", "expires"];
+            calls.storage_sign(who, with(takes)?).await
+        }
+        _ => Err(Error::invalid(format!("unknown binding {method}"))),
+    }
+}
+
 fn running<'a, T>(service: &'a Option<T>, name: &str) -> Result<&'a T, Error> {
     service
         .as_ref()
@@ -68,36 +129,7 @@ fn running<'a, T>(service: &'a Option<T>, name: &str) -> Result<&'a T, Error> {
 #[async_trait]
 impl Platform for LocalPlatform {
     async fn call(&self, who: &Principal, method: &str, args: Value) -> Result<Value, Error> {
-        // Each binding: the arguments it takes, then its call.
-        let with = |takes: &'static [&'static str]| Args::new(method, args, takes);
-        match method {
-            "docs.get" => self.docs_get(who, with(&["collection", "id"])?).await,
-            "docs.query" => self.docs_query(who, with(&["collection", "query"])?).await,
-            "docs.create" => {
-                self.docs_create(who, with(&["collection", "data", "id"])?)
-                    .await
-            }
-            "docs.update" => {
-                self.docs_update(who, with(&["collection", "id", "data"])?)
-                    .await
-            }
-            "docs.delete" => self.docs_delete(who, with(&["collection", "id"])?).await,
-            "kv.get" => self.kv_get(who, with(&["key"])?).await,
-            "kv.set" => self.kv_set(who, with(&["key", "value", "ttl"])?).await,
-            "kv.incr" => self.kv_incr(who, with(&["key", "by"])?).await,
-            "kv.delete" => self.kv_delete(who, with(&["key"])?).await,
-            "events.publish" => self.events_publish(who, with(&["topic", "data"])?).await,
-            "storage.get" => self.storage_get(who, with(&["bucket", "key"])?).await,
-            "storage.put" => {
-                let takes = &["bucket", "key", "body", "content_type"];
-                self.storage_put(who, with(takes)?).await
-            }
-            "storage.sign" => {
-                let takes = &["bucket", "key", "method", "expires"];
-                self.storage_sign(who, with(takes)?).await
-            }
-            _ => Err(Error::invalid(format!("unknown binding {method}"))),
-        }
+        dispatch(self, who, method, args).await
     }
 
     async fn secrets(
@@ -123,7 +155,8 @@ impl Platform for LocalPlatform {
     }
 }
 
-impl LocalPlatform {
+#[async_trait]
+impl BindingCalls for LocalPlatform {
     // ---- docs ----
 
     async fn docs_get(&self, who: &Principal, mut args: Args<'_>) -> Result<Value, Error> {

@@ -22,7 +22,9 @@ use bunbase_client::{Client, Put, PutOptions};
 use bunbase_core::Error;
 use bunbase_core::auth::{Access, Principal};
 use bunbase_core::events::Events;
-use bunbase_core::functions::platform::{Args, LocalPlatform, MAX_STORAGE_READ, Platform};
+use bunbase_core::functions::platform::{
+    Args, BindingCalls, LocalPlatform, MAX_STORAGE_READ, Platform, dispatch,
+};
 use bunbase_core::storage::ObjectPath;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -80,37 +82,7 @@ impl Platform for RemotePlatform {
             };
             return bus.call(who, method, args).await;
         }
-        // Each binding: the arguments it takes (as LocalPlatform), then its
-        // call.
-        let with = |takes: &'static [&'static str]| Args::new(method, args, takes);
-        match method {
-            "docs.get" => self.docs_get(who, with(&["collection", "id"])?).await,
-            "docs.query" => self.docs_query(who, with(&["collection", "query"])?).await,
-            "docs.create" => {
-                self.docs_create(who, with(&["collection", "data", "id"])?)
-                    .await
-            }
-            "docs.update" => {
-                self.docs_update(who, with(&["collection", "id", "data"])?)
-                    .await
-            }
-            "docs.delete" => self.docs_delete(who, with(&["collection", "id"])?).await,
-            "kv.get" => self.kv_get(who, with(&["key"])?).await,
-            "kv.set" => self.kv_set(who, with(&["key", "value", "ttl"])?).await,
-            "kv.incr" => self.kv_incr(who, with(&["key", "by"])?).await,
-            "kv.delete" => self.kv_delete(who, with(&["key"])?).await,
-            "events.publish" => self.events_publish(who, with(&["topic", "data"])?).await,
-            "storage.get" => self.storage_get(who, with(&["bucket", "key"])?).await,
-            "storage.put" => {
-                let takes = &["bucket", "key", "body", "content_type"];
-                self.storage_put(who, with(takes)?).await
-            }
-            "storage.sign" => {
-                let takes = &["bucket", "key", "method", "expires"];
-                self.storage_sign(who, with(takes)?).await
-            }
-            _ => Err(Error::invalid(format!("unknown binding {method}"))),
-        }
+        dispatch(self, who, method, args).await
     }
 
     async fn secrets(
@@ -142,7 +114,10 @@ impl RemotePlatform {
     fn collection(&self, who: &Principal, name: &str) -> bunbase_client::DocsCollection {
         self.client.docs_in(who.project.as_str(), name)
     }
+}
 
+#[async_trait]
+impl BindingCalls for RemotePlatform {
     // ---- docs ----
 
     async fn docs_get(&self, who: &Principal, mut args: Args<'_>) -> Result<Value, Error> {

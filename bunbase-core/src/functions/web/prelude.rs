@@ -15,37 +15,35 @@ const SOURCE: &str = include_str!("prelude.js");
 /// The name of the first section, which has no `//@section` line.
 pub(super) const CORE: &str = "core";
 
-pub(super) struct Section {
-    pub(super) name: &'static str,
-    /// Preceded by as many empty lines as the file has before it, so stack
-    /// traces show the file's line numbers.
-    pub(super) source: String,
+struct Section {
+    name: &'static str,
+    source: String,
     bytecode: OnceLock<Vec<u8>>,
 }
 
-pub(super) fn sections() -> &'static [Section] {
+fn sections() -> &'static [Section] {
     static SECTIONS: OnceLock<Vec<Section>> = OnceLock::new();
     SECTIONS.get_or_init(|| {
         let mut sections = Vec::new();
-        let (mut name, mut lines, mut first_line) = (CORE, Vec::new(), 0);
-        for (n, line) in SOURCE.lines().enumerate() {
+        let (mut name, mut lines) = (CORE, Vec::new());
+        for line in SOURCE.lines() {
             if let Some(next) = line.strip_prefix("//@section ") {
-                sections.push(Section::new(name, first_line, &lines));
-                (name, lines, first_line) = (next.trim(), Vec::new(), n + 1);
+                sections.push(Section::new(name, &lines));
+                (name, lines) = (next.trim(), Vec::new());
             } else {
                 lines.push(line);
             }
         }
-        sections.push(Section::new(name, first_line, &lines));
+        sections.push(Section::new(name, &lines));
         sections
     })
 }
 
 impl Section {
-    fn new(name: &'static str, first_line: usize, lines: &[&str]) -> Section {
+    fn new(name: &'static str, lines: &[&str]) -> Section {
         Section {
             name,
-            source: "\n".repeat(first_line) + &lines.join("\n"),
+            source: lines.join("\n"),
             bytecode: OnceLock::new(),
         }
     }
@@ -62,16 +60,17 @@ pub(super) fn evaluate<'js>(ctx: &Ctx<'js>, name: &str) -> Result<Value<'js>> {
     let bytecode = match section.bytecode.get() {
         Some(bytecode) => bytecode,
         None => {
-            let compiled = compile_with(ctx, &section.source, qjs::JS_WRITE_OBJ_STRIP_SOURCE)?;
+            let compiled = compile(ctx, &section.source)?;
             section.bytecode.get_or_init(|| compiled)
         }
     };
     run(ctx, bytecode)
 }
 
-/// `source` as the bytecode of a global script, without its source text
-/// (stack traces keep file and line).
-pub(super) fn compile_with(ctx: &Ctx<'_>, source: &str, strip: u32) -> Result<Vec<u8>> {
+/// `source` as the bytecode of a global script, without its source text or
+/// debug information: reading debug information costs as much as the rest
+/// (its frames in stack traces lose their line numbers).
+fn compile(ctx: &Ctx<'_>, source: &str) -> Result<Vec<u8>> {
     let source = CString::new(source)?;
     let raw = ctx.as_raw().as_ptr();
     // SAFETY: `raw` is the live context `ctx` locks; the compiled function
@@ -92,7 +91,9 @@ pub(super) fn compile_with(ctx: &Ctx<'_>, source: &str, strip: u32) -> Result<Ve
         }
         let compiled = Value::from_raw(ctx.clone(), function);
         let mut len = 0;
-        let flags = qjs::JS_WRITE_OBJ_BYTECODE | strip;
+        let flags = qjs::JS_WRITE_OBJ_BYTECODE
+            | qjs::JS_WRITE_OBJ_STRIP_SOURCE
+            | qjs::JS_WRITE_OBJ_STRIP_DEBUG;
         let buffer = qjs::JS_WriteObject(raw, &mut len, compiled.as_raw(), flags as i32);
         if buffer.is_null() {
             return Err(Error::Exception);
@@ -103,7 +104,7 @@ pub(super) fn compile_with(ctx: &Ctx<'_>, source: &str, strip: u32) -> Result<Ve
     }
 }
 
-pub(super) fn run<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> Result<Value<'js>> {
+fn run<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> Result<Value<'js>> {
     let raw = ctx.as_raw().as_ptr();
     // SAFETY: the bytes are what `compile` wrote with this same QuickJS;
     // `JS_EvalFunction` takes ownership of the function read, and the

@@ -846,35 +846,3 @@ fn install_time() {
         report("every other section", &mut samples[3]);
     });
 }
-
-#[test]
-fn zz_profile_sections() {
-    use rquickjs::qjs;
-    run(async {
-        let runtime = AsyncRuntime::new().expect("runtime");
-        let context = AsyncContext::full(&runtime).await.expect("context");
-        for round in 0..2 {
-            for section in prelude::sections() {
-                let variants = context.with(|ctx| {
-                    [qjs::JS_WRITE_OBJ_STRIP_SOURCE, qjs::JS_WRITE_OBJ_STRIP_SOURCE | qjs::JS_WRITE_OBJ_STRIP_DEBUG]
-                        .map(|f| prelude::compile_with(&ctx, &section.source, f).expect("c"))
-                }).await;
-                let mut times = [Vec::new(), Vec::new()];
-                for _ in 0..100 {
-                    let context = AsyncContext::full(&runtime).await.expect("context");
-                    context
-                        .with(|ctx| {
-                            for (i, v) in variants.iter().enumerate() {
-                                let t = Instant::now();
-                                let _f: Value = prelude::run(&ctx, v).expect("bc");
-                                times[i].push(t.elapsed());
-                            }
-                        })
-                        .await;
-                }
-                for t in times.iter_mut() { t.sort(); }
-                println!("{round} {}: {} bytes {:?} / stripped {} bytes {:?}", section.name, variants[0].len(), times[0][50], variants[1].len(), times[1][50]);
-            }
-        }
-    });
-}
