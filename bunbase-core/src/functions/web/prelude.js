@@ -7,12 +7,18 @@
 // only when one of their globals is first touched (or the engine needs
 // them). A section is a function of `I`, the internals they share, and
 // returns the globals it defines. Keep load-time work to defining classes.
+//
+// `host` and `I` have no prototype (a getter user code puts on
+// Object.prototype must never see them) and are never handed to anything
+// user code can replace (builtins included).
 (function (host) {
 "use strict";
+// Taken now, so that code replacing them later cannot break loading.
+const { defineProperty, getOwnPropertyDescriptor, keys, setPrototypeOf } = Object;
+setPrototypeOf(host, null);
 const { load, urlParse, schedule, unschedule } = host;
 const G = globalThis, TE = TypeError;
-const define = (o, k, value) =>
-  Object.defineProperty(o, k, { value, writable: true, configurable: true });
+const define = (o, k, value) => defineProperty(o, k, { value, writable: true, configurable: true });
 const u8 = x => {
   if (x instanceof Uint8Array) return x;
   if (x instanceof ArrayBuffer) return new Uint8Array(x);
@@ -21,6 +27,7 @@ const u8 = x => {
 };
 const W = s => String(s).toWellFormed();
 const I = {
+  __proto__: null,
   host, G, TE, KEY: {}, define, u8, W,
   dom: (message, name) => new DOMException(message, name),
   isBuf: x => x instanceof ArrayBuffer || ArrayBuffer.isView(x),
@@ -50,9 +57,9 @@ const need = I.need = name => {
   let globals = loaded.get(name);
   if (globals) return globals;
   loaded.set(name, globals = load(name)(I));
-  for (const k of Object.keys(globals)) {
+  for (const k of keys(globals)) {
     // Unless the function replaced the global already.
-    if (Object.getOwnPropertyDescriptor(G, k)?.get === getters.get(k)) define(G, k, globals[k]);
+    if (getOwnPropertyDescriptor(G, k)?.get === getters.get(k)) define(G, k, globals[k]);
   }
   return globals;
 };
@@ -68,7 +75,7 @@ for (const [section, ...names] of [
   for (const k of names) {
     const get = () => need(section)[k];
     getters.set(k, get);
-    Object.defineProperty(G, k, { get, set(v) { define(G, k, v); }, configurable: true });
+    defineProperty(G, k, { get, set(v) { define(G, k, v); }, configurable: true });
   }
 }
 
@@ -907,7 +914,10 @@ I.readResponse = async (v, max) => {
   return [status, headerList(headers), body];
 };
 I.tag(Headers, Request, Response);
-Object.assign(I, { Headers, Body, Request, Response });
+I.Headers = Headers;
+I.Body = Body;
+I.Request = Request;
+I.Response = Response;
 return { Headers, Request, Response, fetch };
 });
 

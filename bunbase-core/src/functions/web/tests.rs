@@ -157,10 +157,52 @@ fn nothing_of_the_host_is_global() {
             found,
             r#"[["undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined"],[],"object",true]"#
         );
+        let missing = env
+            .ok(r#"
+            const order = [];
+            queueMicrotask(() => order.push("micro"));
+            await null;
+            return [order, ["Headers", "Request", "Response", "fetch", "URL", "URLSearchParams", "TextEncoder",
+                "TextDecoder", "atob", "btoa", "structuredClone", "queueMicrotask", "crypto", "CryptoKey",
+                "setTimeout", "clearTimeout", "setInterval", "clearInterval", "console", "ReadableStream",
+                "ReadableStreamDefaultReader", "DOMException", "performance"].filter(n => globalThis[n] === undefined)];"#)
+            .await;
+        assert_eq!(missing, r#"[["micro"],[]]"#);
         let listed = env
             .ok("return Object.keys(globalThis).filter(k => k !== 'performance')")
             .await;
         assert_eq!(listed, "[]", "web globals are not enumerable");
+        // A getter on Object.prototype sees every object a lookup falls
+        // through; it must never see the prelude's internals.
+        let seen = env
+            .ok(r#"
+            const seen = [];
+            const names = ["ReadableStream", "URLSearchParams", "CryptoKey", "show", "load", "fetch", "need"];
+            for (const k of names) {
+                Object.defineProperty(Object.prototype, k, { get() { seen.push(this); }, configurable: true });
+            }
+            try {
+                await new Response(new Uint8Array(1)).text();
+                await new Request("http://x/", { method: "POST", body: {} }).text();
+                structuredClone({ a: 1 });
+                console.log("x");
+                await new Promise(r => setTimeout(r, 0));
+            } finally {
+                for (const k of names) delete Object.prototype[k];
+            }
+            return seen.filter(o => o !== globalThis)
+                .flatMap(o => Object.getOwnPropertyNames(o).filter(n => /host|load|need|schedule/.test(n)));"#)
+            .await;
+        assert_eq!(seen, "[]");
+        let replaced = env
+            .ok(r#"
+            globalThis.URL = class Mine {};
+            return [new URL() instanceof URL, URL.name, typeof URLSearchParams];"#)
+            .await;
+        assert_eq!(
+            replaced, r#"[true,"Mine","function"]"#,
+            "a global the function replaced stays replaced"
+        );
     });
 }
 
