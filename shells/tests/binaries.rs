@@ -1601,16 +1601,26 @@ async fn functions_deploys_runs_and_keeps_its_functions_across_a_restart() {
     assert_eq!(answer.status(), 200);
     let body: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(body["n"], 1);
-    let logs = http
-        .get(format!(
-            "{}/api/v1/projects/alpha/functions/logs",
-            again.url()
-        ))
-        .bearer_auth(ALPHA_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let logs: serde_json::Value = logs.json().await.unwrap();
+    // Records are written just after each answer: wait for the third.
+    let mut logs = serde_json::Value::Null;
+    for _ in 0..100 {
+        logs = http
+            .get(format!(
+                "{}/api/v1/projects/alpha/functions/logs",
+                again.url()
+            ))
+            .bearer_auth(ALPHA_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if logs["invocations"].as_array().map(Vec::len) == Some(3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         logs["invocations"].as_array().map(Vec::len),
         Some(3),
